@@ -1,0 +1,3 @@
+from clearpipe.cli.app import main
+
+main()

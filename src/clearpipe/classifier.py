@@ -1,0 +1,224 @@
+"""`Classifier`: a loaded checkpoint with its three stages, and `load` to make one.
+
+`Classifier.__call__` composes `preprocess` (tokenizer), `forward` (model) and `postprocess`
+(activation and labels) through the batching engine; nothing else re-implements a stage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypedDict
+
+import numpy as np
+import torch
+
+from clearpipe import engine
+from clearpipe.errors import InputError
+from clearpipe.forward import forward as forward_stage
+from clearpipe.inputs import TextInput, normalize_inputs
+from clearpipe.loading import Checkpoint, load_checkpoint, model_max_length, resolve_device, resolve_source
+from clearpipe.postprocess import (
+    BEST,
+    Activation,
+    Output,
+    Predictions,
+    TopK,
+    check_top_k,
+    default_activation,
+    postprocess,
+)
+from clearpipe.preprocess import Encoded, Tokenized, collate, tokenize
+
+
+class LoadOptions(TypedDict, total=False):
+    """Options of `load` and `pipeline`, typed so that editors can check them."""
+
+    max_length: int | None
+    batch_size: int
+    device: str
+    labels: Sequence[str] | None
+    function_to_apply: str | None
+    trust_remote_code: bool
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved per-classifier settings."""
+
+    max_length: int
+    batch_size: int
+    activation: Activation
+    labels: list[str]
+    use_token_type_ids: bool
+
+
+class Classifier:
+    """A text classifier: call it on a text, a pair or a list of them.
+
+    >>> clf = clearpipe.load("path/to/checkpoint")  # doctest: +SKIP
+    >>> clf("I love this movie!")  # doctest: +SKIP
+    {'label': 'positive', 'score': 0.998}
+    """
+
+    def __init__(self, checkpoint: Checkpoint, settings: Settings) -> None:
+        self.model = checkpoint.model
+        self.tokenizer = checkpoint.tokenizer
+        self.source = checkpoint.source
+        self.settings = settings
+        self.device = next(self.model.parameters()).device
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.settings.labels)
+
+    @property
+    def max_length(self) -> int:
+        return self.settings.max_length
+
+    # Stage 1 ---------------------------------------------------------------------------------
+    def tokenize(self, items: Sequence[TextInput]) -> Tokenized:
+        """Tokenize normalized inputs without padding (see `clearpipe.preprocess.tokenize`)."""
+        return tokenize(self.tokenizer, items, self.settings.max_length, self.settings.use_token_type_ids)
+
+    def collate(self, tokenized: Tokenized, rows: Sequence[int]) -> Encoded:
+        """Pad the given rows of `tokenized` into one batch of tensors."""
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        return collate(tokenized, rows, pad_id, self.tokenizer.padding_side)
+
+    def preprocess(self, inputs: object) -> Encoded:
+        """Stage 1: texts -> one padded batch (input_ids, attention_mask, ...), in input order.
+
+        >>> clf.preprocess(["good", "bad"]).input_ids.shape  # doctest: +SKIP
+        torch.Size([2, 3])
+        """
+        tokenized = self.tokenize(normalize_inputs(inputs).items)
+        return self.collate(tokenized, range(len(tokenized)))
+
+    # Stage 2 ---------------------------------------------------------------------------------
+    def forward(self, encoded: Encoded) -> torch.Tensor:
+        """Stage 2: one batch -> float32 logits (batch, num_labels) on the CPU."""
+        return forward_stage(self.model, encoded, self.device)
+
+    # Stage 3 ---------------------------------------------------------------------------------
+    def postprocess(
+        self, logits: torch.Tensor | np.ndarray, function_to_apply: str | Activation | None = None
+    ) -> Predictions:
+        """Stage 3: logits -> scores per label (softmax, sigmoid or none)."""
+        array = logits.numpy() if isinstance(logits, torch.Tensor) else np.asarray(logits)
+        return postprocess(array, self.settings.labels, self._activation(function_to_apply))
+
+    def _activation(self, function_to_apply: str | Activation | None) -> Activation:
+        return self.settings.activation if function_to_apply is None else parse_activation(function_to_apply)
+
+    # All three -------------------------------------------------------------------------------
+    def predict(self, inputs: object, function_to_apply: str | Activation | None = None) -> Predictions:
+        """Scores for every input, in input order, batched by the engine.
+
+        >>> clf.predict(["good", "bad"]).scores.shape  # doctest: +SKIP
+        (2, 2)
+        """
+        return self.predict_items(normalize_inputs(inputs).items, function_to_apply)
+
+    def predict_items(
+        self, items: Sequence[TextInput], function_to_apply: str | Activation | None = None
+    ) -> Predictions:
+        """Like `predict`, for inputs already normalized by `clearpipe.inputs.normalize_inputs`."""
+        activation = self._activation(function_to_apply)
+        tokenized = self.tokenize(items)
+        logits = engine.run_batches(
+            tokenized, len(self.settings.labels), self.settings.batch_size, self.collate, self.forward
+        )
+        return self.postprocess(logits, activation)
+
+    def __call__(
+        self, inputs: object, top_k: TopK = BEST, function_to_apply: str | Activation | None = None
+    ) -> Output | list[Output]:
+        """Classify a text, a pair, or a list of them; see `clearpipe.postprocess` for the output.
+
+        >>> clf(["great", "awful"], top_k=None)  # doctest: +SKIP
+        [[{'label': 'positive', 'score': 0.99}, {'label': 'negative', 'score': 0.01}], [...]]
+        """
+        top_k = check_top_k(top_k, len(self.settings.labels))
+        batch = normalize_inputs(inputs)
+        outputs = self.predict_items(batch.items, function_to_apply).to_output(top_k)
+        return outputs[0] if batch.single else outputs
+
+    def __repr__(self) -> str:
+        return (
+            f"Classifier(source={self.source!r}, labels={self.settings.labels}, "
+            f"max_length={self.settings.max_length}, device={self.device})"
+        )
+
+
+def parse_activation(value: str | Activation) -> Activation:
+    """Parse "softmax", "sigmoid" or "none" (any case)."""
+    try:
+        return Activation(str(value.value if isinstance(value, Activation) else value).lower())
+    except ValueError:
+        raise InputError(f'function_to_apply must be "softmax", "sigmoid" or "none", got {value!r}') from None
+
+
+def load(
+    model: str | os.PathLike[str] | None = None,
+    *,
+    max_length: int | None = None,
+    batch_size: int = 32,
+    device: str = "auto",
+    labels: Sequence[str] | None = None,
+    function_to_apply: str | None = None,
+    trust_remote_code: bool = False,
+) -> Classifier:
+    """Load a sequence-classification checkpoint (folder or hub id) as a `Classifier`.
+
+    `model=None` loads clearpipe's embedded default sentiment model. `labels` renames the
+    checkpoint's labels (e.g. generic `LABEL_0`, `LABEL_1`), in label-id order.
+
+    >>> clf = clearpipe.load("path/to/checkpoint", max_length=128)  # doctest: +SKIP
+    """
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    source = resolve_source(model)
+    checkpoint = load_checkpoint(source, resolve_device(device), trust_remote_code=trust_remote_code)
+    settings = Settings(
+        max_length=_check_max_length(max_length, checkpoint),
+        batch_size=batch_size,
+        activation=(
+            default_activation(checkpoint.model.config)
+            if function_to_apply is None
+            else parse_activation(function_to_apply)
+        ),
+        labels=_labels(checkpoint, labels),
+        use_token_type_ids=_uses_token_type_ids(checkpoint),
+    )
+    return Classifier(checkpoint, settings)
+
+
+def _check_max_length(max_length: int | None, checkpoint: Checkpoint) -> int:
+    limit = model_max_length(checkpoint.model.config, checkpoint.tokenizer)
+    if max_length is None:
+        return limit
+    if max_length < 2 or max_length > limit:
+        raise InputError(
+            f"max_length must be between 2 and the model's limit of {limit} tokens, got {max_length}"
+        )
+    return max_length
+
+
+def _labels(checkpoint: Checkpoint, labels: Sequence[str] | None) -> list[str]:
+    config = checkpoint.model.config
+    if labels is None:
+        return [str(config.id2label[i]) for i in range(config.num_labels)]
+    labels = [str(label) for label in labels]
+    if len(labels) != config.num_labels:
+        raise InputError(f"labels has {len(labels)} names but the model has {config.num_labels} outputs")
+    return labels
+
+
+def _uses_token_type_ids(checkpoint: Checkpoint) -> bool:
+    import inspect
+
+    wanted = "token_type_ids" in checkpoint.tokenizer.model_input_names
+    accepted = "token_type_ids" in inspect.signature(checkpoint.model.forward).parameters
+    return wanted and accepted

@@ -1,0 +1,1 @@
+"""The `clearpipe` command line: one module per command, each exposing one function."""

@@ -1,0 +1,49 @@
+"""The `clearpipe` entry point. Commands import their heavy dependencies lazily so that
+`clearpipe --help` and a user's typo answer at once."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from clearpipe.cli.classify import classify
+
+app = typer.Typer(
+    name="clearpipe",
+    help="Turn raw text into trustworthy labels, fast, and see every step on the way.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command()(classify)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        from clearpipe import __version__
+
+        print(f"clearpipe {__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help())
+        raise typer.Exit(2)
+
+
+def main() -> None:
+    """Run the CLI; a user's mistake prints one `error:` line and exits 2, without a traceback."""
+    from clearpipe.errors import ClearpipeError
+
+    try:
+        app()
+    except ClearpipeError as exc:
+        print(f"clearpipe: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("clearpipe: interrupted", file=sys.stderr)
+        sys.exit(130)

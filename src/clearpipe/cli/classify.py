@@ -1,0 +1,57 @@
+"""`clearpipe classify`: label a few texts given as arguments or on stdin."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from clearpipe.cli import options
+
+
+def classify(
+    texts: Annotated[
+        list[str] | None,
+        typer.Argument(help="Texts to classify. Read from stdin, one per line, when absent."),
+    ] = None,
+    model: options.Model = None,
+    top_k: options.TopK = None,
+    max_length: options.MaxLength = None,
+    batch_size: options.BatchSize = 32,
+    device: options.Device = "auto",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON result per line, in input order.")
+    ] = False,
+) -> None:
+    """Classify TEXT arguments (or stdin lines) and print label, score and text."""
+    import clearpipe
+
+    if not texts:
+        texts = sys.stdin.read().splitlines()
+    k = options.parse_top_k(top_k)
+    clf = clearpipe.load(model, max_length=max_length, batch_size=batch_size, device=device)
+    results = clf(list(texts), top_k=k)
+    if as_json:
+        for result in results:
+            print(json.dumps(result, ensure_ascii=False))
+        return
+    _print_table(texts, results)
+
+
+def _print_table(texts: list[str], results: list) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("label", "score", "text"):
+        table.add_column(column, justify="right" if column == "score" else "left")
+    for text, result in zip(texts, results, strict=True):
+        ranked = [result] if isinstance(result, dict) else result
+        table.add_row(
+            "\n".join(r["label"] for r in ranked),
+            "\n".join(f"{r['score']:.4f}" for r in ranked),
+            text if len(text) <= 200 else text[:197] + "...",
+        )
+    Console(soft_wrap=False).print(table)

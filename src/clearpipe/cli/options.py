@@ -1,0 +1,43 @@
+"""Flags shared by several commands, declared once so their names and help stay the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Model = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Checkpoint folder or hub id. Default: the embedded sentiment model."),
+]
+TopK = Annotated[
+    str | None,
+    typer.Option("--top-k", help='Return the K best labels per input, or "all" for every label.'),
+]
+MaxLength = Annotated[
+    int | None,
+    typer.Option("--max-length", help="Truncate inputs to this many tokens. Default: the model's limit."),
+]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Rows per forward pass.")]
+Device = Annotated[str, typer.Option("--device", help='"auto", "cpu" or "cuda".')]
+Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding of input files.")]
+OutputPath = Annotated[Path, typer.Option("--output", "-o", help="Where to write the results.")]
+
+
+def parse_top_k(value: str | None) -> object:
+    """Map the --top-k flag to the Python API's `top_k`: unset -> BEST, "all" -> None, "3" -> 3."""
+    from clearpipe.errors import InputError
+    from clearpipe.postprocess import BEST
+
+    if value is None:
+        return BEST
+    if value.lower() == "all":
+        return None
+    try:
+        k = int(value)
+    except ValueError:
+        raise InputError(f'--top-k must be a positive integer or "all", got {value!r}') from None
+    if k < 1:
+        raise InputError(f'--top-k must be a positive integer or "all", got {value!r}')
+    return k

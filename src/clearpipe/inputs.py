@@ -1,0 +1,77 @@
+"""Normalize what users pass to a classifier into one list of texts or text pairs.
+
+Accepted: a string; a `(text, text_pair)` tuple; a `{"text": ..., "text_pair": ...}` dict;
+or a list of any of these (inside a list, a two-string list is a pair too, which is how JSON
+clients send pairs). A single item in gives a single result out; a list in gives a list out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from clearpipe.errors import InputError
+
+TextInput = str | tuple[str, str]
+"""One classifier input: a text, or a `(text, text_pair)` pair."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The inputs of one call, flattened, and whether the caller passed a single item."""
+
+    items: list[TextInput]
+    single: bool
+
+
+def normalize_inputs(inputs: object) -> Batch:
+    """Turn any accepted input shape into a `Batch`, or raise `InputError` naming the bad item.
+
+    >>> normalize_inputs("great film")
+    Batch(items=['great film'], single=True)
+    >>> normalize_inputs([("a premise", "a hypothesis"), "plain"]).items
+    [('a premise', 'a hypothesis'), 'plain']
+    """
+    if isinstance(inputs, str | Mapping | tuple):
+        return Batch([_one(inputs, index=None, in_list=False)], single=True)
+    if inputs is None or isinstance(inputs, bytes) or not isinstance(inputs, Iterable):
+        raise InputError(f"expected a string or a list of strings, got {_kind(inputs)}")
+    return Batch([_one(item, index=i, in_list=True) for i, item in enumerate(inputs)], single=False)
+
+
+def _one(item: object, index: int | None, in_list: bool) -> TextInput:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Mapping):
+        return _from_mapping(item, index)
+    is_pair_shape = isinstance(item, tuple) or (in_list and isinstance(item, list))
+    if is_pair_shape and len(item) == 2 and all(isinstance(x, str) for x in item):
+        return (item[0], item[1])
+    raise InputError(
+        f"{_at(index)} is {_kind(item)}: expected a string, a (text, text_pair) pair "
+        'or {"text": ..., "text_pair": ...}'
+    )
+
+
+def _from_mapping(item: Mapping, index: int | None) -> TextInput:
+    unknown = set(item) - {"text", "text_pair"}
+    if unknown or "text" not in item:
+        raise InputError(
+            f'{_at(index)} must have a "text" key and optionally "text_pair"; got keys {sorted(map(str, item))}'
+        )
+    text, pair = item["text"], item.get("text_pair")
+    if not isinstance(text, str):
+        raise InputError(f'{_at(index)} field "text" is {_kind(text)}: expected a string')
+    if pair is None:
+        return text
+    if not isinstance(pair, str):
+        raise InputError(f'{_at(index)} field "text_pair" is {_kind(pair)}: expected a string')
+    return (text, pair)
+
+
+def _at(index: int | None) -> str:
+    return "the input" if index is None else f"input {index}"
+
+
+def _kind(value: object) -> str:
+    return "None" if value is None else f"a {type(value).__name__}"

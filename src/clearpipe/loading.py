@@ -1,0 +1,198 @@
+"""Find and load a sequence-classification checkpoint: a local folder, a hub id, or the default.
+
+Hub ids resolve through the transformers cache, so they work for users who are online or who
+downloaded the model before; offline, the error says what was searched and what to do instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.utils import logging as hf_logging
+
+from clearpipe.errors import CheckpointError, InputError
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
+"""Where the embedded default sentiment model lives inside the installed package."""
+
+# Models whose position ids start after the padding index, so that two positions are unusable.
+_OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text"}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded model and tokenizer, with where they came from."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    source: str
+
+
+def resolve_source(model: str | os.PathLike[str] | None) -> str:
+    """Return a local folder or hub id to load; `None` means the embedded default model.
+
+    >>> resolve_source("./my-model")  # doctest: +SKIP
+    '/home/me/my-model'
+    """
+    if model is None:
+        if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+            raise CheckpointError(
+                "this build of clearpipe ships no embedded default model; pass a model, e.g. "
+                "clearpipe.load('path/to/checkpoint') or --model path/to/checkpoint"
+            )
+        return str(DEFAULT_MODEL_DIR)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        _check_folder(path)
+        return str(path.resolve())
+    if path.exists():
+        raise CheckpointError(
+            f"{path} is a file; a model is a checkpoint folder (with config.json) or a hub id"
+        )
+    if _looks_like_path(str(model)):
+        raise CheckpointError(f"no such model folder: {path}")
+    return str(model)
+
+
+def _looks_like_path(name: str) -> bool:
+    # A hub id is "name" or "org/name"; anything else with separators or a path prefix is a path.
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def _check_folder(path: Path) -> None:
+    if not (path / "config.json").is_file():
+        found = sorted(p.name for p in path.iterdir())[:12]
+        raise CheckpointError(
+            f"{path} is not a Hugging Face checkpoint: it has no config.json "
+            f"(found: {', '.join(found) or 'nothing'})"
+        )
+
+
+def load_config(source: str, trust_remote_code: bool = False) -> PretrainedConfig:
+    """Load a checkpoint's config, turning hub and cache failures into a `CheckpointError`."""
+    try:
+        return AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise CheckpointError(_unreachable(source, exc)) from None
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
+
+
+def _unreachable(source: str, exc: Exception) -> str:
+    if Path(source).is_dir():
+        return f"{source}: cannot read the checkpoint: {exc}"
+    from huggingface_hub import constants
+
+    offline = " (offline mode: HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+    return (
+        f'could not load model "{source}" from the Hugging Face hub or the local cache{offline}; '
+        f"searched the cache at {constants.HF_HUB_CACHE}. Download it while online, or pass a local "
+        "checkpoint folder instead (clearpipe.load('path/to/folder') or --model path/to/folder)"
+    )
+
+
+def load_checkpoint(
+    source: str,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    trust_remote_code: bool = False,
+) -> Checkpoint:
+    """Load the tokenizer and sequence-classification model of `source` onto `device`.
+
+    Refuses checkpoints without a trained classification head, which transformers would
+    otherwise fill with random weights and silently return noise.
+
+    >>> ckpt = load_checkpoint(resolve_source("path/to/checkpoint"), torch.device("cpu"))  # doctest: +SKIP
+    """
+    config = load_config(source, trust_remote_code)
+    _check_architecture(source, config)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        with _quiet_transformers():
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                source,
+                config=config,
+                dtype=dtype,
+                trust_remote_code=trust_remote_code,
+                output_loading_info=True,
+            )
+    except OSError as exc:
+        raise CheckpointError(_unreachable(source, exc)) from None
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
+    missing = sorted(info.get("missing_keys", ()))
+    if missing:
+        raise CheckpointError(
+            f"{source} has no trained sequence-classification head (missing weights: {', '.join(missing[:4])}; "
+            f"architectures in config.json: {config.architectures or 'none'}). "
+            f"Fine-tune it first: clearpipe train DATA --base {source} --output DIR"
+        )
+    model.eval()
+    return Checkpoint(model=model.to(device), tokenizer=tokenizer, source=source)
+
+
+def _check_architecture(source: str, config: PretrainedConfig) -> None:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+    if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES and not getattr(
+        config, "auto_map", None
+    ):
+        raise CheckpointError(
+            f"{source}: model type {config.model_type!r} has no sequence-classification architecture "
+            "in transformers"
+        )
+
+
+class _quiet_transformers:
+    """Hide transformers' load report; clearpipe checks missing weights itself and says why."""
+
+    def __enter__(self) -> None:
+        self._level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+    def __exit__(self, *exc: object) -> None:
+        hf_logging.set_verbosity(self._level)
+        hf_logging.enable_progress_bar()
+
+
+def model_max_length(config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase) -> int:
+    """The longest input, in tokens, that the model can take.
+
+    Tokenizers without a configured limit report a huge sentinel, so the model's position
+    embeddings decide; RoBERTa-style models lose two positions to their padding offset.
+    """
+    limit = getattr(config, "max_position_embeddings", None) or 512
+    if config.model_type in _OFFSET_POSITION_MODELS:
+        limit -= 2
+    tok_limit = tokenizer.model_max_length
+    return min(limit, tok_limit) if tok_limit and tok_limit < 1_000_000 else limit
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Map "auto", "cpu", "cuda", "cuda:1", ... to a torch device, refusing unavailable ones.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(name)
+    except RuntimeError:
+        raise InputError(f'unknown device "{name}": use "auto", "cpu" or "cuda"') from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f'device "{name}" was asked for, but CUDA is not available on this machine')
+    return resolved

@@ -1,0 +1,148 @@
+"""Stage 1, the tokenizer: texts -> subword ids -> padded tensors with an attention mask.
+
+`tokenize` runs the fast tokenizer over every input at once and keeps rows unpadded, so that a
+batching engine can group rows of similar length; `collate` pads a chosen set of rows into
+tensors; `preprocess` is both at once for callers that want one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from clearpipe.inputs import TextInput
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """Token ids per input row, unpadded, truncated to the classifier's `max_length`."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]] | None
+    truncated: list[bool]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def lengths(self) -> list[int]:
+        """Real tokens per row, special tokens included."""
+        return [len(ids) for ids in self.input_ids]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One padded batch, ready for the model.
+
+    `input_ids`, `attention_mask` and `token_type_ids` are (batch, seq) int64 tensors;
+    `attention_mask` is 1 for real tokens and 0 for padding. `lengths[i]` counts row i's real
+    tokens and `truncated[i]` says whether row i lost tokens to `max_length`.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor | None
+    lengths: list[int]
+    truncated: list[bool]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.input_ids.shape[0]), int(self.input_ids.shape[1]))
+
+
+def tokenize(
+    tokenizer: PreTrainedTokenizerBase,
+    items: Sequence[TextInput],
+    max_length: int,
+    use_token_type_ids: bool,
+) -> Tokenized:
+    """Tokenize texts and pairs in bulk, truncating each to `max_length` tokens.
+
+    Single texts and pairs go to the tokenizer in two calls (it cannot mix them in one) and are
+    put back in input order.
+
+    >>> tok = tokenize(tokenizer, ["a good film", ("a", "b")], max_length=128, use_token_type_ids=True)
+    >>> tok.lengths  # doctest: +SKIP
+    [5, 5]
+    """
+    n = len(items)
+    ids: list[list[int]] = [[] for _ in range(n)]
+    types: list[list[int]] = [[] for _ in range(n)]
+    truncated = [False] * n
+    singles = [i for i, item in enumerate(items) if isinstance(item, str)]
+    pairs = [i for i, item in enumerate(items) if not isinstance(item, str)]
+    groups = (
+        (singles, {"text": [items[i] for i in singles]}),
+        (pairs, {"text": [items[i][0] for i in pairs], "text_pair": [items[i][1] for i in pairs]}),
+    )
+    for rows, texts in groups:
+        if not rows:
+            continue
+        enc = tokenizer(
+            **texts,
+            truncation=True,
+            max_length=max_length,
+            return_token_type_ids=use_token_type_ids,
+            return_attention_mask=False,
+        )
+        for row, encoding, row_ids in zip(rows, enc.encodings, enc["input_ids"], strict=True):
+            ids[row] = row_ids
+            # The fast tokenizer keeps what truncation cut off; a non-empty remainder means
+            # the text was longer than max_length.
+            truncated[row] = bool(encoding.overflowing)
+        if use_token_type_ids:
+            for row, row_types in zip(rows, enc["token_type_ids"], strict=True):
+                types[row] = row_types
+    return Tokenized(ids, types if use_token_type_ids else None, truncated)
+
+
+def collate(
+    tokenized: Tokenized,
+    rows: Sequence[int],
+    pad_token_id: int,
+    padding_side: str = "right",
+) -> Encoded:
+    """Pad the chosen rows to the longest of them and stack them into tensors.
+
+    >>> enc = collate(tok, rows=[1, 0], pad_token_id=0)
+    >>> enc.shape  # doctest: +SKIP
+    (2, 5)
+    """
+    lengths = [len(tokenized.input_ids[r]) for r in rows]
+    width = max(lengths, default=0)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)  # (B, T)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
+    token_type_ids = None if tokenized.token_type_ids is None else torch.zeros_like(input_ids)
+    for b, (r, length) in enumerate(zip(rows, lengths, strict=True)):
+        span = slice(width - length, width) if padding_side == "left" else slice(0, length)
+        input_ids[b, span] = torch.tensor(tokenized.input_ids[r], dtype=torch.long)
+        attention_mask[b, span] = 1
+        if token_type_ids is not None:
+            token_type_ids[b, span] = torch.tensor(tokenized.token_type_ids[r], dtype=torch.long)
+    return Encoded(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        token_type_ids=token_type_ids,
+        lengths=lengths,
+        truncated=[tokenized.truncated[r] for r in rows],
+    )
+
+
+def preprocess(
+    tokenizer: PreTrainedTokenizerBase,
+    items: Sequence[TextInput],
+    max_length: int,
+    use_token_type_ids: bool,
+) -> Encoded:
+    """Tokenize and pad `items` as one batch, in input order.
+
+    >>> enc = preprocess(tokenizer, ["a good film", "bad"], max_length=128, use_token_type_ids=True)
+    >>> enc.input_ids.shape  # doctest: +SKIP
+    torch.Size([2, 5])
+    """
+    tokenized = tokenize(tokenizer, items, max_length, use_token_type_ids)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return collate(tokenized, range(len(tokenized)), pad_id, tokenizer.padding_side)

