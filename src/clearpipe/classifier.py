@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from clearpipe.postprocess import (
     postprocess,
 )
 from clearpipe.preprocess import Encoded, Tokenized, collate, tokenize
+
+if TYPE_CHECKING:
+    from clearpipe.trace import Trace
 
 
 class LoadOptions(TypedDict, total=False):
@@ -78,9 +81,12 @@ class Classifier:
         return self.settings.max_length
 
     # Stage 1 ---------------------------------------------------------------------------------
-    def tokenize(self, items: Sequence[TextInput]) -> Tokenized:
+    def tokenize(self, items: Sequence[TextInput], keep_encodings: bool = False) -> Tokenized:
         """Tokenize normalized inputs without padding (see `clearpipe.preprocess.tokenize`)."""
-        return tokenize(self.tokenizer, items, self.settings.max_length, self.settings.use_token_type_ids)
+        settings = self.settings
+        return tokenize(
+            self.tokenizer, items, settings.max_length, settings.use_token_type_ids, keep_encodings
+        )
 
     def collate(self, tokenized: Tokenized, rows: Sequence[int]) -> Encoded:
         """Pad the given rows of `tokenized` into one batch of tensors."""
@@ -144,6 +150,17 @@ class Classifier:
         batch = normalize_inputs(inputs)
         outputs = self.predict_items(batch.items, function_to_apply).to_output(top_k)
         return outputs[0] if batch.single else outputs
+
+    # Trace -----------------------------------------------------------------------------------
+    def trace(self, text: str, pair: str | None = None, attributions: bool = True) -> Trace:
+        """Classify one text (or pair), recording every stage; see `clearpipe.trace`.
+
+        >>> clf.trace("a good film").prediction.label  # doctest: +SKIP
+        'positive'
+        """
+        from clearpipe.trace import trace
+
+        return trace(self, text, pair, attributions)
 
     def __repr__(self) -> str:
         return (

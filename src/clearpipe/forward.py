@@ -1,14 +1,31 @@
 """Stage 2, the model: padded tensors -> logits of shape (batch, num_labels).
 
 This is the only place that moves tensors to the device and turns on `torch.inference_mode`.
+`forward` is what classification runs; `forward_recorded` is the same call with the model also
+asked to return what it produced on the way (for `clearpipe trace`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel
 
 from clearpipe.preprocess import Encoded
+
+
+def model_inputs(encoded: Encoded, device: torch.device) -> dict[str, torch.Tensor]:
+    """The keyword arguments of `model(...)` for one batch, moved to `device`."""
+    inputs = {
+        "input_ids": encoded.input_ids.to(device),
+        "attention_mask": encoded.attention_mask.to(device),
+    }
+    if encoded.token_type_ids is not None:
+        inputs["token_type_ids"] = encoded.token_type_ids.to(device)
+    return inputs
 
 
 def forward(model: PreTrainedModel, encoded: Encoded, device: torch.device) -> torch.Tensor:
@@ -18,13 +35,68 @@ def forward(model: PreTrainedModel, encoded: Encoded, device: torch.device) -> t
     >>> logits.shape  # doctest: +SKIP
     torch.Size([1, 2])
     """
-    inputs = {
-        "input_ids": encoded.input_ids.to(device),
-        "attention_mask": encoded.attention_mask.to(device),
-    }
-    if encoded.token_type_ids is not None:
-        inputs["token_type_ids"] = encoded.token_type_ids.to(device)
+    inputs = model_inputs(encoded, device)
     with torch.inference_mode():
         logits = model(**inputs).logits  # (B, num_labels)
     # bf16/fp16 logits are widened before softmax so scores keep float32 precision.
     return logits.float().cpu()
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the model produced on the way to its logits, for one batch, as float32 CPU tensors.
+
+    `hidden_states[0]` is the embedding output and `hidden_states[i]` layer i's output, each
+    (batch, seq, hidden); `attentions[i]` is layer i+1's attention weights (batch, heads, seq, seq),
+    or None when the model cannot return them; `pooled` is the base model's pooler output
+    (batch, hidden) for models that have a pooler (BERT), else None.
+    """
+
+    logits: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...]
+    attentions: tuple[torch.Tensor, ...] | None
+    pooled: torch.Tensor | None
+
+
+def forward_recorded(model: PreTrainedModel, encoded: Encoded, device: torch.device) -> Recorded:
+    """Run `forward`'s model call, also returning hidden states, attention weights and pooler output.
+
+    SDPA and flash attention never materialise attention weights, so the call runs with eager
+    attention, switched on for this call only; eager computes the same logits up to float rounding.
+
+    >>> rec = forward_recorded(model, preprocess(tokenizer, ["fine"], 128, True), torch.device("cpu"))
+    >>> len(rec.hidden_states) == model.config.num_hidden_layers + 1  # doctest: +SKIP
+    True
+    """
+    inputs = model_inputs(encoded, device)
+    pooled: list[torch.Tensor] = []
+    pooler = getattr(model.base_model, "pooler", None)
+    hook = None
+    if isinstance(pooler, torch.nn.Module):
+        hook = pooler.register_forward_hook(lambda _m, _i, out: pooled.append(out))
+    try:
+        with _eager_attention(model), torch.inference_mode():
+            out = model(**inputs, output_hidden_states=True, output_attentions=True)
+    finally:
+        if hook is not None:
+            hook.remove()
+    attentions = tuple(a.float().cpu() for a in out.attentions or () if a is not None)
+    return Recorded(
+        logits=out.logits.float().cpu(),  # (B, num_labels)
+        hidden_states=tuple(h.float().cpu() for h in out.hidden_states),  # L+1 x (B, T, H)
+        attentions=attentions or None,  # L x (B, heads, T, T)
+        pooled=pooled[0].float().cpu() if pooled else None,  # (B, H)
+    )
+
+
+@contextmanager
+def _eager_attention(model: PreTrainedModel) -> Iterator[None]:
+    current = model.config._attn_implementation
+    if current == "eager" or not model._can_set_attn_implementation():
+        yield
+        return
+    model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(current)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from tokenizers import Encoding
 from transformers import PreTrainedTokenizerBase
 
 from clearpipe.inputs import TextInput
@@ -18,11 +19,16 @@ from clearpipe.inputs import TextInput
 
 @dataclass(frozen=True)
 class Tokenized:
-    """Token ids per input row, unpadded, truncated to the classifier's `max_length`."""
+    """Token ids per input row, unpadded, truncated to the classifier's `max_length`.
+
+    `encodings` holds the fast tokenizer's `Encoding` per row (token strings, character offsets,
+    special-token mask) when `tokenize` was asked to keep them, as `clearpipe trace` does.
+    """
 
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
     truncated: list[bool]
+    encodings: list[Encoding] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -58,11 +64,12 @@ def tokenize(
     items: Sequence[TextInput],
     max_length: int,
     use_token_type_ids: bool,
+    keep_encodings: bool = False,
 ) -> Tokenized:
     """Tokenize texts and pairs in bulk, truncating each to `max_length` tokens.
 
     Single texts and pairs go to the tokenizer in two calls (it cannot mix them in one) and are
-    put back in input order.
+    put back in input order. `keep_encodings` keeps each row's `Encoding` (offsets, token strings).
 
     >>> tok = tokenize(tokenizer, ["a good film", ("a", "b")], max_length=128, use_token_type_ids=True)
     >>> tok.lengths  # doctest: +SKIP
@@ -72,6 +79,7 @@ def tokenize(
     ids: list[list[int]] = [[] for _ in range(n)]
     types: list[list[int]] = [[] for _ in range(n)]
     truncated = [False] * n
+    encodings: list[Encoding] = [None] * n  # type: ignore[list-item]
     singles = [i for i, item in enumerate(items) if isinstance(item, str)]
     pairs = [i for i, item in enumerate(items) if not isinstance(item, str)]
     groups = (
@@ -93,10 +101,13 @@ def tokenize(
             # The fast tokenizer keeps what truncation cut off; a non-empty remainder means
             # the text was longer than max_length.
             truncated[row] = bool(encoding.overflowing)
+            encodings[row] = encoding
         if use_token_type_ids:
             for row, row_types in zip(rows, enc["token_type_ids"], strict=True):
                 types[row] = row_types
-    return Tokenized(ids, types if use_token_type_ids else None, truncated)
+    return Tokenized(
+        ids, types if use_token_type_ids else None, truncated, encodings if keep_encodings else None
+    )
 
 
 def collate(

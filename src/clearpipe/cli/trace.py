@@ -1,0 +1,50 @@
+"""`clearpipe trace`: follow one prediction through every stage, with token attributions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clearpipe.cli import options
+
+
+def trace(
+    text: Annotated[str, typer.Argument(help="The text to classify and trace.")],
+    model: options.Model = None,
+    pair: Annotated[
+        str | None, typer.Option("--pair", help="A second text, for pair tasks (premise/hypothesis, ...).")
+    ] = None,
+    max_length: options.MaxLength = None,
+    device: options.Device = "auto",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the trace as JSON (schema in docs/TRACE.md) instead.")
+    ] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the trace as one self-contained HTML page.")
+    ] = None,
+    words: Annotated[
+        bool, typer.Option("--words", help="Show attributions per word rather than per sub-word token.")
+    ] = False,
+    attributions: Annotated[
+        bool, typer.Option("--attributions/--no-attributions", help="Compute token attributions.")
+    ] = True,
+) -> None:
+    """Classify TEXT and show each stage: input, tokenizer, model layers, activation, prediction."""
+    import clearpipe
+
+    clf = clearpipe.load(model, max_length=max_length, batch_size=1, device=device)
+    result = clf.trace(text, pair=pair, attributions=attributions)
+    if html is not None:
+        from clearpipe.trace_html import write_html
+
+        write_html(result, html)
+    if as_json:
+        print(result.to_json())
+        return
+    from clearpipe.trace_view import render
+
+    render(result, words=words)
+    if html is not None:
+        print(f"wrote {html}")
