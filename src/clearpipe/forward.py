@@ -92,7 +92,9 @@ def forward_recorded(model: PreTrainedModel, encoded: Encoded, device: torch.dev
 @contextmanager
 def _eager_attention(model: PreTrainedModel) -> Iterator[None]:
     current = model.config._attn_implementation
-    if current == "eager" or not model._can_set_attn_implementation():
+    # A private transformers check: models without the attention interface cannot switch.
+    can_switch = getattr(model, "_can_set_attn_implementation", lambda: False)()
+    if current == "eager" or not can_switch:
         yield
         return
     model.set_attn_implementation("eager")
