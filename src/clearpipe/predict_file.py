@@ -57,6 +57,7 @@ class Plan:
     top_k_column: str | None
     top_k: int | str | None
     chunk_rows: int
+    encoding: str
     model: str
 
 
@@ -81,6 +82,22 @@ def predict_file(clf: Classifier, job: PredictJob, on_chunk: Progress | None = N
     plan = make_plan(clf, job)
     parts_dir = job.output.with_name(job.output.name + ".parts")
     done = _prepare_parts(parts_dir, plan, job.resume)
+    try:
+        rows, resumed = _write_parts(clf, job, plan, parts_dir, done, on_chunk)
+    except InputError:
+        # Bad input fails the same way on every attempt, so these parts can never be resumed;
+        # an interruption (kill, Ctrl-C, crash) keeps them for --resume.
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        raise
+    parts = sorted(parts_dir.glob(f"part-*.{PART_SUFFIX[plan.output_format]}"))
+    assemble(parts, plan.columns, plan.output_format, job.output)
+    shutil.rmtree(parts_dir)
+    return Summary(rows=rows, resumed_rows=resumed, output=job.output)
+
+
+def _write_parts(
+    clf: Classifier, job: PredictJob, plan: Plan, parts_dir: Path, done: int, on_chunk: Progress | None
+) -> tuple[int, int]:
     rows = resumed = 0
     for index, chunk in enumerate(read_chunks(job.input, job.chunk_rows, job.encoding)):
         rows += len(chunk.rows)
@@ -91,10 +108,7 @@ def predict_file(clf: Classifier, job: PredictJob, on_chunk: Progress | None = N
             write_part(_classify_chunk(clf, chunk, plan, job), plan.columns, plan.output_format, part)
         if on_chunk is not None:
             on_chunk(chunk)
-    parts = sorted(parts_dir.glob(f"part-*.{PART_SUFFIX[plan.output_format]}"))
-    assemble(parts, plan.columns, plan.output_format, job.output)
-    shutil.rmtree(parts_dir)
-    return Summary(rows=rows, resumed_rows=resumed, output=job.output)
+    return rows, resumed
 
 
 def make_plan(clf: Classifier, job: PredictJob) -> Plan:
@@ -127,6 +141,7 @@ def make_plan(clf: Classifier, job: PredictJob) -> Plan:
         top_k_column=top_k_col,
         top_k="best" if job.top_k is BEST else job.top_k,
         chunk_rows=job.chunk_rows,
+        encoding=job.encoding,
         model=clf.source,
     )
 

@@ -40,15 +40,16 @@ def _write_text_rows(out: Any, rows: Sequence[Row], columns: Sequence[str], fmt:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
         return
-    writer = _csv_writer(out, fmt)
+    if fmt == "tsv":
+        out.writelines(_tsv_line([_cell(row.get(c), fmt) for c in columns]) for row in rows)
+        return
+    writer = csv.writer(out, lineterminator="\n")
     for row in rows:
         writer.writerow([_cell(row.get(c), fmt) for c in columns])
 
 
-def _csv_writer(out: Any, fmt: str) -> Any:
-    if fmt == "tsv":
-        return csv.writer(out, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar=None, lineterminator="\n")
-    return csv.writer(out, lineterminator="\n")
+def _tsv_line(cells: Sequence[str]) -> str:
+    return "\t".join(cells) + "\n"
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -68,8 +69,10 @@ def assemble(parts: Sequence[Path], columns: Sequence[str], fmt: str, output: Pa
         _assemble_parquet(parts, tmp)
     else:
         with open(tmp, "w", encoding="utf-8", newline="") as out:
-            if fmt in ("csv", "tsv"):
-                _csv_writer(out, fmt).writerow(columns)
+            if fmt == "csv":
+                csv.writer(out, lineterminator="\n").writerow(columns)
+            elif fmt == "tsv":
+                out.write(_tsv_line([_cell(c, fmt) for c in columns]))
             if fmt == "json":
                 _assemble_json(parts, out)
             else:
