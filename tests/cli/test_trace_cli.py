@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import jsonschema
 
 from clearpipe.trace import json_schema
+from cli.helpers import assert_user_error
+from cli.helpers import run as run_cli
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "COLUMNS": "120"}
-    return subprocess.run(
-        [sys.executable, "-m", "clearpipe", "trace", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+def run(*args: str):
+    return run_cli("trace", *args, timeout=300)
 
 
 def test_json_and_html(tiny, tmp_path):
@@ -63,6 +52,5 @@ def test_terminal_view_shows_every_stage(tiny):
 
 def test_mistakes_exit_2_with_one_line(tmp_path):
     missing = run("fun", "--model", str(tmp_path / "nope"))
-    assert missing.returncode == 2
-    assert missing.stderr.startswith("clearpipe: error: no such model folder")
-    assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    assert_user_error(missing, "no such model folder")
+    assert len(missing.stderr.strip().splitlines()) == 1
