@@ -116,6 +116,19 @@ def test_spans_point_at_the_right_characters(kind_clf):
     assert {"naïve", "café", "😀", "The", "scenes"} <= words
 
 
+def test_every_character_of_an_emoji_run_is_covered(kind_clf):
+    _, clf = kind_clf
+    text = "😀🎉😀 Ça  déjà-vu…  👍🏽!"
+    tokens = [tok for tok in clf.trace(text, attributions=False).tokenizer.tokens if not tok.special]
+    covered = {i for tok in tokens for i in range(*tok.span)}
+    assert covered == {i for i, c in enumerate(text) if not c.isspace()}
+    for tok in tokens:
+        piece = text[slice(*tok.span)]
+        assert piece.strip() == piece
+        # Only a byte-level space token ("Ġ", RoBERTa) may cover no character.
+        assert piece or set(tok.token) == {"Ġ"}
+
+
 def test_pair_tokens_know_their_segment(tiny):
     clf = clearpipe.load(tiny("bert"), device="cpu")
     t = clf.trace("a premise", pair="the hypothesis")
