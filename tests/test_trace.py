@@ -283,3 +283,10 @@ def test_html_write_refuses_a_missing_folder_and_keeps_old_pages(tiny, tmp_path)
     write_html(t, page)
     assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert [p.name for p in tmp_path.iterdir()] == ["t.html"]  # no temporary file left behind
+
+
+def test_trace_takes_one_text(tiny):
+    clf = clearpipe.load(tiny("bert"))
+    for text, pair in ((["a", "b"], None), (None, None), ("a", 3)):
+        with pytest.raises(clearpipe.InputError, match="one text and an optional pair"):
+            clf.trace(text, pair=pair)

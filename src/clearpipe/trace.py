@@ -24,7 +24,7 @@ from transformers import PretrainedConfig
 from clearpipe.attributions import Attributions, baseline_token, integrated_gradients
 from clearpipe.errors import InputError
 from clearpipe.forward import Recorded, forward_recorded
-from clearpipe.inputs import TextInput, normalize_inputs
+from clearpipe.inputs import TextInput
 from clearpipe.postprocess import Activation, default_activation
 from clearpipe.preprocess import Encoded, Tokenized
 
@@ -199,15 +199,18 @@ def trace(clf: Classifier, text: str, pair: str | None = None, attributions: boo
     'positive'
     """
     start = time.perf_counter()
-    item = normalize_inputs(text if pair is None else (text, pair))
-    if not item.single:
-        raise InputError("trace follows one text (and optional pair) at a time")
+    if not isinstance(text, str) or not isinstance(pair, str | None):
+        raise InputError(
+            f"trace follows one text and an optional pair, both strings; got {type(text).__name__}"
+            + ("" if pair is None else f" and {type(pair).__name__}")
+        )
+    item: TextInput = text if pair is None else (text, pair)
     stage_input = InputStage(text=text, pair=pair, time_ms=_ms(start))
 
     start = time.perf_counter()
-    tokenized = clf.tokenize(item.items, keep_encodings=True)
+    tokenized = clf.tokenize([item], keep_encodings=True)
     encoded = clf.collate(tokenized, [0])
-    stage_tokenizer = _tokenizer_stage(tokenized, encoded, item.items[0], _ms(start))
+    stage_tokenizer = _tokenizer_stage(tokenized, encoded, item, _ms(start))
 
     start = time.perf_counter()
     recorded = forward_recorded(clf.model, encoded, clf.device)
