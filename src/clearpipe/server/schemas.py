@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
 
-
 _TEXT = {"type": "string"}
 _PAIR_ARRAY = {"type": "array", "items": _TEXT, "minItems": 2, "maxItems": 2}
 _PAIR_OBJECT = {
