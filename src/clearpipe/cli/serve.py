@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -26,7 +27,21 @@ def serve(
         bool, typer.Option("--insecure", help="Allow a non-loopback --host without an API key.")
     ] = False,
     max_length: options.MaxLength = None,
-    batch_size: options.BatchSize = 32,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            help="Rows per forward pass inside a micro-batch. Small keeps padding low when requests "
+            "of different lengths share a batch.",
+        ),
+    ] = 8,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads", min=1, help="Torch CPU threads. Default: all cores but one, for the HTTP side."
+        ),
+    ] = None,
     device: options.Device = "auto",
     max_batch_tokens: Annotated[
         int, typer.Option("--max-batch-tokens", min=1, help="Token budget of one micro-batch.")
@@ -49,6 +64,7 @@ def serve(
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve a classifier over HTTP (POST /classify, /explain; GET /health, /ready, /info, /metrics, /docs)."""
+    import torch
     import uvicorn
 
     import clearpipe
@@ -66,8 +82,16 @@ def serve(
         max_chars=max_chars,
         max_body_bytes=max_body_bytes,
     ).check()
+    torch.set_num_threads(threads or max(1, _cores() - 1))
     clf = clearpipe.load(model, max_length=max_length, batch_size=batch_size, device=device)
     app = create_app(clf, config)
     # uvicorn handles SIGTERM: it stops accepting, lets in-flight requests finish (up to
     # `drain` seconds), then runs the app's shutdown, which stops the batcher.
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=drain)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
