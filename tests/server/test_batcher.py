@@ -51,6 +51,19 @@ def test_a_wrong_row_count_fails_that_batch_only():
     assert "for 2 inputs" in str(answers[0])
 
 
+def test_a_failing_request_does_not_fail_its_batch_mates():
+    def fails_on_long_rows(tokenized: Tokenized) -> np.ndarray:
+        if max(tokenized.lengths) > 9:
+            raise IndexError("index out of range in self")
+        return echo_lengths(tokenized)
+
+    answers = asyncio.run(
+        _run(ServerConfig(max_wait_ms=50), [rows(3), rows(12, 2), rows(4)], run=fails_on_long_rows)
+    )
+    assert isinstance(answers[1], IndexError)
+    assert [answers[0].logits[0, 0], answers[2].logits[0, 0]] == [3, 4]
+
+
 def test_queue_limit_counts_inputs():
     async def go() -> None:
         batcher = Batcher(echo_lengths, ServerConfig(max_queue=3, max_wait_ms=1000))

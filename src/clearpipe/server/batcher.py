@@ -188,12 +188,15 @@ class Batcher:
         self._metrics.batch_size.observe(len(merged))
         self._metrics.tokens.inc(sum(merged.lengths))
         try:
-            logits = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, merged)
-            check_one_for_one(logits, len(merged))
+            logits = await self._logits(merged)
         except Exception as exc:
+            if len(jobs) == 1:
+                if not jobs[0].future.done():
+                    jobs[0].future.set_exception(exc)
+                return
+            # One request's rows must not fail the others': run each alone to find the culprit.
             for job in jobs:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+                await self._run_batch([job])
             return
         inference_s = time.monotonic() - started
         offset = 0
@@ -204,6 +207,11 @@ class Batcher:
                 )
                 job.future.set_result(answer)
             offset += job.rows
+
+    async def _logits(self, tokenized: Tokenized) -> np.ndarray:
+        logits = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, tokenized)
+        check_one_for_one(logits, len(tokenized))
+        return logits
 
     # Queue bookkeeping -----------------------------------------------------------------------
     def _pop(self) -> Job:
