@@ -8,6 +8,7 @@ import sys
 import typer
 
 from clearpipe.cli.classify import classify
+from clearpipe.cli.predict import predict
 from clearpipe.cli.serve import serve
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command()(classify)
+app.command()(predict)
 app.command()(serve)
 
 
