@@ -7,13 +7,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 
-import checkpoints
 import clearpipe
 from clearpipe.server import ServerConfig, create_app
 
@@ -47,22 +45,13 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_sentiment(tmp_path_factory) -> Path:
-    # Built here rather than with the `tiny` fixture, whose cache key cannot hold an id2label dict.
-    folder = tmp_path_factory.mktemp("server-bert-2")
-    return checkpoints.build(folder, "bert", 2, None, id2label={0: "negative", 1: "positive"})
+def clf(tiny_bert) -> clearpipe.Classifier:
+    return clearpipe.load(tiny_bert, device="cpu")
 
 
 @pytest.fixture(scope="session")
-def clf(tiny_sentiment) -> clearpipe.Classifier:
-    return clearpipe.load(tiny_sentiment, device="cpu")
-
-
-@pytest.fixture(scope="session")
-def clf3(tmp_path_factory) -> clearpipe.Classifier:
-    folder = tmp_path_factory.mktemp("server-bert-3")
-    checkpoints.build(folder, "bert", 3, None, id2label={0: "neg", 1: "neu", 2: "pos"})
-    return clearpipe.load(folder, device="cpu")
+def clf3(tiny) -> clearpipe.Classifier:
+    return clearpipe.load(tiny("bert", 3, id2label={0: "neg", 1: "neu", 2: "pos"}), device="cpu")
 
 
 @pytest.fixture(scope="module")

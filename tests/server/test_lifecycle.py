@@ -23,8 +23,8 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "clearpipe", "serve", *args], env=env, text=True, **kw)
 
 
-def test_refuses_a_public_bind_without_a_key(tiny_sentiment):
-    proc = _cli("--model", str(tiny_sentiment), "--host", "0.0.0.0", stderr=subprocess.PIPE)
+def test_refuses_a_public_bind_without_a_key(tiny_bert):
+    proc = _cli("--model", str(tiny_bert), "--host", "0.0.0.0", stderr=subprocess.PIPE)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "refusing to listen on 0.0.0.0 without an API key" in err
@@ -37,11 +37,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_sigterm_answers_requests_in_flight_before_exiting(clf, tiny_sentiment):
+def test_sigterm_answers_requests_in_flight_before_exiting(clf, tiny_bert):
     port = _free_port()
     # A long batch deadline keeps the requests in flight when the signal arrives.
     proc = _cli(
-        "--model", str(tiny_sentiment), "--port", str(port), "--max-wait-ms", "1500", "--log-level", "warning",
+        "--model", str(tiny_bert), "--port", str(port), "--max-wait-ms", "1500", "--log-level", "warning",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
