@@ -19,19 +19,37 @@ from clearpipe.server import ServerConfig, create_app
 @contextlib.contextmanager
 def live_server(clf: clearpipe.Classifier, config: ServerConfig) -> Iterator[str]:
     """Serve `clf` with `config` on 127.0.0.1 and yield the base URL once /ready answers."""
+    with live_server_unready(clf, config) as url:
+        wait_ready(url)
+        yield url
+
+
+@contextlib.contextmanager
+def live_server_unready(clf: clearpipe.Classifier, config: ServerConfig | None = None) -> Iterator[str]:
+    """Serve `clf` on 127.0.0.1 and yield the base URL as soon as /health answers."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(create_app(clf, config), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(clf, config or ServerConfig()), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        wait_ready(url)
+        _wait_health(url)
         yield url
     finally:
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+
+
+def _wait_health(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            httpx.get(f"{url}/health", timeout=2)
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"server at {url} not up after {timeout} s")
 
 
 def wait_ready(url: str, timeout: float = 60.0) -> None:

@@ -52,6 +52,12 @@ def test_request_shaped_bodies(url, body):
 
 
 @FUZZ
+@given(text=st.text(st.characters(exclude_categories=()), max_size=20))
+def test_any_unicode_even_lone_surrogates(url, text):
+    assert_client_error_or_ok(post_json(url, {"inputs": [text, {"text": "ok", "text_pair": text}]}))
+
+
+@FUZZ
 @given(raw=st.binary(max_size=200))
 def test_arbitrary_bytes(url, raw):
     response = httpx.post(
@@ -73,6 +79,7 @@ def test_arbitrary_bytes(url, raw):
         (json.dumps({"inputs": "ok", "top_k": True}), 422, "top_k"),
         (json.dumps({"inputs": "ok", "function_to_apply": "relu"}), 422, "function_to_apply"),
         (json.dumps({"inputs": 3}), 422, "expected a string"),
+        ('{"inputs": ["ok", "bad \\ud800"]}', 422, "input 1 is not valid Unicode"),
         (json.dumps({"inputs": ["ok", ["a", "b", "c"]]}), 422, "input 1"),
         (json.dumps({"top_k": 1}), 422, "inputs"),
         (json.dumps({"inputs": "ok", "unknown": 1}), 422, "unknown"),

@@ -12,6 +12,7 @@ import pytest
 
 import clearpipe
 from clearpipe import Classifier
+from conftest import live_server_unready, wait_ready
 
 
 def test_health_ready_info(clf, url):
@@ -134,3 +135,26 @@ def test_a_client_that_leaves_is_dropped_without_harming_others(clf, serve):
     assert stayed[0].status_code == 200
     assert stayed[0].json() == clf("patient")
     assert re.search(r'clearpipe_dropped_total\{reason="client_gone"\} 1.0', httpx.get(f"{url}/metrics").text)
+
+
+def test_ready_only_after_warm_up(tiny_bert):
+
+    slow = clearpipe.load(tiny_bert, device="cpu")
+    # The first forward pass (the warm-up) takes a while; /health answers meanwhile, /ready does not.
+    calls = []
+
+    def slow_forward(encoded):
+        if not calls:
+            time.sleep(1.5)
+        calls.append(1)
+        return Classifier.forward(slow, encoded)
+
+    slow.forward = slow_forward
+    with live_server_unready(slow) as url:
+        assert httpx.get(f"{url}/health").status_code == 200
+        response = httpx.get(f"{url}/ready")
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert httpx.post(f"{url}/classify", json={"inputs": "early"}).status_code == 503
+        wait_ready(url)
+        assert httpx.post(f"{url}/classify", json={"inputs": "on time"}).status_code == 200

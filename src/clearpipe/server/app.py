@@ -8,6 +8,7 @@ is exactly the Python API's output contract (`Predictions.to_output`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -60,6 +61,13 @@ class Service:
     def __post_init__(self) -> None:
         self.batcher = Batcher(logits_runner(self.classifier), self.config, self.metrics)
 
+    async def warm_up(self) -> None:
+        """Run a short and a long input once, so the first client does not pay for setup."""
+        warm = self.classifier.tokenize(["warm up", "a somewhat longer sentence to warm the model up " * 8])
+        await self.batcher.run_exclusive(logits_runner(self.classifier), warm)
+        self.ready = True
+        log.info("clearpipe: model %s ready", self.classifier.source)
+
 
 def logits_runner(clf: Classifier) -> Callable[[Tokenized], np.ndarray]:
     """Tokenized rows -> logits (rows, num_labels) through the classifier's batching engine."""
@@ -83,12 +91,11 @@ def create_app(classifier: Classifier, config: ServerConfig | None = None) -> Fa
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.batcher.start()
-        warm = classifier.tokenize(["warm up", "a somewhat longer sentence to warm the model up"])
-        await service.batcher.run_exclusive(logits_runner(classifier), warm)
-        service.ready = True
-        log.info("clearpipe: model %s ready", classifier.source)
+        # Warm up in the background: /health answers at once, /ready once the model is warm.
+        warming = asyncio.create_task(service.warm_up())
         yield
         service.ready = False
+        warming.cancel()
         await service.batcher.stop()
 
     app = FastAPI(
@@ -142,7 +149,7 @@ def _add_routes(app: FastAPI) -> None:
                 501, "this build of clearpipe has no Classifier.trace yet, so /explain is not available"
             )
         for text in (body.text, body.text_pair or ""):
-            _check_chars(text, service.config.max_chars, where="text")
+            _check_text(text, service.config.max_chars, where="text")
 
         def run() -> dict:
             return trace(body.text, pair=body.text_pair, attributions=True).to_dict()
@@ -209,7 +216,7 @@ def _parse(body: schemas.ClassifyRequest, service: Service) -> tuple[Batch, obje
         raise InputError(f"too many inputs: {len(batch.items)} in one request, the limit is {limit}")
     for i, item in enumerate(batch.items):
         for text in (item,) if isinstance(item, str) else item:
-            _check_chars(text, service.config.max_chars, where=f"input {i}")
+            _check_text(text, service.config.max_chars, where=f"input {i}")
     labels = len(service.classifier.labels)
     top_k = check_top_k(body.top_k, labels) if "top_k" in body.model_fields_set else BEST
     activation = service.classifier.settings.activation
@@ -218,9 +225,16 @@ def _parse(body: schemas.ClassifyRequest, service: Service) -> tuple[Batch, obje
     return batch, top_k, activation
 
 
-def _check_chars(text: str, limit: int, where: str) -> None:
+def _check_text(text: str, limit: int, where: str) -> None:
     if len(text) > limit:
         raise InputError(f"{where} has {len(text)} characters, the limit is {limit}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # JSON can carry lone surrogates ("\\ud800"); no tokenizer can take them.
+        raise InputError(
+            f"{where} is not valid Unicode: unpaired surrogate at character {exc.start}"
+        ) from None
 
 
 async def _tokenize(clf: Classifier, batch: Batch) -> Tokenized:
