@@ -21,7 +21,7 @@ def test_health_ready_info(clf, url):
     info = httpx.get(f"{url}/info").json()
     assert info["labels"] == clf.labels
     assert info["max_length"] == clf.max_length
-    assert info["dtype"] == "float32"
+    assert info["dtype"] == str(next(clf.model.parameters()).dtype).removeprefix("torch.")
     assert info["version"] == clearpipe.__version__
     assert info["model"] == clf.source
 
