@@ -28,7 +28,7 @@ from clearpipe import engine
 from clearpipe.classifier import Classifier, parse_activation
 from clearpipe.errors import InputError
 from clearpipe.inputs import Batch, normalize_inputs
-from clearpipe.postprocess import BEST, check_top_k
+from clearpipe.postprocess import BEST, Activation, TopK, check_top_k
 from clearpipe.preprocess import Tokenized
 from clearpipe.server import schemas
 from clearpipe.server.batcher import Batcher, ClientGone, QueueFull, Timeout
@@ -148,8 +148,8 @@ def _add_routes(app: FastAPI) -> None:
             raise HTTPException(
                 501, "this build of clearpipe has no Classifier.trace yet, so /explain is not available"
             )
-        for text in (body.text, body.text_pair or ""):
-            _check_text(text, service.config.max_chars, where="text")
+        for name, text in (("text", body.text), ("text_pair", body.text_pair or "")):
+            _check_text(text, service.config.max_chars, where=name)
 
         def run() -> dict:
             return trace(body.text, pair=body.text_pair, attributions=True).to_dict()
@@ -206,7 +206,7 @@ def _ready_service(request: Request) -> Service:
     return service
 
 
-def _parse(body: schemas.ClassifyRequest, service: Service) -> tuple[Batch, object, object]:
+def _parse(body: schemas.ClassifyRequest, service: Service) -> tuple[Batch, TopK, Activation]:
     """Check a request against the limits and turn it into normalized inputs and options."""
     if body.long_text not in LONG_TEXT:
         raise InputError(f"long_text must be one of {', '.join(LONG_TEXT)}, got {body.long_text!r}")
