@@ -17,9 +17,11 @@ import pytest
 from conftest import wait_ready
 
 
-def _cli(*args: str, **kw) -> subprocess.Popen:
+def _cli(*args: str, api_key: str | None = None, **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     env.pop("CLEARPIPE_API_KEY", None)
+    if api_key is not None:
+        env["CLEARPIPE_API_KEY"] = api_key
     return subprocess.Popen([sys.executable, "-m", "clearpipe", "serve", *args], env=env, text=True, **kw)
 
 
@@ -37,21 +39,25 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_sigterm_answers_requests_in_flight_before_exiting(clf, tiny_bert):
+KEY = {"Authorization": "Bearer from-the-env"}
+
+
+def test_key_from_the_environment_and_sigterm_drains_requests_in_flight(clf, tiny_bert):
     port = _free_port()
     # A long batch deadline keeps the requests in flight when the signal arrives.
     proc = _cli(
         "--model", str(tiny_bert), "--port", str(port), "--max-wait-ms", "1500", "--log-level", "warning",
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        api_key="from-the-env", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url)
+        assert httpx.post(f"{url}/classify", json={"inputs": "no key"}).status_code == 401
         texts = [f"request number {i} was a good film" for i in range(6)]
         answers: dict[str, httpx.Response] = {}
 
         def send(text: str) -> None:
-            answers[text] = httpx.post(f"{url}/classify", json={"inputs": text}, timeout=30)
+            answers[text] = httpx.post(f"{url}/classify", json={"inputs": text}, headers=KEY, timeout=30)
 
         threads = [threading.Thread(target=send, args=(t,)) for t in texts]
         for thread in threads:
@@ -75,7 +81,7 @@ def test_sigterm_answers_requests_in_flight_before_exiting(clf, tiny_bert):
 def _wait_queued(url: str, n: int) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        text = httpx.get(f"{url}/metrics").text
+        text = httpx.get(f"{url}/metrics", headers=KEY).text
         if float(re.search(r"^clearpipe_queue_depth (\S+)$", text, re.M).group(1)) >= n:
             return
         time.sleep(0.02)
