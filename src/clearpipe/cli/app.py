@@ -9,6 +9,7 @@ import typer
 
 from clearpipe.cli.classify import classify
 from clearpipe.cli.predict import predict
+from clearpipe.cli.serve import serve
 
 app = typer.Typer(
     name="clearpipe",
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.command()(classify)
 app.command()(predict)
+app.command()(serve)
 
 
 @app.callback(invoke_without_command=True)
