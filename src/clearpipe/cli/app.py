@@ -9,6 +9,7 @@ import typer
 
 from clearpipe.cli.classify import classify
 from clearpipe.cli.predict import predict
+from clearpipe.cli.serve import serve
 from clearpipe.cli.trace import trace
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.command()(classify)
 app.command()(predict)
+app.command()(serve)
 app.command()(trace)
 
 

@@ -1,0 +1,97 @@
+"""`clearpipe serve`: classify over HTTP, with dynamic micro-batching."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from clearpipe.cli import options
+from clearpipe.server.config import API_KEY_ENV
+
+
+def serve(
+    model: options.Model = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on. Default: loopback only.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key", envvar=API_KEY_ENV, help="Require 'Authorization: Bearer KEY'.", show_envvar=True
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow a non-loopback --host without an API key.")
+    ] = False,
+    max_length: options.MaxLength = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            help="Rows per forward pass inside a micro-batch. Small keeps padding low when requests "
+            "of different lengths share a batch.",
+        ),
+    ] = 8,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads", min=1, help="Torch CPU threads. Default: all cores but one, for the HTTP side."
+        ),
+    ] = None,
+    device: options.Device = "auto",
+    max_batch_tokens: Annotated[
+        int, typer.Option("--max-batch-tokens", min=1, help="Token budget of one micro-batch.")
+    ] = 8192,
+    max_wait_ms: Annotated[
+        float, typer.Option("--max-wait-ms", min=0, help="How long a micro-batch waits to fill.")
+    ] = 5.0,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", min=1, help="Inputs allowed to wait; more get 429.")
+    ] = 2048,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds before a 504.")] = 30.0,
+    max_inputs: Annotated[int, typer.Option("--max-inputs", min=1, help="Inputs per request.")] = 256,
+    max_chars: Annotated[int, typer.Option("--max-chars", min=1, help="Characters per input.")] = 20_000,
+    max_body_bytes: Annotated[
+        int, typer.Option("--max-body-bytes", min=1, help="Largest request body; more gets 413.")
+    ] = 2 * 1024 * 1024,
+    drain: Annotated[
+        float, typer.Option("--drain", min=0, help="On SIGTERM, seconds to finish in-flight requests.")
+    ] = 30.0,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve a classifier over HTTP (POST /classify, /explain; GET /health, /ready, /info, /metrics, /docs)."""
+    import torch
+    import uvicorn
+
+    import clearpipe
+    from clearpipe.server import ServerConfig, create_app
+    from clearpipe.server.security import check_bind
+
+    check_bind(host, api_key, insecure)
+    config = ServerConfig(
+        api_key=api_key,
+        max_batch_tokens=max_batch_tokens,
+        max_wait_ms=max_wait_ms,
+        max_queue=max_queue,
+        timeout_s=timeout,
+        max_inputs=max_inputs,
+        max_chars=max_chars,
+        max_body_bytes=max_body_bytes,
+    ).check()
+    torch.set_num_threads(threads or max(1, _cores() - 1))
+    clf = clearpipe.load(model, max_length=max_length, batch_size=batch_size, device=device)
+    app = create_app(clf, config)
+    # uvicorn handles SIGTERM: it stops accepting, lets in-flight requests finish (up to
+    # `drain` seconds), then runs the app's shutdown, which stops the batcher.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=drain)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

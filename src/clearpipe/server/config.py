@@ -1,0 +1,56 @@
+"""The server's knobs in one frozen dataclass, shared by the CLI, the app and the batcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clearpipe.errors import InputError
+
+API_KEY_ENV = "CLEARPIPE_API_KEY"
+"""Environment variable read for the bearer key when `--api-key` is not given."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Limits and batching settings of one server.
+
+    A micro-batch closes when its inputs reach `max_batch_tokens` real tokens or when its oldest
+    request has waited `max_wait_ms`, whichever comes first.
+
+    >>> ServerConfig(max_wait_ms=2.0).max_wait_s
+    0.002
+    """
+
+    api_key: str | None = None
+    max_batch_tokens: int = 8192
+    max_wait_ms: float = 5.0
+    max_queue: int = 2048
+    """Inputs allowed to wait for a batch; more answers 429."""
+    timeout_s: float = 30.0
+    """A request still unanswered after this long gets 504."""
+    max_inputs: int = 256
+    max_chars: int = 20_000
+    max_body_bytes: int = 2 * 1024 * 1024
+
+    @property
+    def max_wait_s(self) -> float:
+        return self.max_wait_ms / 1000.0
+
+    def check(self) -> ServerConfig:
+        """Raise `InputError` for settings that cannot work; return self."""
+        positive = {
+            "max_batch_tokens": self.max_batch_tokens,
+            "max_queue": self.max_queue,
+            "timeout_s": self.timeout_s,
+            "max_inputs": self.max_inputs,
+            "max_chars": self.max_chars,
+            "max_body_bytes": self.max_body_bytes,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise InputError(f"{name} must be positive, got {value}")
+        if self.max_wait_ms < 0:
+            raise InputError(f"max_wait_ms must be zero or more, got {self.max_wait_ms}")
+        if self.api_key is not None and not self.api_key.strip():
+            raise InputError("the API key is empty; give a non-empty key or none")
+        return self

@@ -1,0 +1,98 @@
+"""Request and response models of the HTTP API, used for validation and the OpenAPI page.
+
+Responses are built from `Predictions.to_output`, the output contract of `clearpipe.postprocess`;
+the models here only describe that contract for `/docs`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
+
+_TEXT = {"type": "string"}
+_PAIR_ARRAY = {"type": "array", "items": _TEXT, "minItems": 2, "maxItems": 2}
+_PAIR_OBJECT = {
+    "type": "object",
+    "properties": {"text": _TEXT, "text_pair": _TEXT},
+    "required": ["text"],
+    "additionalProperties": False,
+}
+# `inputs` is checked by `clearpipe.inputs.normalize_inputs`, as in the Python API, so that its
+# errors name the bad item; this schema only documents the accepted shapes.
+Inputs = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _TEXT,
+                _PAIR_OBJECT,
+                {"type": "array", "items": {"anyOf": [_TEXT, _PAIR_ARRAY, _PAIR_OBJECT]}},
+            ]
+        }
+    ),
+]
+
+
+class ClassifyRequest(BaseModel):
+    """Body of `POST /classify`.
+
+    Leaving `top_k` out returns one best `{"label", "score"}` per input; `top_k: k` the k best;
+    `top_k: null` every label. `function_to_apply` overrides the model's default activation.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"inputs": ["I love this movie!", "What a waste of time."]}]},
+    )
+
+    inputs: Inputs = Field(
+        description='A text, a list of texts, or a list of [text, text_pair] pairs or {"text", "text_pair"} objects.'
+    )
+    top_k: StrictInt | None = Field(
+        default=None, ge=1, description="How many labels per input; null for all."
+    )
+    function_to_apply: Literal["softmax", "sigmoid", "none"] | None = Field(
+        default=None, description="Activation over the logits; default: the model's."
+    )
+    long_text: str = Field(
+        default="truncate", description="What to do with inputs over the model's max length."
+    )
+
+
+class ExplainRequest(BaseModel):
+    """Body of `POST /explain`: one text (and optional pair) to trace through the three stages."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"text": "A gripping, funny film."}]}
+    )
+
+    text: StrictStr
+    text_pair: StrictStr | None = None
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+
+
+ClassifyResponse = LabelScore | list[LabelScore] | list[list[LabelScore]]
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx answer: a message a person can act on, and a machine-readable type."""
+
+    error: str
+    type: str
+
+
+class Info(BaseModel):
+    model: str
+    labels: list[str]
+    max_length: int
+    dtype: str
+    device: str
+    version: str
+    function_to_apply: str
+    long_text: list[str]
+    limits: dict[str, int | float]
