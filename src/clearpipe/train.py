@@ -26,6 +26,7 @@ from transformers import (
     Trainer,
     TrainerCallback,
     TrainingArguments,
+    set_seed,
 )
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -161,6 +162,7 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
     if main:
         report.print_data_report(data.report)
     source = resolve_source(config.base)
+    set_seed(config.seed)  # the new classification head is drawn from the global generator
     tokenizer, model = _load_base(source, data)
     use_types = _uses_token_type_ids(model, tokenizer, source)
     limit = model_max_length(model.config, tokenizer)
