@@ -32,7 +32,7 @@ SHIPPED = (
 )
 HYPERPARAMETERS = [
     "--label-names", "negative,positive",
-    "--epochs", "2",
+    "--epochs", "1",
     "--learning-rate", "1e-4",
     "--batch-size", "32",
     "--warmup", "0.1",

@@ -19,7 +19,10 @@ def test_binary_metrics_by_hand():
     assert ev.roc_auc == pytest.approx(roc_auc_score(y, probs[:, 1]))
     assert ev.log_loss == pytest.approx(log_loss(y, probs))
     # The most confident mistake first: row 4 (0.7 for "pos") before row 3 (0.6 for "neg").
-    assert [(e["row"], e["predicted"], e["label"]) for e in ev.errors] == [(4, "pos", "neg"), (3, "neg", "pos")]
+    assert [(e["row"], e["predicted"], e["label"]) for e in ev.errors] == [
+        (4, "pos", "neg"),
+        (3, "neg", "pos"),
+    ]
 
 
 def test_multiclass_matches_sklearn():

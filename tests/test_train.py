@@ -63,7 +63,14 @@ def test_output_folder_loads_in_transformers_pipeline(sst2_run):
 
 def test_run_reports(sst2_run):
     out = sst2_run.output
-    for name in ("metrics.json", "trace.json", "training_config.json", "curves.png", "confusion_matrix.png", "README.md"):
+    for name in (
+        "metrics.json",
+        "trace.json",
+        "training_config.json",
+        "curves.png",
+        "confusion_matrix.png",
+        "README.md",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert not (out / "checkpoints").exists()
     trace = json.loads((out / "trace.json").read_text())
@@ -124,7 +131,9 @@ def test_multi_label_thresholds_round_trip(base, tmp_path):
     rows = [line.split("\t") for line in SST2.read_text().splitlines()[1:]]
     records = []
     for sentence, label in rows:
-        labels = (["positive"] if label.strip() == "1" else []) + (["long"] if len(sentence.split()) > 8 else [])
+        labels = (["positive"] if label.strip() == "1" else []) + (
+            ["long"] if len(sentence.split()) > 8 else []
+        )
         records.append({"text": sentence, "labels": labels or ["none"]})
     data = tmp_path / "multi.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in records))
