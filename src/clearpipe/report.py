@@ -20,6 +20,8 @@ from clearpipe.features import BatchShapes, LengthStats
 from clearpipe.metrics import Evaluation
 
 TRACE_VERSION = 1
+PROGRESS_EVERY_S = 60.0
+"""Without a terminal (no progress bar), print the step count this often during long epochs."""
 
 
 # Before training ---------------------------------------------------------------------------------
@@ -70,11 +72,17 @@ class EpochTable(TrainerCallback):
         self.rows: list[dict] = []
         self._train_loss: float | None = None
         self._since = time.monotonic()
+        self._noted = time.monotonic()
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._since = time.monotonic()
         if self.enabled:
             print(self.HEADER, flush=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.enabled and args.disable_tqdm and time.monotonic() - self._noted >= PROGRESS_EVERY_S:
+            self._noted = time.monotonic()
+            print(f"      step {state.global_step}/{state.max_steps}", flush=True)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
@@ -182,10 +190,13 @@ def text_chart(rows: list[dict], key: str, width: int = 40) -> str:
     values = [(r["epoch"], r.get(key)) for r in rows if r.get(key) is not None]
     if not values:
         return ""
-    top = max(v for _, v in values) or 1.0
+    # Bars start a little below the smallest value so that small changes stay visible.
+    low, high = min(v for _, v in values), max(v for _, v in values)
+    floor = low - (high - low) * 0.25 if high > low else 0.0
+    top = high - floor or 1.0
     lines = [f"{key}:"]
     for epoch, value in values:
-        bar = "#" * max(1, round(width * value / top))
+        bar = "#" * max(1, round(width * (value - floor) / top))
         lines.append(f"  epoch {epoch:>4g} {bar} {value:.4f}")
     return "\n".join(lines)
 
