@@ -10,16 +10,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from transformers import TrainerCallback
 
 import clearpipe
 from clearpipe.data import DataOptions
 from clearpipe.evaluation import saved_thresholds
-from clearpipe.train import ClearpipeTrainer, TrainConfig, _Interrupt, train
+from clearpipe.train import ClearpipeTrainer, TrainConfig, train
 from tiny_bases import word_base
 
 ASSETS = Path(__file__).parent / "assets"
 SST2 = ASSETS / "sst2_train.tsv"
 FAST = {"batch_size": 16, "max_length": 32, "warmup": 0.1, "patience": None, "bf16": False}
+
+
+class Interrupt(TrainerCallback):
+    """Stops the run right after the checkpoint of epoch `epochs`, as Ctrl-C would."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.epoch is not None and state.epoch >= self.epochs:
+            raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +125,7 @@ def test_interrupted_run_resumes_to_the_same_step_count(base, tmp_path):
         data=str(SST2), base=str(base), output=str(output), epochs=2, learning_rate=1e-3, **FAST
     )
     with pytest.raises(KeyboardInterrupt):
-        train(config, callbacks=[_Interrupt(epochs=1)])
+        train(config, callbacks=[Interrupt(epochs=1)])
     assert list((output / "checkpoints").iterdir())
     assert not (output / "config.json").exists()
     with pytest.raises(clearpipe.InputError, match="not empty"):

@@ -326,6 +326,7 @@ def _ids_of(key: object, space: LabelSpace, lookup: dict) -> int | list[int] | N
 
 
 def _lookup(space: LabelSpace, int_labels: bool) -> dict:
+    """Label value -> id: integer labels are their own names ("0", "1") or ids into named labels."""
     if int_labels and not all(n.lstrip("-").isdigit() for n in space.names):
         return {i: i for i in range(len(space.names))}  # integer ids named by --label-names
     if int_labels:
@@ -344,7 +345,7 @@ class _Raw:
     report: SplitReport
 
 
-def _read_raw(path: str | Path, name: str, columns: Columns | None, options: DataOptions) -> tuple:
+def _read_raw(path: str | Path, columns: Columns | None, options: DataOptions) -> tuple:
     table = read_table(path)
     found = list(table.column_names)
     if columns is None:
@@ -437,7 +438,7 @@ def read_training_data(
     (['negative', 'positive'], 900, 100)
     """
     options = options or DataOptions()
-    table, columns, found = _read_raw(train, "train", None, options)
+    table, columns, found = _read_raw(train, None, options)
     multi_label = _is_multi_label(table[columns.label], options)
     raw_train = _clean(table, columns, multi_label, options, "train", str(train))
     space = build_label_space(raw_train.keys, multi_label, options.label_names, train, raw_train.rows)
@@ -449,7 +450,7 @@ def read_training_data(
     for name, path in (("validation", validation), ("test", test)):
         if path is None:
             continue
-        other_table, _, _ = _read_raw(path, name, columns, options)
+        other_table, _, _ = _read_raw(path, columns, options)
         raw = _clean(other_table, columns, multi_label, options, name, str(path))
         split = _to_split(raw, space, int_labels)
         if len(split) == 0:
@@ -512,16 +513,11 @@ def read_evaluation_data(
     and counted in the returned report.
     """
     options = options or DataOptions()
-    table, columns, _ = _read_raw(path, "test", None, options)
+    table, columns, _ = _read_raw(path, None, options)
     raw = _clean(table, columns, multi_label, options, "test", str(path))
     space = LabelSpace(list(labels), multi_label)
     int_labels = all(isinstance(k, int) for key in raw.keys for k in _as_tuple(key))
-    if int_labels and all(n.lstrip("-").isdigit() for n in space.names):
-        lookup = {int(n): i for i, n in enumerate(space.names)}
-    elif int_labels:
-        lookup = {i: i for i in range(len(space.names))}
-    else:
-        lookup = {n: i for i, n in enumerate(space.names)}
+    lookup = _lookup(space, int_labels)
     split = Split("test", str(path), [], [], [])
     for item, key, row in zip(raw.items, raw.keys, raw.rows, strict=True):
         ids = _ids_of(key if int_labels else _strs(key), space, lookup)

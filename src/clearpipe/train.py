@@ -117,17 +117,6 @@ class _QuietProgress(ProgressCallback):
         return
 
 
-class _Interrupt(TrainerCallback):
-    """Stop after `epochs` checkpoints as if the user pressed Ctrl-C (used by tests of --resume)."""
-
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.epoch is not None and state.epoch >= self.epochs:
-            raise KeyboardInterrupt
-
-
 def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
