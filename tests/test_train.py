@@ -92,7 +92,7 @@ def test_run_reports(sst2_run):
     assert flow["loaded"] == {"rows": 300, "columns": 2, "column_names": ["sentence", "label"]}
     assert flow["token_ids"]["max_length"] == 32
     assert flow["batches"]["first_batch"][0] == 16 and flow["batches"]["sequence_width"]["max"] <= 32
-    assert flow["logits"]["validation_shape"] == [300, 2]
+    assert flow["logits"] == {"per_batch": [16, 2], "validation_shape": [300, 2]}
     assert sum(flow["predicted_labels"].values()) == 300
     resolved = json.loads((out / "training_config.json").read_text())
     assert resolved["versions"]["transformers"] and resolved["resolved"]["max_length"] == 32

@@ -127,7 +127,7 @@ class FlowRecorder:
         pred = (probs >= 0.5).sum(axis=0) if multi else np.bincount(probs.argmax(axis=1), minlength=shape[1])
         self.predicted = {i: int(n) for i, n in enumerate(pred)}
 
-    def summary(self, data: TrainingData, lengths: LengthStats, shapes: BatchShapes) -> dict:
+    def summary(self, data: TrainingData, lengths: LengthStats, shapes: BatchShapes, batch_size: int) -> dict:
         """rows x columns -> token ids per row -> batches (batch x sequence) -> logits -> labels."""
         names = data.labels.names
         train = data.report.splits[0]
@@ -139,7 +139,12 @@ class FlowRecorder:
             },
             "token_ids": {"rows": len(data.train), **lengths.to_dict()},
             "batches": shapes.to_dict(),
-            "logits": {"validation_shape": list(self.logits_shape) if self.logits_shape else None},
+            "logits": {
+                "per_batch": [min(batch_size, self.logits_shape[0]), self.logits_shape[1]]
+                if self.logits_shape
+                else None,
+                "validation_shape": list(self.logits_shape) if self.logits_shape else None,
+            },
             "predicted_labels": {names[i]: n for i, n in self.predicted.items()},
         }
 
@@ -148,7 +153,7 @@ def format_flow(flow: dict) -> str:
     """One line per stage of the data flow, with the run's numbers."""
     loaded, tokens, batches = flow["loaded"], flow["token_ids"], flow["batches"]
     width = batches["sequence_width"]
-    logits = flow["logits"]["validation_shape"]
+    logits = flow["logits"]
     labels = ", ".join(f"{k} {v}" for k, v in flow["predicted_labels"].items())
     return "\n".join(
         [
@@ -159,7 +164,8 @@ def format_flow(flow: dict) -> str:
             f"  batches        {batches['batches']} padded batches, first {_shape(batches['first_batch'])}, "
             f"width {width['min']}-{width['max']} (mean {width['mean']}), "
             f"{batches['padding_fraction']:.0%} padding",
-            f"  logits         {_shape(logits)} on the validation set (rows x labels)",
+            f"  logits         {_shape(logits['per_batch'])} per batch (batch x labels), "
+            f"{_shape(logits['validation_shape'])} on the validation set",
             f"  predictions    {labels}",
         ]
     )

@@ -358,7 +358,7 @@ def _finish(
         lengths=lengths,
         epochs=table.rows,
         evaluations=evaluations,
-        flow=flow.summary(data, lengths, collator.shapes),
+        flow=flow.summary(data, lengths, collator.shapes, trainer.args.per_device_train_batch_size),
         best_epoch=best_epoch,
         global_step=state.global_step,
         seconds=seconds,

@@ -65,7 +65,11 @@ def test_train_prints_report_table_and_flow(trained):
         next(line for line in out.splitlines() if line.lstrip().startswith("epoch"))
     )
     assert [line.split()[0] for line in out.splitlines()[header + 1 : header + 5]] == ["1", "2", "3", "4"]
-    assert "data flow:" in out and "16 x " in out and "300 x 2 on the validation set" in out
+    assert (
+        "data flow:" in out
+        and "16 x " in out
+        and "16 x 2 per batch (batch x labels), 300 x 2 on the validation set" in out
+    )
     assert "Loading weights" not in done.stderr and "Writing model shards" not in done.stderr
     assert (output / "model.safetensors").is_file() and (output / "README.md").is_file()
 
