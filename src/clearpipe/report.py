@@ -329,6 +329,10 @@ def model_card(output: Path, run: RunArtifacts) -> str:
             }.items()
         ],
         "",
+        "Training keeps fp32 master weights (a half-precision base is upcast when loaded)"
+        + (" with bf16 autocast" if res["bf16"] else "")
+        + f"; the weights are saved as {cfg['save_dtype']}.",
+        "",
         "## Results",
         "",
         "| set | rows | accuracy | macro-F1 | micro-F1 | ROC AUC | log loss | ECE |",
