@@ -135,6 +135,9 @@ def test_interrupted_run_resumes_to_the_same_step_count(base, tmp_path):
     assert result.global_step == 2 * steps_per_epoch
     trace = json.loads((output / "trace.json").read_text())
     assert trace["optimizer_steps"] == 2 * steps_per_epoch
+    # The epoch finished before the interruption comes back from the checkpoint's log history.
+    assert [row["epoch"] for row in trace["epochs"]] == [1, 2]
+    assert trace["epochs"][0]["seconds"] is None and trace["epochs"][1]["seconds"] > 0
     clf = clearpipe.load(str(output))
     assert clf(["fine"])[0]["label"] in {"0", "1"}
 

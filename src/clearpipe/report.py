@@ -76,8 +76,11 @@ class EpochTable(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._since = time.monotonic()
+        self.rows = rows_from_history(state.log_history)  # epochs done before a --resume
         if self.enabled:
             print(self.HEADER, flush=True)
+            for row in self.rows:
+                print(_format_row(row), flush=True)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.enabled and args.disable_tqdm and time.monotonic() - self._noted >= PROGRESS_EVERY_S:
@@ -105,13 +108,31 @@ class EpochTable(TrainerCallback):
             print(_format_row(row), flush=True)
 
 
+def rows_from_history(history: list[dict]) -> list[dict]:
+    """Epoch rows rebuilt from a restored `TrainerState.log_history` (their seconds are unknown)."""
+    losses = {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
+    return [
+        {
+            "epoch": round(float(entry.get("epoch", 0)), 2),
+            "step": entry["step"],
+            "train_loss": losses.get(entry["step"]),
+            "val_loss": entry.get("eval_loss"),
+            "accuracy": entry.get("eval_accuracy"),
+            "macro_f1": entry.get("eval_macro_f1"),
+            "seconds": None,
+        }
+        for entry in history
+        if "eval_loss" in entry
+    ]
+
+
 def _format_row(row: dict) -> str:
     def num(value, width, digits=4):
         return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
 
     return (
         f"{row['epoch']:>5g}  {num(row['train_loss'], 10)}  {num(row['val_loss'], 8)}  "
-        f"{num(row['accuracy'], 8)}  {num(row['macro_f1'], 8)}  {row['seconds']:>7.1f}"
+        f"{num(row['accuracy'], 8)}  {num(row['macro_f1'], 8)}  {num(row['seconds'], 7, 1)}"
     )
 
 
