@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from clearpipe.data import DataOptions, read_evaluation_data, read_table, read_training_data
+from clearpipe.data import DataOptions, read_evaluation_data, read_training_data
+from clearpipe.dataset_files import read_table
 from clearpipe.errors import InputError
 
 ASSETS = Path(__file__).parent / "assets"

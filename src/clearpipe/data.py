@@ -1,7 +1,7 @@
-"""Training data: read a table through `datasets`, pick its columns, map labels to ids, clean, split.
+"""Training data: read tables (`clearpipe.dataset_files`), pick their columns, map labels to ids
+(`clearpipe.labels`), drop unusable rows, and split off validation data.
 
-Files: `.csv`, `.tsv` (tab-separated, no quoting), `.json` (a list of records), `.jsonl`, `.parquet`,
-or a folder written by `datasets.Dataset.save_to_disk`. Row numbers in messages and reports count
+Row numbers in messages and reports count
 data rows from 1, the header not included.
 
 `read_training_data` returns a `TrainingData` whose splits hold plain texts and label ids, and a
@@ -10,18 +10,17 @@ data rows from 1, the header not included.
 
 from __future__ import annotations
 
-import csv
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from clearpipe.columns import LABEL_NAMES, PAIR_NAMES, TEXT_NAMES, pick_column, pick_optional_column
-from clearpipe.errors import InputError, where
+from clearpipe.dataset_files import read_table
+from clearpipe.errors import InputError
 from clearpipe.inputs import TextInput
+from clearpipe.labels import LabelSpace, as_tuple, build_label_space, ids_of, label_key, label_lookup
 
-SUFFIXES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 IMBALANCE_RATIO = 5.0
 """The report recommends `--class-weights auto` when the largest class is this many times the smallest."""
 
@@ -45,22 +44,6 @@ class Columns:
     text: str
     pair: str | None
     label: str
-
-
-@dataclass(frozen=True)
-class LabelSpace:
-    """Label names in id order; `multi_label` means each row holds a set of them."""
-
-    names: list[str]
-    multi_label: bool
-
-    @property
-    def id2label(self) -> dict[int, str]:
-        return dict(enumerate(self.names))
-
-    @property
-    def label2id(self) -> dict[str, int]:
-        return {name: i for i, name in enumerate(self.names)}
 
 
 @dataclass
@@ -154,80 +137,6 @@ class TrainingData:
     report: DataReport
 
 
-# Reading -----------------------------------------------------------------------------------------
-def read_table(path: str | Path):
-    """Read a data file or `save_to_disk` folder into a `datasets.Dataset`, or raise `InputError`.
-
-    >>> read_table("reviews.csv").column_names  # doctest: +SKIP
-    ['review', 'label']
-    """
-    import datasets
-
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    path = Path(path)
-    if path.is_dir():
-        return _read_folder(path)
-    if not path.is_file():
-        raise InputError(f"no such data file: {path}")
-    builder = SUFFIXES.get(path.suffix.lower())
-    if builder is None:
-        raise InputError(
-            f"{path}: unknown data format {path.suffix!r}; use .csv, .tsv, .json, .jsonl, .parquet "
-            "or a datasets save_to_disk folder"
-        )
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty")
-    options: dict = {}
-    if builder == "csv":
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-        _check_ragged(path, delimiter, quoting)
-        options = {"delimiter": delimiter, "quoting": quoting, "keep_default_na": False}
-    try:
-        table = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
-    except Exception as exc:  # datasets wraps parser errors in its own types
-        raise InputError(f"{path}: cannot read as {path.suffix[1:]}: {_root_cause(exc)}") from None
-    if len(table) == 0:
-        raise InputError(f"{path}: the file has no data rows")
-    return table
-
-
-def _read_folder(path: Path):
-    import datasets
-
-    try:
-        table = datasets.load_from_disk(str(path))
-    except FileNotFoundError:
-        raise InputError(f"{path} is a folder but not one written by datasets' save_to_disk") from None
-    if isinstance(table, datasets.DatasetDict):
-        if "train" not in table:
-            raise InputError(f"{path}: a DatasetDict without a 'train' split ({', '.join(table)})")
-        table = table["train"]
-    return table
-
-
-def _check_ragged(path: Path, delimiter: str, quoting: int) -> None:
-    # pandas reports ragged rows by line number, or silently pads short ones: check first.
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
-        header = next(reader, None)
-        if not header:
-            raise InputError(f"{path}: the file is empty")
-        for row_number, row in enumerate(reader, start=1):
-            if row and len(row) != len(header):
-                raise InputError(
-                    f"{where(path, row=row_number)}: has {len(row)} fields but the header has "
-                    f"{len(header)} ({', '.join(header)})"
-                )
-
-
-def _root_cause(exc: BaseException) -> str:
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
 # Columns and labels -------------------------------------------------------------------------------
 def pick_columns(found: Sequence[str], options: DataOptions, file: object) -> Columns:
     """Choose the text, pair and label columns of a table (see `clearpipe.columns`)."""
@@ -237,101 +146,10 @@ def pick_columns(found: Sequence[str], options: DataOptions, file: object) -> Co
     return Columns(text, pair, label)
 
 
-def _label_key(value: object, multi_label: bool, sep: str, file: object, row: int, column: str):
-    """A label cell as a hashable key (int or str), a tuple of keys when multi-label, or None if missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if multi_label:
-        parts = value if isinstance(value, list) else str(value).split(sep)
-        keys = tuple(_label_key(p, False, sep, file, row, column) for p in parts)
-        keys = tuple(k for k in keys if k is not None and k != "")
-        return keys or None
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        if value.is_integer():
-            return int(value)
-        raise InputError(
-            f"{where(file, row=row, column=column)}: label {value} is not a class: labels are names or "
-            "integer ids"
-        )
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, list):
-        raise InputError(
-            f"{where(file, row=row, column=column)}: a list of labels in a single-label column; "
-            "pass --multi-label"
-        )
-    raise InputError(f"{where(file, row=row, column=column)}: unsupported label {value!r}")
-
-
 def _is_multi_label(values: Sequence[object], options: DataOptions) -> bool:
     if options.multi_label is not None:
         return options.multi_label
     return any(isinstance(v, list) for v in values)
-
-
-def build_label_space(
-    keys: Sequence[object], multi_label: bool, names: Sequence[str] | None, file: object, rows: Sequence[int]
-) -> LabelSpace:
-    """Map the training labels to ids in a stable order: integers by value, names alphabetically.
-
-    `names` (from `--label-names`) fixes the order of string labels, or names integer ids 0..K-1.
-    """
-    flat = [k for key in keys for k in (key if multi_label else (key,))]
-    kinds = {type(k) for k in flat}
-    if len(kinds) > 1:
-        first = {
-            kind: next(r for r, key in zip(rows, keys, strict=True) if _has_kind(key, kind)) for kind in kinds
-        }
-        raise InputError(
-            f"{file}: mixed label types: row {first[int]} has an integer label and row {first[str]} "
-            "a string label; use names or integer ids, not both"
-        )
-    distinct = sorted(set(flat))
-    if not distinct:
-        raise InputError(f"{file}: no row has a label")
-    if names is None:
-        return LabelSpace([str(k) for k in distinct], multi_label)
-    names = [str(n) for n in names]
-    if kinds == {int}:
-        bad = [k for k in distinct if not 0 <= k < len(names)]
-        if bad:
-            raise InputError(f"{file}: label id {bad[0]} has no name in --label-names ({', '.join(names)})")
-        return LabelSpace(names, multi_label)
-    unknown = [k for k in distinct if k not in names]
-    if unknown:
-        row = next(r for r, key in zip(rows, keys, strict=True) if unknown[0] in _as_tuple(key))
-        raise InputError(
-            f"{where(file, row=row)}: unknown label {unknown[0]!r}; --label-names has {', '.join(names)}"
-        )
-    return LabelSpace(names, multi_label)
-
-
-def _as_tuple(key: object) -> tuple:
-    return key if isinstance(key, tuple) else (key,)
-
-
-def _has_kind(key: object, kind: type) -> bool:
-    return any(type(k) is kind for k in _as_tuple(key))
-
-
-def _ids_of(key: object, space: LabelSpace, lookup: dict) -> int | list[int] | None:
-    if space.multi_label:
-        ids = [lookup.get(k) for k in key]
-        return None if any(i is None for i in ids) else sorted(set(ids))
-    return lookup.get(key)
-
-
-def _lookup(space: LabelSpace, int_labels: bool) -> dict:
-    """Label value -> id: integer labels are their own names ("0", "1") or ids into named labels."""
-    if int_labels and not all(n.lstrip("-").isdigit() for n in space.names):
-        return {i: i for i in range(len(space.names))}  # integer ids named by --label-names
-    if int_labels:
-        return {int(n): i for i, n in enumerate(space.names)}
-    return {n: i for i, n in enumerate(space.names)}
 
 
 # Splits -----------------------------------------------------------------------------------------
@@ -371,7 +189,7 @@ def _clean(table, columns: Columns, multi_label: bool, options: DataOptions, nam
         if not _has_text(text) or (pairs is not None and not _has_text(pair)):
             report.drop("empty text", row)
             continue
-        key = _label_key(value, multi_label, options.label_sep, source, row, columns.label)
+        key = label_key(value, multi_label, options.label_sep, source, row, columns.label)
         if key is None:
             report.drop("missing label", row)
             continue
@@ -386,12 +204,12 @@ def _has_text(value: object) -> bool:
 
 
 def _to_split(raw: _Raw, space: LabelSpace, int_labels: bool) -> Split:
-    lookup = _lookup(space, int_labels)
+    lookup = label_lookup(space, int_labels)
     split = Split(raw.name, raw.source, [], [], [])
     for item, key, row in zip(raw.items, raw.keys, raw.rows, strict=True):
         if int_labels and not space.multi_label and isinstance(key, str) and key.lstrip("-").isdigit():
             key = int(key)
-        ids = _ids_of(key, space, lookup)
+        ids = ids_of(key, space, lookup)
         if ids is None:
             raw.report.drop("unknown label", row)
             continue
@@ -442,7 +260,7 @@ def read_training_data(
     multi_label = _is_multi_label(table[columns.label], options)
     raw_train = _clean(table, columns, multi_label, options, "train", str(train))
     space = build_label_space(raw_train.keys, multi_label, options.label_names, train, raw_train.rows)
-    int_labels = any(isinstance(k, int) for key in raw_train.keys for k in _as_tuple(key))
+    int_labels = any(isinstance(k, int) for key in raw_train.keys for k in as_tuple(key))
     train_split = _to_split(raw_train, space, int_labels)
     reports = [raw_train.report]
     validation_split = None
@@ -516,11 +334,11 @@ def read_evaluation_data(
     table, columns, _ = _read_raw(path, None, options)
     raw = _clean(table, columns, multi_label, options, "test", str(path))
     space = LabelSpace(list(labels), multi_label)
-    int_labels = all(isinstance(k, int) for key in raw.keys for k in _as_tuple(key))
-    lookup = _lookup(space, int_labels)
+    int_labels = all(isinstance(k, int) for key in raw.keys for k in as_tuple(key))
+    lookup = label_lookup(space, int_labels)
     split = Split("test", str(path), [], [], [])
     for item, key, row in zip(raw.items, raw.keys, raw.rows, strict=True):
-        ids = _ids_of(key if int_labels else _strs(key), space, lookup)
+        ids = ids_of(key if int_labels else _strs(key), space, lookup)
         if ids is None:
             raw.report.drop("unknown label", row)
             continue
