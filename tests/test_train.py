@@ -112,6 +112,7 @@ def test_agnews_four_classes_learn(base, tmp_path):
             output=str(tmp_path / "agnews"),
             epochs=5,
             learning_rate=3e-3,
+            class_weights="auto",  # balanced classes: weights near 1, the weighted path still learns
             **FAST,
         )
     )
@@ -155,7 +156,7 @@ def test_multi_label_thresholds_round_trip(base, tmp_path):
     result = train(
         TrainConfig(
             data=str(data), validation=str(data), base=str(base), output=str(tmp_path / "multi"),
-            epochs=2, learning_rate=5e-3, **FAST,
+            epochs=2, learning_rate=5e-3, class_weights="auto", **FAST,
         )
     )  # fmt: skip
     thresholds = result.metrics["validation"]["thresholds"]
