@@ -8,8 +8,10 @@ import sys
 import typer
 
 from clearpipe.cli.classify import classify
+from clearpipe.cli.evaluate import evaluate
 from clearpipe.cli.predict import predict
 from clearpipe.cli.serve import serve
+from clearpipe.cli.train import train
 
 app = typer.Typer(
     name="clearpipe",
@@ -21,6 +23,8 @@ app = typer.Typer(
 )
 app.command()(classify)
 app.command()(predict)
+app.command()(train)
+app.command()(evaluate)
 app.command()(serve)
 
 
