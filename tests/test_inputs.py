@@ -33,6 +33,8 @@ def test_empty_list_gives_empty_batch():
         ([{"txt": "a"}], 'must have a "text" key'),
         ([("a", "b", "c")], "input 0 is a tuple"),
         (b"bytes", "got a bytes"),
+        (["ok", "bad \ud800"], "input 1 is not valid Unicode: unpaired surrogate at character 4"),
+        ({"text": "a", "text_pair": "\udfff"}, "the input is not valid Unicode"),
     ],
 )
 def test_bad_items_are_named(inputs, message):

@@ -24,7 +24,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "src" / "clearpipe" / "default_model" / "config.json"
 
-pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="the README's examples use the embedded default model")
+pytestmark = pytest.mark.skipif(
+    not DEFAULT_MODEL.is_file(), reason="the README's examples use the embedded default model"
+)
 
 
 def blocks(language: str) -> list[str]:
@@ -54,10 +56,18 @@ def _tiny_base(folder: Path, sample: list[list[str]]) -> None:
     words = sorted({w for text, _ in sample for w in text.split()})
     folder.mkdir()
     vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])), encoding="utf-8")
+    vocab.write_text(
+        "\n".join(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])), encoding="utf-8"
+    )
     tokenizer = BertTokenizer(vocab=str(vocab))
     tokenizer.model_max_length = 128
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
 
@@ -68,7 +78,9 @@ def test_readme_has_examples():
 
 def test_python_examples_run(scratch):
     program = "\n\n".join(blocks("python"))
-    result = subprocess.run([sys.executable, "-c", program], cwd=scratch, env=env(), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", program], cwd=scratch, env=env(), capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr
 
 

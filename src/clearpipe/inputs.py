@@ -41,12 +41,12 @@ def normalize_inputs(inputs: object) -> Batch:
 
 def _one(item: object, index: int | None, in_list: bool) -> TextInput:
     if isinstance(item, str):
-        return item
+        return _valid(item, index)
     if isinstance(item, Mapping):
         return _from_mapping(item, index)
     is_pair_shape = isinstance(item, tuple) or (in_list and isinstance(item, list))
     if is_pair_shape and len(item) == 2 and all(isinstance(x, str) for x in item):
-        return (item[0], item[1])
+        return (_valid(item[0], index), _valid(item[1], index))
     raise InputError(
         f"{_at(index)} is {_kind(item)}: expected a string, a (text, text_pair) pair "
         'or {"text": ..., "text_pair": ...}'
@@ -63,10 +63,21 @@ def _from_mapping(item: Mapping, index: int | None) -> TextInput:
     if not isinstance(text, str):
         raise InputError(f'{_at(index)} field "text" is {_kind(text)}: expected a string')
     if pair is None:
-        return text
+        return _valid(text, index)
     if not isinstance(pair, str):
         raise InputError(f'{_at(index)} field "text_pair" is {_kind(pair)}: expected a string')
-    return (text, pair)
+    return (_valid(text, index), _valid(pair, index))
+
+
+def _valid(text: str, index: int | None) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # Lone surrogates ("\ud800", which JSON and Python strings allow) reach no tokenizer.
+        raise InputError(
+            f"{_at(index)} is not valid Unicode: unpaired surrogate at character {exc.start}"
+        ) from None
+    return text
 
 
 def _at(index: int | None) -> str:

@@ -8,9 +8,11 @@ import sys
 import typer
 
 from clearpipe.cli.classify import classify
+from clearpipe.cli.evaluate import evaluate
 from clearpipe.cli.predict import predict
 from clearpipe.cli.serve import serve
 from clearpipe.cli.trace import trace
+from clearpipe.cli.train import train
 
 app = typer.Typer(
     name="clearpipe",
@@ -22,6 +24,8 @@ app = typer.Typer(
 )
 app.command()(classify)
 app.command()(predict)
+app.command()(train)
+app.command()(evaluate)
 app.command()(serve)
 app.command()(trace)
 

@@ -228,13 +228,6 @@ def _parse(body: schemas.ClassifyRequest, service: Service) -> tuple[Batch, TopK
 def _check_text(text: str, limit: int, where: str) -> None:
     if len(text) > limit:
         raise InputError(f"{where} has {len(text)} characters, the limit is {limit}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        # JSON can carry lone surrogates ("\\ud800"); no tokenizer can take them.
-        raise InputError(
-            f"{where} is not valid Unicode: unpaired surrogate at character {exc.start}"
-        ) from None
 
 
 async def _tokenize(clf: Classifier, batch: Batch) -> Tokenized:

@@ -1,0 +1,121 @@
+"""`clearpipe train`: fine-tune a checkpoint on a labelled table (see docs/TRAINING.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def train(
+    data: Annotated[
+        Path,
+        typer.Argument(help="Training data: .csv, .tsv, .json, .jsonl, .parquet or a save_to_disk folder."),
+    ],
+    base: Annotated[str, typer.Option("--base", help="Checkpoint folder or hub id to fine-tune.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for the trained model and its reports.")
+    ],
+    validation: Annotated[
+        Path | None, typer.Option("--validation", help="Validation data. Default: a stratified 10% of DATA.")
+    ] = None,
+    test: Annotated[Path | None, typer.Option("--test", help="Test data, scored once at the end.")] = None,
+    text_column: Annotated[str | None, typer.Option("--text-column", help="Column with the text.")] = None,
+    text_pair_column: Annotated[
+        str | None, typer.Option("--text-pair-column", help="Column with the second text of a pair.")
+    ] = None,
+    label_column: Annotated[str | None, typer.Option("--label-column", help="Column with the label.")] = None,
+    label_names: Annotated[
+        str | None,
+        typer.Option(
+            "--label-names",
+            help="Comma-separated label names: the id order, or names for integer ids 0..K-1.",
+        ),
+    ] = None,
+    multi_label: Annotated[
+        bool | None,
+        typer.Option(
+            "--multi-label/--single-label", help="Force multi-label (label cells hold several labels)."
+        ),
+    ] = None,
+    label_sep: Annotated[
+        str, typer.Option("--label-sep", help="Separator of labels in a multi-label cell.")
+    ] = ",",
+    max_length: Annotated[
+        int | None, typer.Option("--max-length", help="Tokens per row. Default: the data's 99th percentile.")
+    ] = None,
+    epochs: Annotated[float, typer.Option("--epochs", min=0.01)] = 3.0,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", "--lr", min=0.0)] = 5e-5,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per device per step.")] = 32,
+    gradient_accumulation: Annotated[int, typer.Option("--gradient-accumulation", min=1)] = 1,
+    warmup: Annotated[
+        float, typer.Option("--warmup", min=0.0, max=0.99, help="Warmup fraction of the steps.")
+    ] = 0.06,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", min=0.0)] = 0.01,
+    patience: Annotated[
+        int,
+        typer.Option("--patience", min=0, help="Stop after this many epochs without improvement; 0: never."),
+    ] = 2,
+    class_weights: Annotated[
+        str, typer.Option("--class-weights", help='"auto" for imbalanced data, or "none".')
+    ] = "none",
+    metric: Annotated[
+        str, typer.Option("--metric", help='Best-checkpoint metric: "auto", "accuracy" or "macro_f1".')
+    ] = "auto",
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    bf16: Annotated[
+        bool | None, typer.Option("--bf16/--no-bf16", help="bf16 mixed precision. Default: where supported.")
+    ] = None,
+    group_by_length: Annotated[bool, typer.Option("--group-by-length/--no-group-by-length")] = True,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run in --output.")
+    ] = False,
+    keep_checkpoints: Annotated[
+        bool, typer.Option("--keep-checkpoints", help="Keep per-epoch checkpoints.")
+    ] = False,
+    save_dtype: Annotated[
+        str, typer.Option("--save-dtype", help='Weights dtype on disk: "float32", "float16" or "bfloat16".')
+    ] = "float32",
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = -1,
+) -> None:
+    """Fine-tune BASE on DATA and write a Hugging Face checkpoint with metrics and a model card to OUTPUT."""
+    from clearpipe.data import DataOptions
+    from clearpipe.train import TrainConfig
+    from clearpipe.train import train as run
+
+    options = DataOptions(
+        text_column=text_column,
+        pair_column=text_pair_column,
+        label_column=label_column,
+        label_names=[n.strip() for n in label_names.split(",")] if label_names else None,
+        multi_label=multi_label,
+        label_sep=label_sep,
+        seed=seed,
+    )
+    config = TrainConfig(
+        data=str(data),
+        base=base,
+        output=str(output),
+        validation=str(validation) if validation else None,
+        test=str(test) if test else None,
+        data_options=options,
+        max_length=max_length,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        gradient_accumulation=gradient_accumulation,
+        warmup=warmup,
+        weight_decay=weight_decay,
+        patience=patience or None,
+        class_weights=class_weights,
+        metric=metric,
+        seed=seed,
+        bf16=bf16,
+        group_by_length=group_by_length,
+        resume=resume,
+        keep_checkpoints=keep_checkpoints,
+        save_dtype=save_dtype,
+        max_steps=max_steps,
+    )
+    run(config)

@@ -1,0 +1,39 @@
+"""The embedded default sentiment model: present, half precision, labelled, and accurate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors import safe_open
+
+import clearpipe
+from clearpipe.evaluation import evaluate_file
+from clearpipe.loading import DEFAULT_MODEL_DIR
+
+pytestmark = pytest.mark.default_model
+
+
+def test_shipped_files_and_dtype():
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md", "metrics.json"):
+        assert (DEFAULT_MODEL_DIR / name).is_file(), name
+    with safe_open(DEFAULT_MODEL_DIR / "model.safetensors", "pt") as weights:
+        dtypes = {str(weights.get_slice(key).get_dtype()) for key in weights.keys()}  # noqa: SIM118 (not a dict)
+    assert dtypes == {"F16"}
+    config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+
+
+def test_default_pipeline_reads_sentiment():
+    classifier = clearpipe.pipeline("sentiment-analysis")
+    results = classifier(["I love this movie!", "A dreadful, boring waste of two hours."])
+    assert [r["label"] for r in results] == ["positive", "negative"]
+
+
+def test_accuracy_on_sst2_validation(shared_data):
+    # The GLUE SST-2 validation set; the recipe's own run reported its figure in metrics.json.
+    result, _ = evaluate_file(clearpipe.load(), shared_data / "sst2" / "test.tsv")
+    shipped = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())["test"]["accuracy"]
+    assert result.rows == 872
+    assert result.accuracy == pytest.approx(shipped, abs=0.002)
+    assert result.accuracy > 0.88
