@@ -8,6 +8,7 @@ import sys
 import typer
 
 from clearpipe.cli.classify import classify
+from clearpipe.cli.export import export
 
 app = typer.Typer(
     name="clearpipe",
@@ -18,6 +19,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command()(classify)
+app.command()(export)
 
 
 @app.callback(invoke_without_command=True)

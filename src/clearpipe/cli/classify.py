@@ -21,6 +21,8 @@ def classify(
     max_length: options.MaxLength = None,
     batch_size: options.BatchSize = 32,
     device: options.Device = "auto",
+    dtype: options.Dtype = "auto",
+    long_text: options.LongText = "truncate",
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON result per line, in input order.")
     ] = False,
@@ -31,7 +33,9 @@ def classify(
     if not texts:
         texts = sys.stdin.read().splitlines()
     k = options.parse_top_k(top_k)
-    clf = clearpipe.load(model, max_length=max_length, batch_size=batch_size, device=device)
+    clf = clearpipe.load(
+        model, max_length=max_length, batch_size=batch_size, device=device, dtype=dtype, long_text=long_text
+    )
     results = clf(list(texts), top_k=k)
     if as_json:
         for result in results:
