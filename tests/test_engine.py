@@ -103,9 +103,10 @@ def test_auto_dtype_follows_the_cpu_flags(monkeypatch):
 
 
 def test_cpu_flags_are_read_from_proc_cpuinfo():
-    flags = open("/proc/cpuinfo").read() if precision.Path("/proc/cpuinfo").is_file() else ""
-    if not flags:
+    cpuinfo = precision.Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
         pytest.skip("no /proc/cpuinfo here")
+    flags = cpuinfo.read_text()
     precision.cpu_has_native_bf16.cache_clear()
     assert precision.cpu_has_native_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
 
