@@ -151,7 +151,9 @@ class Classifier:
 
     def _predict_windows(self, items: Sequence[TextInput], activation: Activation) -> Predictions:
         s = self.settings
-        windows = longtext.tokenize_windows(self.tokenizer, items, s.max_length, s.stride, s.use_token_type_ids)
+        windows = longtext.tokenize_windows(
+            self.tokenizer, items, s.max_length, s.stride, s.use_token_type_ids
+        )
         per_window = self.postprocess(self._run(windows.tokenized), activation)
         scores = longtext.aggregate_windows(per_window.scores, windows, s.aggregate)
         return Predictions(scores, per_window.labels, activation, windows=windows.counts)

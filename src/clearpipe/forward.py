@@ -38,6 +38,8 @@ def _forward_onnx(model: OnnxModel, encoded: Encoded) -> torch.Tensor:
     feeds = {"input_ids": encoded.input_ids.numpy(), "attention_mask": encoded.attention_mask.numpy()}
     if "token_type_ids" in model.input_names:
         types = encoded.token_type_ids
-        feeds["token_type_ids"] = (types if types is not None else torch.zeros_like(encoded.input_ids)).numpy()
+        feeds["token_type_ids"] = (
+            types if types is not None else torch.zeros_like(encoded.input_ids)
+        ).numpy()
     (logits,) = model.session.run(["logits"], feeds)  # (B, num_labels)
     return torch.from_numpy(logits).float()

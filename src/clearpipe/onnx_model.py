@@ -56,7 +56,9 @@ def load_onnx(source: str, device: torch.device, threads: int | None = None) -> 
     providers = ["CPUExecutionProvider"]
     if device.type == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise CheckpointError("this onnxruntime has no CUDA support; install onnxruntime-gpu or use --device cpu")
+            raise CheckpointError(
+                "this onnxruntime has no CUDA support; install onnxruntime-gpu or use --device cpu"
+            )
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
     path = Path(source) / ONNX_FILE
     session = ort.InferenceSession(str(path), options, providers=providers)

@@ -44,7 +44,9 @@ def read_texts(path: Path, text_column: str | None = None, limit: int = MAX_ROWS
     with path.open(encoding="utf-8", newline="") as handle:
         if suffix in (".csv", ".tsv"):
             rows = csv.DictReader(handle, **_dialect(suffix))
-            column = pick_column(rows.fieldnames or [], text_column, TEXT_NAMES, "text", "--text-column", path)
+            column = pick_column(
+                rows.fieldnames or [], text_column, TEXT_NAMES, "text", "--text-column", path
+            )
             texts = [row[column] or "" for _, row in zip(range(limit), rows, strict=False)]
         elif suffix in (".jsonl", ".ndjson"):
             texts = _jsonl(handle, path, text_column, limit)

@@ -11,7 +11,9 @@ from clearpipe.cli import options
 
 
 def export(
-    model: Annotated[str, typer.Argument(help='Checkpoint folder or hub id; "default" for the embedded model.')],
+    model: Annotated[
+        str, typer.Argument(help='Checkpoint folder or hub id; "default" for the embedded model.')
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write (must be new or empty).")],
     format: Annotated[str, typer.Option("--format", help='Export format: "onnx".')] = "onnx",
     quantize: Annotated[
