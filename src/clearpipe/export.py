@@ -154,10 +154,17 @@ def _silenced(*loggers: str):
 
 
 def _quantize_int8(path: Path) -> None:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    model = onnx.load(str(path))
+    # The exporter's recorded intermediate shapes trip the quantizer's own shape inference;
+    # dropping them lets it infer every shape afresh.
+    del model.graph.value_info[:]
     fp32 = path.with_name("model.fp32.onnx")
-    path.rename(fp32)
+    onnx.save(model, str(fp32))
+    path.unlink()
     # Signed int8 weights: the VNNI kernels of x86 CPUs take them directly.
-    quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8)
+    with _silenced("root"):
+        quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8)
     fp32.unlink()
