@@ -116,7 +116,8 @@ def _wordpiece_vocab(folder: Path) -> Path:
         "abcdefghijklmnopqrstuvwxyz0123456789.,!?'"
     )
     vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(SPECIAL + WORDS + pieces) + "\n", encoding="utf-8")
+    # Duplicates would give two ids to one token and ids beyond the embedding table.
+    vocab.write_text("\n".join(dict.fromkeys(SPECIAL + WORDS + pieces)) + "\n", encoding="utf-8")
     return vocab
 
 

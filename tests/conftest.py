@@ -21,7 +21,7 @@ def tiny(tmp_path_factory):
     cache: dict[tuple, Path] = {}
 
     def make(kind: str = "bert", num_labels: int = 2, problem_type: str | None = None, **extra) -> Path:
-        key = (kind, num_labels, problem_type, tuple(sorted(extra.items())))
+        key = (kind, num_labels, problem_type, repr(sorted(extra.items())))
         if key not in cache:
             folder = tmp_path_factory.mktemp(f"{kind}-{num_labels}-{problem_type or 'single'}")
             cache[key] = checkpoints.build(folder, kind, num_labels, problem_type, **extra)

@@ -8,43 +8,50 @@
 
 from __future__ import annotations
 
-import os
-from typing import Unpack
-
-from clearpipe.classifier import Classifier, LoadOptions, load
-from clearpipe.errors import CheckpointError, ClearpipeError, InputError
-from clearpipe.postprocess import BEST, LabelScore
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-TASKS = ("sentiment-analysis", "text-classification")
+# torch and transformers take seconds to import: the public names are loaded on first use so
+# that `clearpipe --help`, `--version` and usage errors answer at once.
+_LAZY = {
+    "Classifier": "clearpipe.classifier",
+    "LoadOptions": "clearpipe.classifier",
+    "load": "clearpipe.classifier",
+    "pipeline": "clearpipe.pipeline",
+    "TASKS": "clearpipe.pipeline",
+    "BEST": "clearpipe.postprocess",
+    "LabelScore": "clearpipe.postprocess",
+    "ClearpipeError": "clearpipe.errors",
+    "InputError": "clearpipe.errors",
+    "CheckpointError": "clearpipe.errors",
+}
 
 __all__ = [
     "BEST",
+    "TASKS",
     "CheckpointError",
     "Classifier",
     "ClearpipeError",
     "InputError",
     "LabelScore",
+    "LoadOptions",
     "__version__",
     "load",
     "pipeline",
 ]
 
+if TYPE_CHECKING:
+    from clearpipe.classifier import Classifier, LoadOptions, load
+    from clearpipe.errors import CheckpointError, ClearpipeError, InputError
+    from clearpipe.pipeline import TASKS, pipeline
+    from clearpipe.postprocess import BEST, LabelScore
 
-def pipeline(
-    task: str = "sentiment-analysis",
-    model: str | os.PathLike[str] | None = None,
-    **options: Unpack[LoadOptions],
-) -> Classifier:
-    """Drop-in for `transformers.pipeline("sentiment-analysis")`, returning a `Classifier`.
 
-    With `model=None` it uses clearpipe's embedded default sentiment model.
-
-    >>> classifier = clearpipe.pipeline("sentiment-analysis")  # doctest: +SKIP
-    >>> classifier("We are very happy to show you the clearpipe library.")  # doctest: +SKIP
-    {'label': 'positive', 'score': 0.99}
-    """
-    if task not in TASKS:
-        raise InputError(f"unsupported task {task!r}: clearpipe does {' and '.join(TASKS)}")
-    return load(model, **options)
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'clearpipe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

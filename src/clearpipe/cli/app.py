@@ -9,6 +9,7 @@ import typer
 
 from clearpipe.cli.classify import classify
 from clearpipe.cli.export import export
+from clearpipe.cli.predict import predict
 
 app = typer.Typer(
     name="clearpipe",
@@ -19,6 +20,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command()(classify)
+app.command()(predict)
 app.command()(export)
 
 

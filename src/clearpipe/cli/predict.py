@@ -1,0 +1,85 @@
+"""`clearpipe predict`: classify every row of a file into a new file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clearpipe.cli import options
+
+
+def predict(
+    input: Annotated[
+        Path, typer.Argument(help="A .txt (one text per line), .csv, .tsv, .jsonl, .json or .parquet file.")
+    ],
+    output: options.OutputPath,
+    text_column: Annotated[
+        str | None, typer.Option("--text-column", help="Column holding the text. Inferred when obvious.")
+    ] = None,
+    text_pair_column: Annotated[
+        str | None, typer.Option("--text-pair-column", help="Column holding the second text of a pair.")
+    ] = None,
+    model: options.Model = None,
+    top_k: options.TopK = None,
+    max_length: options.MaxLength = None,
+    batch_size: options.BatchSize = 32,
+    device: options.Device = "auto",
+    encoding: options.Encoding = "utf-8",
+    chunk_rows: Annotated[
+        int, typer.Option("--chunk-rows", min=1, help="Rows read, classified and written at a time.")
+    ] = 4096,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run into the same OUTPUT.")
+    ] = False,
+) -> None:
+    """Classify INPUT into OUTPUT, keeping INPUT's columns and adding label and score.
+
+    The output is written to a temporary file and renamed into place at the end; an interrupted
+    run continues with --resume, and every input row appears exactly once in the output.
+    """
+    import clearpipe
+    from clearpipe.predict_file import PredictJob, make_plan, predict_file
+
+    job = PredictJob(
+        input=input,
+        output=output,
+        text_column=text_column,
+        pair_column=text_pair_column,
+        top_k=options.parse_top_k(top_k),
+        chunk_rows=chunk_rows,
+        encoding=encoding,
+        resume=resume,
+    )
+    clf = clearpipe.load(model, max_length=max_length, batch_size=batch_size, device=device)
+    make_plan(clf, job)  # refuse bad columns and formats before the progress bar starts
+    with _progress(input) as on_chunk:
+        summary = predict_file(clf, job, on_chunk)
+    resumed = f" ({summary.resumed_rows} from the interrupted run)" if summary.resumed_rows else ""
+    print(f"wrote {summary.rows} rows{resumed} to {summary.output}", file=sys.stderr)
+
+
+class _progress:
+    """A progress bar on stderr, by bytes of input read, shown only when stderr is a terminal."""
+
+    def __init__(self, path: Path) -> None:
+        self.total = path.stat().st_size if path.is_file() else 0
+        self.bar = None
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            return None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        self.bar = Progress(
+            "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn()
+        )
+        self.bar.start()
+        task = self.bar.add_task("classifying", total=self.total)
+        return lambda chunk: self.bar.update(task, completed=chunk.bytes_read)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

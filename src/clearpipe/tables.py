@@ -1,0 +1,237 @@
+"""Read and write tables in chunks: .txt, .csv, .tsv, .jsonl, .json and .parquet.
+
+Reading streams a file chunk by chunk so that `clearpipe predict` works in bounded memory on
+files larger than RAM (.json, a single array, is the exception: it is parsed whole). Every
+row carries its 1-based number so that errors can say where they are. Text files are decoded
+line by line, strictly, so an undecodable byte is reported with its line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from clearpipe.errors import InputError, where
+
+FORMATS = ("txt", "csv", "tsv", "jsonl", "json", "parquet")
+Row = dict[str, Any]
+
+csv.field_size_limit(sys.maxsize)  # a 1,000,000-character text is a valid cell
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive rows of a table; `first_row` is the 1-based number of `rows[0]`."""
+
+    rows: list[Row]
+    first_row: int
+    bytes_read: int
+
+
+def table_format(path: Path, role: str = "input") -> str:
+    """The format of `path` from its suffix, or an `InputError` listing the known ones.
+
+    >>> table_format(Path("reviews.TSV"))
+    'tsv'
+    """
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix == "ndjson":
+        return "jsonl"
+    if suffix not in FORMATS:
+        raise InputError(f"{path}: unknown {role} format {path.suffix!r}; use one of .{', .'.join(FORMATS)}")
+    return suffix
+
+
+def read_columns(path: Path, encoding: str = "utf-8") -> list[str]:
+    """The column names of a table: its header, its Parquet schema, or its first record's keys.
+
+    >>> read_columns(Path("reviews.csv"))  # doctest: +SKIP
+    ['id', 'text']
+    """
+    fmt = table_format(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    if fmt in ("csv", "tsv"):
+        return _csv_header(path, encoding)
+    first = next(read_chunks(path, chunk_rows=1, encoding=encoding), None)
+    return list(first.rows[0]) if first else ["text"] if fmt == "txt" else []
+
+
+def read_chunks(path: Path, chunk_rows: int, encoding: str = "utf-8") -> Iterator[Chunk]:
+    """Yield the rows of `path` in chunks of at most `chunk_rows`.
+
+    >>> next(read_chunks(Path("reviews.csv"), chunk_rows=1000)).rows[0]  # doctest: +SKIP
+    {'id': '1', 'text': 'Great phone.'}
+    """
+    fmt = table_format(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    readers = {
+        "txt": _txt_rows,
+        "csv": _csv_rows,
+        "tsv": _csv_rows,
+        "jsonl": _jsonl_rows,
+        "json": _json_rows,
+        "parquet": _parquet_rows,
+    }
+    rows: list[Row] = []
+    first = 1
+    consumed = 0
+    for number, row, position in readers[fmt](path, encoding):
+        if not rows:
+            first = number
+        rows.append(row)
+        consumed = position
+        if len(rows) == chunk_rows:
+            yield Chunk(rows, first, consumed)
+            rows = []
+    if rows:
+        yield Chunk(rows, first, consumed)
+
+
+RowStream = Iterator[tuple[int, Row, int]]
+
+
+def _decoded_lines(path: Path, encoding: str) -> Iterator[tuple[int, str, int]]:
+    # Decoding each line on its own (rather than through a text stream) is what lets an
+    # encoding error name its line.
+    position = 0
+    with open(path, "rb") as raw:
+        for number, line in enumerate(_lines(raw), start=1):
+            position += len(line)
+            try:
+                text = line.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{path}, line {number}: cannot decode byte {line[exc.start : exc.start + 1]!r} "
+                    f"as {encoding}; pass --encoding to choose another (e.g. latin-1, cp1252)"
+                ) from None
+            except LookupError:
+                raise InputError(f"unknown encoding {encoding!r}") from None
+            if number == 1:
+                text = text.removeprefix("\ufeff")
+            yield number, text, position
+
+
+def _lines(raw: BinaryIO) -> Iterator[bytes]:
+    yield from raw
+
+
+def _txt_rows(path: Path, encoding: str) -> RowStream:
+    for number, line, position in _decoded_lines(path, encoding):
+        yield number, {"text": line.rstrip("\r\n")}, position
+
+
+def _csv_header(path: Path, encoding: str) -> list[str]:
+    for _, line, _ in _decoded_lines(path, encoding):
+        return next(_csv_reader([line], path))
+    return []
+
+
+def _csv_reader(lines: Any, path: Path) -> Any:
+    if path.suffix.lower() == ".tsv":
+        # TSV files (GLUE, AG News) carry raw quotes inside texts: no CSV quoting.
+        return csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+    return csv.reader(lines)
+
+
+def _csv_rows(path: Path, encoding: str) -> RowStream:
+    position = 0
+
+    def tracked() -> Iterator[str]:
+        nonlocal position
+        for _, line, pos in _decoded_lines(path, encoding):
+            position = pos
+            yield line
+
+    reader = _csv_reader(tracked(), path)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        _check_header(header, path)
+        for number, cells in enumerate(reader, start=1):
+            if not cells:
+                continue  # a blank line, typically the last one
+            if len(cells) != len(header):
+                raise InputError(
+                    f"{where(path, row=number)} (line {reader.line_num}): has {len(cells)} fields, "
+                    f"the header has {len(header)}"
+                )
+            yield number, dict(zip(header, cells, strict=True)), position
+    except csv.Error as exc:
+        raise InputError(
+            f"{path}, line {reader.line_num}: malformed {path.suffix[1:].upper()}: {exc}"
+        ) from None
+
+
+def _check_header(header: list[str], path: Path) -> None:
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise InputError(f'{path}: column "{name}" appears twice in the header')
+        seen.add(name)
+
+
+def _jsonl_rows(path: Path, encoding: str) -> RowStream:
+    row = 0
+    for number, line, position in _decoded_lines(path, encoding):
+        if not line.strip():
+            continue
+        row += 1
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}, line {number}: invalid JSON: {exc.msg}") from None
+        yield row, _record(value, path, row), position
+
+
+def _json_rows(path: Path, encoding: str) -> RowStream:
+    try:
+        value = json.loads(path.read_bytes().decode(encoding))
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: cannot decode as {encoding} at byte {exc.start}; pass --encoding"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}, line {exc.lineno}: invalid JSON: {exc.msg}") from None
+    if isinstance(value, dict) and isinstance(value.get("data"), list):
+        value = value["data"]
+    if not isinstance(value, list):
+        raise InputError(f'{path}: expected a JSON array of records (or {{"data": [...]}})')
+    size = path.stat().st_size
+    for row, item in enumerate(value, start=1):
+        yield row, _record(item, path, row), size
+
+
+def _record(value: Any, path: Path, row: int) -> Row:
+    if isinstance(value, str):
+        return {"text": value}
+    if not isinstance(value, dict):
+        raise InputError(f"{where(path, row=row)}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _parquet_rows(path: Path, encoding: str) -> RowStream:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
+    total_rows = max(parquet.metadata.num_rows, 1)
+    size = path.stat().st_size
+    row = 0
+    for batch in parquet.iter_batches(batch_size=4096):
+        for record in batch.to_pylist():
+            row += 1
+            yield row, record, size * row // total_rows

@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+import clearpipe
+from clearpipe.errors import CheckpointError, InputError
+from clearpipe.postprocess import Activation, Predictions
+from clearpipe.preprocess import Encoded
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_bert):
+    return clearpipe.load(tiny_bert, device="cpu")
+
+
+def test_stages_have_typed_results(clf):
+    encoded = clf.preprocess(["the film was good", "bad"])
+    assert isinstance(encoded, Encoded)
+    assert encoded.input_ids.shape == encoded.attention_mask.shape == encoded.token_type_ids.shape
+    assert encoded.lengths == [6, 3]
+    assert encoded.attention_mask.sum(dim=1).tolist() == [6, 3]
+    logits = clf.forward(encoded)
+    assert logits.shape == (2, 2) and logits.dtype == torch.float32
+    predictions = clf.postprocess(logits)
+    assert isinstance(predictions, Predictions)
+    assert np.allclose(predictions.scores.sum(axis=1), 1.0)
+    assert predictions.to_output() == clf(["the film was good", "bad"])
+
+
+def test_distilbert_gets_no_token_type_ids(tiny):
+    encoded = clearpipe.load(tiny("distilbert", 2)).preprocess(["a good film"])
+    assert encoded.token_type_ids is None
+
+
+def test_empty_and_whitespace_texts_are_classified(clf):
+    results = clf(["", "   ", "\n"])
+    assert [set(r) for r in results] == [{"label", "score"}] * 3
+
+
+def test_million_character_text_is_truncated_and_flagged(clf):
+    huge = "good " * 200_000
+    encoded = clf.preprocess([huge, "bad"])
+    assert encoded.truncated == [True, False]
+    assert encoded.lengths[0] == clf.max_length
+    assert clf(huge)["label"] in clf.labels
+
+
+def test_empty_list_gives_empty_result(clf):
+    assert clf([]) == []
+    assert clf([], top_k=None) == []
+
+
+def test_none_item_names_its_index(clf):
+    with pytest.raises(InputError, match="input 2 is None"):
+        clf(["a", "b", None])
+
+
+def test_top_k_is_validated_and_capped(clf):
+    assert len(clf("good", top_k=10)) == 2
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(InputError, match="top_k"):
+            clf("good", top_k=bad)
+
+
+def test_function_to_apply_is_validated(clf):
+    with pytest.raises(InputError, match="function_to_apply"):
+        clf("good", function_to_apply="relu")
+    raw = clf("good", top_k=None, function_to_apply="none")
+    probs = clf("good", top_k=None, function_to_apply="softmax")
+    assert sum(p["score"] for p in probs) == pytest.approx(1.0)
+    assert {r["label"] for r in raw} == {p["label"] for p in probs}
+
+
+def test_default_activation_follows_checkpoint(tiny):
+    assert clearpipe.load(tiny("bert", 3)).settings.activation is Activation.SOFTMAX
+    assert clearpipe.load(tiny("bert", 1)).settings.activation is Activation.SIGMOID
+    multi = clearpipe.load(tiny("bert", 3, "multi_label_classification"))
+    assert multi.settings.activation is Activation.SIGMOID
+
+
+def test_labels_rename_generic_names(tiny):
+    clf = clearpipe.load(tiny("bert", 2), labels=["neg", "pos"])
+    assert clf("good")["label"] in {"neg", "pos"}
+    with pytest.raises(InputError, match="labels has 3 names but the model has 2 outputs"):
+        clearpipe.load(tiny("bert", 2), labels=["a", "b", "c"])
+
+
+def test_max_length_is_checked(tiny_bert):
+    assert clearpipe.load(tiny_bert, max_length=8)("good " * 50) is not None
+    with pytest.raises(InputError, match="model's limit of 64"):
+        clearpipe.load(tiny_bert, max_length=1000)
+
+
+def test_folder_without_config_lists_what_it_found(tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"no config.json \(found: weights.bin\)"):
+        clearpipe.load(tmp_path)
+
+
+def test_checkpoint_without_classification_head_is_refused(tmp_path):
+    BertModel(
+        BertConfig(
+            vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8
+        )
+    ).save_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match=r"no trained sequence-classification head.*BertModel"):
+        clearpipe.load(tmp_path)
+
+
+def test_missing_folder_and_offline_hub_id(tmp_path):
+    with pytest.raises(CheckpointError, match="no such model folder"):
+        clearpipe.load(str(tmp_path / "nope") + "/")
+    with pytest.raises(CheckpointError) as info:
+        clearpipe.load("some-org/some-model-that-is-not-cached")
+    message = str(info.value)
+    assert "some-org/some-model-that-is-not-cached" in message
+    assert "searched the cache at" in message and "local checkpoint folder" in message
+
+
+def test_unavailable_device_is_refused(tiny_bert):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(InputError, match="CUDA is not available"):
+        clearpipe.load(tiny_bert, device="cuda")
+
+
+def test_pipeline_is_a_drop_in(tiny_bert):
+    clf = clearpipe.pipeline("sentiment-analysis", model=tiny_bert)
+    assert clf("good")["label"] in {"negative", "positive"}
+    with pytest.raises(InputError, match="unsupported task"):
+        clearpipe.pipeline("summarization", model=tiny_bert)

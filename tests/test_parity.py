@@ -1,0 +1,80 @@
+"""clearpipe against transformers.pipeline as the oracle, on tiny random checkpoints."""
+
+import pytest
+from transformers import pipeline
+
+import clearpipe
+
+TEXTS = [
+    "the film was good",
+    "bad",
+    "",
+    "   ",
+    "a really really long and boring story with actors that never ends " * 10,
+    "café naïve 😀 the best movie ever",
+]
+PAIRS = [("the premise", "a hypothesis"), ("a good film", "it was not very good at all")]
+CASES = [
+    ("bert", 2, None),
+    ("distilbert", 3, None),
+    ("roberta", 3, None),
+    ("bert", 4, "multi_label_classification"),
+    ("roberta", 1, None),
+]
+
+
+def _close(ours, theirs):
+    if isinstance(theirs, dict):
+        theirs = [theirs]
+        ours = [ours]
+    assert [o["label"] for o in ours] == [t["label"] for t in theirs]
+    for o, t in zip(ours, theirs, strict=True):
+        assert o["score"] == pytest.approx(t["score"], abs=1e-5)
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}-{c[1]}-{c[2] or 'single'}")
+def pair_of_classifiers(request, tiny):
+    folder = tiny(*request.param)
+    return clearpipe.load(folder, device="cpu"), pipeline(
+        "text-classification", model=str(folder), device="cpu"
+    )
+
+
+@pytest.mark.parametrize("top_k", [clearpipe.BEST, 1, 2, None])
+@pytest.mark.parametrize("function_to_apply", [None, "softmax", "sigmoid", "none"])
+def test_batch_matches_transformers(pair_of_classifiers, top_k, function_to_apply):
+    ours, theirs = pair_of_classifiers
+    kwargs = {} if top_k is clearpipe.BEST else {"top_k": top_k}
+    if function_to_apply:
+        kwargs["function_to_apply"] = function_to_apply
+    expected = theirs(TEXTS, truncation=True, **kwargs)
+    got = ours(TEXTS, **kwargs)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        _close(g, e)
+
+
+def test_single_text_shape_matches_contract(pair_of_classifiers):
+    ours, theirs = pair_of_classifiers
+    single = ours("the film was good")
+    assert set(single) == {"label", "score"}
+    _close(single, theirs("the film was good")[0])
+    ranked = ours("the film was good", top_k=None)
+    assert isinstance(ranked, list)
+    _close(ranked, theirs("the film was good", top_k=None))
+
+
+def test_pairs_match_transformers(pair_of_classifiers):
+    ours, theirs = pair_of_classifiers
+    for premise, hypothesis in PAIRS:
+        expected = theirs({"text": premise, "text_pair": hypothesis}, truncation=True, top_k=None)
+        _close(ours((premise, hypothesis), top_k=None), expected)
+        _close(ours({"text": premise, "text_pair": hypothesis}, top_k=None), expected)
+
+
+def test_batch_size_does_not_change_answers(tiny):
+    folder = tiny("bert", 2)
+    big = clearpipe.load(folder, batch_size=64)(TEXTS * 3, top_k=None)
+    small = clearpipe.load(folder, batch_size=1)(TEXTS * 3, top_k=None)
+    for a, b in zip(big, small, strict=True):
+        _close(a, b)
