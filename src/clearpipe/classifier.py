@@ -37,7 +37,7 @@ class LoadOptions(TypedDict, total=False):
     """Options of `load` and `pipeline`, typed so that editors can check them."""
 
     max_length: int | None
-    batch_size: int
+    batch_size: int | None
     device: str
     labels: Sequence[str] | None
     function_to_apply: str | None
@@ -55,7 +55,7 @@ class Settings:
     """Resolved per-classifier settings."""
 
     max_length: int
-    batch_size: int
+    batch_size: int | None
     activation: Activation
     labels: list[str]
     use_token_type_ids: bool
@@ -194,7 +194,7 @@ def load(
     model: str | os.PathLike[str] | None = None,
     *,
     max_length: int | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     device: str = "auto",
     labels: Sequence[str] | None = None,
     function_to_apply: str | None = None,
@@ -220,7 +220,7 @@ def load(
 
     >>> clf = clearpipe.load("path/to/checkpoint", max_length=128, dtype="float32")  # doctest: +SKIP
     """
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     if max_tokens is not None and max_tokens < 1:
         raise InputError(f"max_tokens must be at least 1, got {max_tokens}")

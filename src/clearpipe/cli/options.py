@@ -19,7 +19,14 @@ MaxLength = Annotated[
     int | None,
     typer.Option("--max-length", help="Truncate inputs to this many tokens. Default: the model's limit."),
 ]
-BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Rows per forward pass.")]
+BatchSize = Annotated[
+    int | None,
+    typer.Option("--batch-size", min=1, help="Most rows per forward pass. Default: as many as --max-tokens allows."),
+]
+MaxTokens = Annotated[
+    int,
+    typer.Option("--max-tokens", min=1, help="Most padded tokens (rows x longest row) per forward pass."),
+]
 Device = Annotated[str, typer.Option("--device", help='"auto", "cpu" or "cuda".')]
 Dtype = Annotated[
     str,
