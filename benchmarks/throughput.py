@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # The project's datasets live in shared/data beside the checkout (or beside its parent folder).
 DATA = next(
-    (p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()), ROOT / "shared" / "data"
+    (p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+    ROOT / "shared" / "data",
 )
 DATASETS = {"sst2": ("sst2/test.tsv", "sentence"), "agnews": ("agnews/test.tsv", "text")}
 REFERENCE = "pipeline-b1"
@@ -44,14 +45,16 @@ SETTINGS = {
     "clearpipe-int8": ("clearpipe", {"dtype": "int8"}),
     "clearpipe-onnx": ("onnx", {}),
     "clearpipe-onnx-int8": ("onnx", {"quantize": "int8"}),
+    "clearpipe-fp16": ("clearpipe", {"dtype": "float16"}),  # for GPUs; CPUs emulate fp16 slowly
 }
+DEFAULT_SETTINGS = [s for s in SETTINGS if s != "clearpipe-fp16"]
 
 
 # --- Worker: one setting, one dataset, in its own process --------------------------------------
 def read_texts(dataset: str, limit: int | None) -> list[str]:
     """The dataset's texts (TSV read without quoting), subsampled to `limit` with a fixed seed."""
     path, column = DATASETS[dataset]
-    with open(DATA / path, encoding="utf-8") as handle:
+    with open(Path(os.environ.get("CLEARPIPE_DATA", DATA)) / path, encoding="utf-8") as handle:
         header = handle.readline().rstrip("\n").split("\t")
         index = header.index(column)
         texts = [line.rstrip("\n").split("\t")[index] for line in handle if line.strip()]
@@ -134,11 +137,12 @@ def model_flops(model: str, lengths: list[int]) -> float:
     return float(sum(per_token * t + per_text_attention * t * t + head for t in lengths))
 
 
-def matmul_rate(dtype_name: str, device: str, size: int = 2048, seconds: float = 2.0) -> float:
+def matmul_rate(dtype_name: str, device: str, seconds: float = 2.0) -> float:
     """FLOP/s of a large square matrix multiply in `dtype_name` on `device`."""
     import torch
 
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype_name]
+    size = 8192 if device.startswith("cuda") else 2048
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
     for _ in range(2):
@@ -168,13 +172,21 @@ def _env() -> dict:
     return env
 
 
-def export(args: argparse.Namespace, setting: str, scratch: Path) -> float:
-    """Make the ONNX export for `setting` with `clearpipe export`; returns the seconds it took."""
+def export(args: argparse.Namespace, setting: str, scratch: Path) -> dict:
+    """Make the ONNX export for `setting` with `clearpipe export` and its accuracy guard.
+
+    An export the guard refuses is made again without the guard, so that its speed and its
+    agreement still appear in the table, marked as refused.
+    """
     command = [sys.executable, "-m", "clearpipe", "export", args.model, "--output", str(scratch / setting)]
     command += ["--quantize", "int8"] if SETTINGS[setting][1].get("quantize") else []
     start = time.perf_counter()
-    subprocess.run(command, check=True, env=_env())
-    return time.perf_counter() - start
+    run = subprocess.run(command, capture_output=True, text=True, env=_env())
+    report = {"seconds": time.perf_counter() - start, "refused": run.returncode != 0}
+    report["message"] = (run.stdout + run.stderr).strip().splitlines()[-1:]
+    if run.returncode != 0:
+        subprocess.run([*command, "--threshold", "0"], check=True, capture_output=True, env=_env())
+    return report
 
 
 def agreement(scratch: Path, setting: str, dataset: str) -> tuple[float, float]:
@@ -192,7 +204,9 @@ def peak_rss_of(command: list[str]) -> float:
         "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
-    out = subprocess.run([sys.executable, "-c", probe, *command], check=True, capture_output=True, text=True, env=_env())
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *command], check=True, capture_output=True, text=True, env=_env()
+    )
     return int(out.stdout.split()[-1]) / 1024
 
 
@@ -202,7 +216,9 @@ def predict_memory(args: argparse.Namespace, scratch: Path) -> dict:
     result = {}
     for rows in args.rss_rows:
         table = scratch / f"rows-{rows}.tsv"
-        table.write_text("text\n" + "".join(f"{texts[i % len(texts)]}\n" for i in range(rows)), encoding="utf-8")
+        table.write_text(
+            "text\n" + "".join(f"{texts[i % len(texts)]}\n" for i in range(rows)), encoding="utf-8"
+        )
         output = scratch / f"rows-{rows}-out.csv"
         command = [sys.executable, "-m", "clearpipe", "predict", str(table), "--output", str(output)]
         start = time.perf_counter()
@@ -232,7 +248,7 @@ def cold_start(args: argparse.Namespace, repeats: int = 3) -> dict:
     return {name: statistics.median(values) for name, values in timings.items()}
 
 
-def table(results: dict, rates: dict) -> str:
+def table(results: dict, rates: dict, exports: dict) -> str:
     lines = [
         "| setting | dataset | dtype | texts/s | x best pipeline | label agreement | max abs score diff "
         "| peak RSS MB | MFU |",
@@ -240,8 +256,9 @@ def table(results: dict, rates: dict) -> str:
     ]
     for (setting, dataset), r in results.items():
         mfu = f"{r['mfu']:.0%}" if r.get("mfu") is not None else "n/a"
+        refused = " (refused by export guard)" if exports.get(setting, {}).get("refused") else ""
         lines.append(
-            f"| {setting} | {dataset} | {r['dtype']} | {r['texts_per_s']:.0f} | {r['ratio']:.2f} "
+            f"| {setting}{refused} | {dataset} | {r['dtype']} | {r['texts_per_s']:.0f} | {r['ratio']:.2f} "
             f"| {r['label_agreement']:.2%} | {r['max_score_diff']:.4f} | {r['peak_rss_mb']:.0f} | {mfu} |"
         )
     rate_text = ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in rates.items())
@@ -253,7 +270,7 @@ def main(args: argparse.Namespace) -> None:
     out: dict = {"model": args.model, "device": args.device, "limit": args.limit, "threads": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="clearpipe-bench-") as tmp:
         scratch = Path(tmp)
-        out["export_seconds"] = {s: export(args, s, scratch) for s in settings if SETTINGS[s][0] == "onnx"}
+        out["exports"] = {s: export(args, s, scratch) for s in settings if SETTINGS[s][0] == "onnx"}
         raw = {(s, d): spawn(args, s, d, scratch) for d in args.datasets for s in settings}
         rates = {dtype: matmul_rate(dtype, args.device) for dtype in ("float32", "bfloat16")}
         results = {}
@@ -276,12 +293,18 @@ def main(args: argparse.Namespace) -> None:
             out["predict_rss"] = predict_memory(args, scratch)
         if not args.skip_cold_start:
             out["cold_start_s"] = cold_start(args)
-    print(table(results, rates))
+    print(table(results, rates, out["exports"]))
     if "predict_rss" in out:
-        sizes = ", ".join(f"{rows:,} rows {r['peak_rss_mb']:.0f} MB" for rows, r in out["predict_rss"].items())
+        sizes = ", ".join(
+            f"{rows:,} rows {r['peak_rss_mb']:.0f} MB" for rows, r in out["predict_rss"].items()
+        )
         print(f"\n`clearpipe predict` peak RSS: {sizes}.")
     if "cold_start_s" in out:
-        print("Cold start (median of 3): " + ", ".join(f"{k} {v:.2f} s" for k, v in out["cold_start_s"].items()) + ".")
+        print(
+            "Cold start (median of 3): "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in out["cold_start_s"].items())
+            + "."
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
 
@@ -292,8 +315,11 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=1000, help="Texts per dataset (0: all). Default 1000.")
     parser.add_argument("--json", help="Write every figure to this JSON file.")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--data", help="Folder with sst2/ and agnews/ (default: shared/data beside the checkout)."
+    )
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS, choices=list(SETTINGS))
     parser.add_argument(
         "--rss-rows", type=int, nargs="*", default=[10_000, 100_000], help="Table sizes for predict's RSS."
     )
@@ -304,6 +330,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--scratch", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.limit = args.limit or None
+    if args.data:
+        os.environ["CLEARPIPE_DATA"] = args.data  # workers inherit it
     return args
 
 

@@ -86,7 +86,7 @@ def export_onnx(
             _quantize_int8(partial / ONNX_FILE)
         reference.model.config.save_pretrained(partial)
         reference.tokenizer.save_pretrained(partial)
-        agreement = check_export(reference, partial, texts, threshold, max_length=max_length)
+        agreement = check_export(reference, partial, texts, threshold, max_length=max_length, name=output)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -99,7 +99,12 @@ def export_onnx(
 
 
 def check_export(
-    reference, exported: Path, texts: Sequence[str], threshold: float, max_length: int | None = None
+    reference,
+    exported: Path,
+    texts: Sequence[str],
+    threshold: float,
+    max_length: int | None = None,
+    name: Path | None = None,
 ) -> Agreement:
     """Compare the exported folder with the fp32 `reference` Classifier; raise `AccuracyError` if worse.
 
@@ -111,7 +116,7 @@ def check_export(
         raise InputError("the accuracy check needs at least one text")
     candidate = load(str(exported), device="cpu", max_length=max_length)
     agreement = compare(reference.predict_items(list(texts)), candidate.predict_items(list(texts)))
-    require(agreement, threshold, f"the export to {exported}")
+    require(agreement, threshold, f"the export to {name or exported}")
     return agreement
 
 
@@ -164,7 +169,8 @@ def _quantize_int8(path: Path) -> None:
     fp32 = path.with_name("model.fp32.onnx")
     onnx.save(model, str(fp32))
     path.unlink()
-    # Signed int8 weights: the VNNI kernels of x86 CPUs take them directly.
+    # Signed int8 weights (the VNNI kernels of x86 CPUs take them directly), one scale per output
+    # channel: on MiniLM this keeps more labels than one scale per tensor, at the same speed.
     with _silenced("root"):
-        quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8, per_channel=True)
     fp32.unlink()

@@ -21,7 +21,9 @@ MaxLength = Annotated[
 ]
 BatchSize = Annotated[
     int | None,
-    typer.Option("--batch-size", min=1, help="Most rows per forward pass. Default: as many as --max-tokens allows."),
+    typer.Option(
+        "--batch-size", min=1, help="Most rows per forward pass. Default: as many as --max-tokens allows."
+    ),
 ]
 MaxTokens = Annotated[
     int,
