@@ -98,7 +98,10 @@ def worker(args: argparse.Namespace) -> None:
     if kind == "pipeline":
         seconds, scores, dtype = run_pipeline(args.model, texts, options["batch_size"], args.device)
     else:
-        model = args.model if kind == "clearpipe" else str(Path(args.scratch) / args.setting)
+        if kind == "onnx":  # the export folder, made by `export` below; it runs as exported
+            model, options = str(Path(args.scratch) / args.setting), {}
+        else:
+            model = args.model
         seconds, scores, dtype = run_clearpipe(model, texts, options, args.device)
     stem = Path(args.scratch) / f"{args.setting}-{args.dataset}"
     np.save(f"{stem}.npy", scores)
