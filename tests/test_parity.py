@@ -35,7 +35,8 @@ def _close(ours, theirs):
 @pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}-{c[1]}-{c[2] or 'single'}")
 def pair_of_classifiers(request, tiny):
     folder = tiny(*request.param)
-    return clearpipe.load(folder, device="cpu"), pipeline(
+    # Parity with transformers is an fp32 property; the default dtype may be bf16 (docs/ENGINE.md).
+    return clearpipe.load(folder, device="cpu", dtype="float32"), pipeline(
         "text-classification", model=str(folder), device="cpu"
     )
 
@@ -74,7 +75,7 @@ def test_pairs_match_transformers(pair_of_classifiers):
 
 def test_batch_size_does_not_change_answers(tiny):
     folder = tiny("bert", 2)
-    big = clearpipe.load(folder, batch_size=64)(TEXTS * 3, top_k=None)
-    small = clearpipe.load(folder, batch_size=1)(TEXTS * 3, top_k=None)
+    big = clearpipe.load(folder, batch_size=64, dtype="float32")(TEXTS * 3, top_k=None)
+    small = clearpipe.load(folder, batch_size=1, dtype="float32")(TEXTS * 3, top_k=None)
     for a, b in zip(big, small, strict=True):
         _close(a, b)

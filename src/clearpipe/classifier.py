@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, TypedDict
 import numpy as np
 import torch
 
-from clearpipe import engine
+from clearpipe import engine, longtext, precision
 from clearpipe.errors import InputError
 from clearpipe.forward import forward as forward_stage
 from clearpipe.inputs import TextInput, normalize_inputs
 from clearpipe.loading import Checkpoint, load_checkpoint, model_max_length, resolve_device, resolve_source
+from clearpipe.onnx_model import OnnxModel, is_onnx_folder, load_onnx, load_tokenizer
 from clearpipe.postprocess import (
     BEST,
     Activation,
@@ -39,11 +40,17 @@ class LoadOptions(TypedDict, total=False):
     """Options of `load` and `pipeline`, typed so that editors can check them."""
 
     max_length: int | None
-    batch_size: int
+    batch_size: int | None
     device: str
     labels: Sequence[str] | None
     function_to_apply: str | None
     trust_remote_code: bool
+    dtype: str
+    long_text: str
+    stride: int | None
+    aggregate: str
+    max_tokens: int | None
+    threads: int | None
 
 
 @dataclass(frozen=True)
@@ -51,10 +58,15 @@ class Settings:
     """Resolved per-classifier settings."""
 
     max_length: int
-    batch_size: int
+    batch_size: int | None
     activation: Activation
     labels: list[str]
     use_token_type_ids: bool
+    dtype: str = "float32"  # resolved: float32, bfloat16, float16, int8, or "onnx"
+    long_text: str = "truncate"
+    stride: int = 0
+    aggregate: str = "mean"
+    max_tokens: int | None = engine.DEFAULT_MAX_TOKENS
 
 
 class Classifier:
@@ -70,7 +82,7 @@ class Classifier:
         self.tokenizer = checkpoint.tokenizer
         self.source = checkpoint.source
         self.settings = settings
-        self.device = next(self.model.parameters()).device
+        self.device = _device_of(self.model)
 
     @property
     def labels(self) -> list[str]:
@@ -132,11 +144,29 @@ class Classifier:
     ) -> Predictions:
         """Like `predict`, for inputs already normalized by `clearpipe.inputs.normalize_inputs`."""
         activation = self._activation(function_to_apply)
-        tokenized = self.tokenize(items)
-        logits = engine.run_batches(
-            tokenized, len(self.settings.labels), self.settings.batch_size, self.collate, self.forward
-        )
+        if self.settings.long_text == "chunk":
+            return self._predict_windows(items, activation)
+        logits = self._run(self.tokenize(items))
         return self.postprocess(logits, activation)
+
+    def _run(self, tokenized: Tokenized) -> np.ndarray:
+        s = self.settings
+        return engine.run_batches(
+            tokenized, len(s.labels), s.batch_size, self.collate, self.forward, max_tokens=s.max_tokens
+        )
+
+    def _predict_windows(self, items: Sequence[TextInput], activation: Activation) -> Predictions:
+        s = self.settings
+        windows = longtext.tokenize_windows(
+            self.tokenizer, items, s.max_length, s.stride, s.use_token_type_ids
+        )
+        per_window = self.postprocess(self._run(windows.tokenized), activation)
+        scores = longtext.aggregate_windows(per_window.scores, windows, s.aggregate)
+        return Predictions(scores, per_window.labels, activation, windows=windows.counts)
+
+    def warmup(self) -> None:
+        """Run two small batches so that kernel selection and allocation happen before real work."""
+        self.predict_items(["warm up " * 4, "warm up " * 30])
 
     def __call__(
         self, inputs: object, top_k: TopK = BEST, function_to_apply: str | Activation | None = None
@@ -165,7 +195,7 @@ class Classifier:
     def __repr__(self) -> str:
         return (
             f"Classifier(source={self.source!r}, labels={self.settings.labels}, "
-            f"max_length={self.settings.max_length}, device={self.device})"
+            f"max_length={self.settings.max_length}, device={self.device}, dtype={self.settings.dtype})"
         )
 
 
@@ -181,25 +211,46 @@ def load(
     model: str | os.PathLike[str] | None = None,
     *,
     max_length: int | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     device: str = "auto",
     labels: Sequence[str] | None = None,
     function_to_apply: str | None = None,
     trust_remote_code: bool = False,
+    dtype: str = "auto",
+    long_text: str = "truncate",
+    stride: int | None = None,
+    aggregate: str = "mean",
+    max_tokens: int | None = engine.DEFAULT_MAX_TOKENS,
+    threads: int | None = None,
 ) -> Classifier:
     """Load a sequence-classification checkpoint (folder or hub id) as a `Classifier`.
 
     `model=None` loads clearpipe's embedded default sentiment model. `labels` renames the
-    checkpoint's labels (e.g. generic `LABEL_0`, `LABEL_1`), in label-id order.
+    checkpoint's labels (e.g. generic `LABEL_0`, `LABEL_1`), in label-id order. A folder written
+    by `clearpipe export --format onnx` runs through ONNX Runtime.
 
-    >>> clf = clearpipe.load("path/to/checkpoint", max_length=128)  # doctest: +SKIP
+    Speed: `dtype` is "auto" (bf16 where the hardware has it, else fp32), "float32", "bfloat16",
+    "float16" or "int8" (dynamic quantization, CPU); batches hold up to `max_tokens` padded tokens
+    and `batch_size` rows; `threads` sets the intra-op thread count (default: physical cores).
+    Long texts: `long_text="truncate"` or `"chunk"` (windows overlapping by `stride` tokens,
+    probabilities combined by `aggregate`, "mean" or "max"); see docs/ENGINE.md.
+
+    >>> clf = clearpipe.load("path/to/checkpoint", max_length=128, dtype="float32")  # doctest: +SKIP
     """
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    if max_tokens is not None and max_tokens < 1:
+        raise InputError(f"max_tokens must be at least 1, got {max_tokens}")
+    longtext.check_long_text(long_text, aggregate)
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
     source = resolve_source(model)
-    checkpoint = load_checkpoint(source, resolve_device(device), trust_remote_code=trust_remote_code)
+    checkpoint, resolved = _load_model(source, resolve_device(device), dtype, trust_remote_code, threads)
+    max_len = _check_max_length(max_length, checkpoint)
     settings = Settings(
-        max_length=_check_max_length(max_length, checkpoint),
+        max_length=max_len,
         batch_size=batch_size,
         activation=(
             default_activation(checkpoint.model.config)
@@ -208,8 +259,43 @@ def load(
         ),
         labels=_labels(checkpoint, labels),
         use_token_type_ids=_uses_token_type_ids(checkpoint),
+        dtype=resolved,
+        long_text=long_text,
+        stride=max_len // 8 if stride is None else _check_stride(stride),
+        aggregate=aggregate,
+        max_tokens=max_tokens,
     )
     return Classifier(checkpoint, settings)
+
+
+def _load_model(
+    source: str, device: torch.device, dtype: str, trust_remote_code: bool, threads: int | None
+) -> tuple[Checkpoint, str]:
+    """Load the checkpoint in the resolved dtype; exported ONNX folders go to ONNX Runtime."""
+    if is_onnx_folder(source):
+        if dtype not in ("auto", "float32"):
+            raise InputError(f"{source} is an ONNX export, which runs as exported; drop dtype={dtype!r}")
+        model = load_onnx(source, device, threads)
+        return Checkpoint(model=model, tokenizer=load_tokenizer(source), source=source), "onnx"
+    resolved = precision.resolve_dtype(dtype, device)
+    checkpoint = load_checkpoint(
+        source, device, dtype=precision.torch_dtype(resolved), trust_remote_code=trust_remote_code
+    )
+    if resolved == "int8":
+        checkpoint = Checkpoint(precision.quantize_int8(checkpoint.model), checkpoint.tokenizer, source)
+    return checkpoint, resolved
+
+
+def _check_stride(stride: int) -> int:
+    if stride < 0:
+        raise InputError(f"stride must be 0 or more tokens, got {stride}")
+    return stride
+
+
+def _device_of(model: torch.nn.Module | OnnxModel) -> torch.device:
+    if isinstance(model, OnnxModel):
+        return torch.device("cpu")  # ONNX Runtime takes and returns host arrays
+    return next(model.parameters()).device
 
 
 def _check_max_length(max_length: int | None, checkpoint: Checkpoint) -> int:
@@ -237,5 +323,7 @@ def _uses_token_type_ids(checkpoint: Checkpoint) -> bool:
     import inspect
 
     wanted = "token_type_ids" in checkpoint.tokenizer.model_input_names
+    if isinstance(checkpoint.model, OnnxModel):
+        return wanted and "token_type_ids" in checkpoint.model.input_names
     accepted = "token_type_ids" in inspect.signature(checkpoint.model.forward).parameters
     return wanted and accepted

@@ -1,6 +1,7 @@
 """Stage 2, the model: padded tensors -> logits of shape (batch, num_labels).
 
-This is the only place that moves tensors to the device and turns on `torch.inference_mode`.
+This is the only place that runs a model: it moves tensors to the device and turns on
+`torch.inference_mode` for PyTorch models, and feeds ONNX Runtime sessions for exported ones.
 `forward` is what classification runs; `forward_recorded` is the same call with the model also
 asked to return what it produced on the way (for `clearpipe trace`).
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel
 
+from clearpipe.onnx_model import OnnxModel
 from clearpipe.preprocess import Encoded
 
 
@@ -28,13 +30,15 @@ def model_inputs(encoded: Encoded, device: torch.device) -> dict[str, torch.Tens
     return inputs
 
 
-def forward(model: PreTrainedModel, encoded: Encoded, device: torch.device) -> torch.Tensor:
+def forward(model: PreTrainedModel | OnnxModel, encoded: Encoded, device: torch.device) -> torch.Tensor:
     """Run the model on one batch and return float32 logits (batch, num_labels) on the CPU.
 
     >>> logits = forward(model, preprocess(tokenizer, ["fine"], 128, True), torch.device("cpu"))
     >>> logits.shape  # doctest: +SKIP
     torch.Size([1, 2])
     """
+    if isinstance(model, OnnxModel):
+        return _forward_onnx(model, encoded)
     inputs = model_inputs(encoded, device)
     with torch.inference_mode():
         logits = model(**inputs).logits  # (B, num_labels)
@@ -102,3 +106,14 @@ def _eager_attention(model: PreTrainedModel) -> Iterator[None]:
         yield
     finally:
         model.set_attn_implementation(current)
+
+
+def _forward_onnx(model: OnnxModel, encoded: Encoded) -> torch.Tensor:
+    feeds = {"input_ids": encoded.input_ids.numpy(), "attention_mask": encoded.attention_mask.numpy()}
+    if "token_type_ids" in model.input_names:
+        types = encoded.token_type_ids
+        feeds["token_type_ids"] = (
+            types if types is not None else torch.zeros_like(encoded.input_ids)
+        ).numpy()
+    (logits,) = model.session.run(["logits"], feeds)  # (B, num_labels)
+    return torch.from_numpy(logits).float()

@@ -7,13 +7,17 @@ The output contract, shared by the Python API, the CLI's JSON and the HTTP serve
 * with `top_k=None`: the same list with every label.
 
 A single input gives a single result; a list gives a list. Nothing else changes the shape.
+
+One addition: with `long_text="chunk"` (see `clearpipe.longtext`) every `{"label", "score"}` also
+carries `"windows": n`, the number of `max_length` windows the input was classified in. Truncate
+mode (the default) never adds the key.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final, TypedDict
+from typing import Final, NotRequired, TypedDict
 
 import numpy as np
 from transformers import PretrainedConfig
@@ -26,6 +30,7 @@ class LabelScore(TypedDict):
 
     label: str
     score: float
+    windows: NotRequired[int]  # only with long_text="chunk"
 
 
 class _Best(enum.Enum):
@@ -78,11 +83,15 @@ def activate(logits: np.ndarray, activation: Activation) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Predictions:
-    """Scores for a batch: `scores` is (batch, num_labels), columns in the order of `labels`."""
+    """Scores for a batch: `scores` is (batch, num_labels), columns in the order of `labels`.
+
+    `windows` (batch,) counts the windows each input was classified in; None unless chunked.
+    """
 
     scores: np.ndarray
     labels: list[str]
     activation: Activation
+    windows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -99,14 +108,17 @@ class Predictions:
         [{'label': 'pos', 'score': 0.8}]
         """
         if top_k is BEST:
-            best = self.best
-            return [
-                LabelScore(label=self.labels[j], score=float(self.scores[i, j])) for i, j in enumerate(best)
-            ]
-        return [self._ranked(row, top_k) for row in self.scores]
+            return [self._one(i, int(j), float(self.scores[i, j])) for i, j in enumerate(self.best)]
+        return [self._ranked(i, row, top_k) for i, row in enumerate(self.scores)]
 
-    def _ranked(self, row: np.ndarray, top_k: int | None) -> list[LabelScore]:
-        ranked = [LabelScore(label=label, score=float(s)) for label, s in zip(self.labels, row, strict=True)]
+    def _one(self, row: int, label: int, score: float) -> LabelScore:
+        result = LabelScore(label=self.labels[label], score=score)
+        if self.windows is not None:
+            result["windows"] = int(self.windows[row])
+        return result
+
+    def _ranked(self, i: int, row: np.ndarray, top_k: int | None) -> list[LabelScore]:
+        ranked = [self._one(i, j, float(s)) for j, s in enumerate(row)]
         # A stable sort keeps label order among equal scores, as transformers does.
         ranked.sort(key=lambda x: x["score"], reverse=True)
         return ranked if top_k is None else ranked[:top_k]

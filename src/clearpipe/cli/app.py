@@ -9,6 +9,7 @@ import typer
 
 from clearpipe.cli.classify import classify
 from clearpipe.cli.evaluate import evaluate
+from clearpipe.cli.export import export
 from clearpipe.cli.predict import predict
 from clearpipe.cli.serve import serve
 from clearpipe.cli.trace import trace
@@ -28,6 +29,7 @@ app.command()(train)
 app.command()(evaluate)
 app.command()(serve)
 app.command()(trace)
+app.command()(export)
 
 
 @app.callback(invoke_without_command=True)

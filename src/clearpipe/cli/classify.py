@@ -19,8 +19,11 @@ def classify(
     model: options.Model = None,
     top_k: options.TopK = None,
     max_length: options.MaxLength = None,
-    batch_size: options.BatchSize = 32,
+    batch_size: options.BatchSize = None,
+    max_tokens: options.MaxTokens = 8192,
     device: options.Device = "auto",
+    dtype: options.Dtype = "auto",
+    long_text: options.LongText = "truncate",
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON result per line, in input order.")
     ] = False,
@@ -31,7 +34,15 @@ def classify(
     if not texts:
         texts = sys.stdin.read().splitlines()
     k = options.parse_top_k(top_k)
-    clf = clearpipe.load(model, max_length=max_length, batch_size=batch_size, device=device)
+    clf = clearpipe.load(
+        model,
+        max_length=max_length,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        device=device,
+        dtype=dtype,
+        long_text=long_text,
+    )
     results = clf(list(texts), top_k=k)
     if as_json:
         for result in results:

@@ -19,8 +19,33 @@ MaxLength = Annotated[
     int | None,
     typer.Option("--max-length", help="Truncate inputs to this many tokens. Default: the model's limit."),
 ]
-BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Rows per forward pass.")]
+BatchSize = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size", min=1, help="Most rows per forward pass. Default: as many as --max-tokens allows."
+    ),
+]
+MaxTokens = Annotated[
+    int,
+    typer.Option("--max-tokens", min=1, help="Most padded tokens (rows x longest row) per forward pass."),
+]
 Device = Annotated[str, typer.Option("--device", help='"auto", "cpu" or "cuda".')]
+Dtype = Annotated[
+    str,
+    typer.Option(
+        "--dtype",
+        help='"auto" (bf16 where the hardware has it, else fp32), "float32", "bfloat16", "float16" '
+        'or "int8" (dynamic quantization, CPU).',
+    ),
+]
+LongText = Annotated[
+    str,
+    typer.Option(
+        "--long-text",
+        help='Texts over --max-length: "truncate", or "chunk" (classify overlapping windows and '
+        "average their probabilities; the result says how many windows).",
+    ),
+]
 Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding of input files.")]
 OutputPath = Annotated[Path, typer.Option("--output", "-o", help="Where to write the results.")]
 

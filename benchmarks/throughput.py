@@ -1,0 +1,343 @@
+"""Throughput of clearpipe against transformers.pipeline: same model, same machine, same inputs.
+
+    PYTHONPATH=src python benchmarks/throughput.py [--model DIR] [--limit N] [--json FILE]
+
+Every setting runs in a fresh process (so peak RSS is its own) on `sst2/test.tsv` and
+`agnews/test.tsv`: transformers.pipeline at batch size 1 and 32, then clearpipe with default
+settings, fp32, torch int8, and the ONNX Runtime exports (fp32 and int8, made by `clearpipe
+export` with its accuracy guard). Reported per setting and dataset: texts/s, the ratio to the
+best transformers.pipeline setting, label agreement and largest |score difference| against fp32
+eager (transformers.pipeline at batch size 1), peak RSS, and model FLOP utilization: the model's
+FLOPs on real tokens per second over a large matrix multiply's FLOP/s in the same dtype, measured
+here. Then `clearpipe predict`'s peak RSS at 10k and 100k rows, and the cold start of
+`clearpipe classify "x"` against the equivalent transformers.pipeline script. A Markdown table
+goes to stdout; `--json FILE` writes every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# The project's datasets live in shared/data beside the checkout (or beside its parent folder).
+DATA = next(
+    (p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+    ROOT / "shared" / "data",
+)
+DATASETS = {"sst2": ("sst2/test.tsv", "sentence"), "agnews": ("agnews/test.tsv", "text")}
+REFERENCE = "pipeline-b1"
+# name -> (kind, options): kind "pipeline" takes a batch size, "clearpipe" load() options.
+SETTINGS = {
+    "pipeline-b1": ("pipeline", {"batch_size": 1}),
+    "pipeline-b32": ("pipeline", {"batch_size": 32}),
+    "clearpipe-default": ("clearpipe", {}),
+    "clearpipe-fp32": ("clearpipe", {"dtype": "float32"}),
+    "clearpipe-int8": ("clearpipe", {"dtype": "int8"}),
+    "clearpipe-onnx": ("onnx", {}),
+    "clearpipe-onnx-int8": ("onnx", {"quantize": "int8"}),
+    "clearpipe-fp16": ("clearpipe", {"dtype": "float16"}),  # for GPUs; CPUs emulate fp16 slowly
+}
+DEFAULT_SETTINGS = [s for s in SETTINGS if s != "clearpipe-fp16"]
+
+
+# --- Worker: one setting, one dataset, in its own process --------------------------------------
+def read_texts(dataset: str, limit: int | None) -> list[str]:
+    """The dataset's texts (TSV read without quoting), subsampled to `limit` with a fixed seed."""
+    path, column = DATASETS[dataset]
+    with open(Path(os.environ.get("CLEARPIPE_DATA", DATA)) / path, encoding="utf-8") as handle:
+        header = handle.readline().rstrip("\n").split("\t")
+        index = header.index(column)
+        texts = [line.rstrip("\n").split("\t")[index] for line in handle if line.strip()]
+    if limit is not None and limit < len(texts):
+        texts = random.Random(0).sample(texts, limit)
+    return texts
+
+
+def run_pipeline(model: str, texts: list[str], batch_size: int, device: str):
+    import numpy as np
+    import torch
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=model, device=device, dtype=torch.float32, top_k=None)
+    labels = [pipe.model.config.id2label[i] for i in range(pipe.model.config.num_labels)]
+    pipe(texts[:4], batch_size=batch_size, truncation=True)  # warm-up
+    start = time.perf_counter()
+    out = pipe(texts, batch_size=batch_size, truncation=True)
+    seconds = time.perf_counter() - start
+    scores = np.array([[{r["label"]: r["score"] for r in row}[label] for label in labels] for row in out])
+    return seconds, scores, "float32"
+
+
+def run_clearpipe(model: str, texts: list[str], options: dict, device: str):
+    import clearpipe
+
+    clf = clearpipe.load(model, device=device, **options)
+    clf.warmup()
+    start = time.perf_counter()
+    predictions = clf.predict(texts)
+    seconds = time.perf_counter() - start
+    return seconds, predictions.scores, clf.settings.dtype
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Run one setting on one dataset; write scores (.npy) and figures (.json) under --scratch."""
+    import numpy as np
+
+    kind, options = SETTINGS[args.setting]
+    texts = read_texts(args.dataset, args.limit)
+    if kind == "pipeline":
+        seconds, scores, dtype = run_pipeline(args.model, texts, options["batch_size"], args.device)
+    else:
+        if kind == "onnx":  # the export folder, made by `export` below; it runs as exported
+            model, options = str(Path(args.scratch) / args.setting), {}
+        else:
+            model = args.model
+        seconds, scores, dtype = run_clearpipe(model, texts, options, args.device)
+    stem = Path(args.scratch) / f"{args.setting}-{args.dataset}"
+    np.save(f"{stem}.npy", scores)
+    figures = {
+        "texts": len(texts),
+        "seconds": seconds,
+        "texts_per_s": len(texts) / seconds,
+        "dtype": dtype,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "real_tokens": real_tokens(args.model, texts),
+    }
+    Path(f"{stem}.json").write_text(json.dumps(figures))
+
+
+def real_tokens(model: str, texts: list[str]) -> list[int]:
+    """Token count of every text after truncation: the work a model must do, padding excluded."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    limit = min(tokenizer.model_max_length, 512)
+    return [len(ids) for ids in tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
+
+
+# --- FLOPs and the machine's matrix-multiply rate ----------------------------------------------
+def model_flops(model: str, lengths: list[int]) -> float:
+    """Multiply-add FLOPs of a BERT-style encoder over texts of these token lengths."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model)
+    hidden = config.hidden_size
+    layers = config.num_hidden_layers
+    inner = config.intermediate_size
+    per_token = layers * 2 * (4 * hidden * hidden + 2 * hidden * inner)  # projections + FFN
+    per_text_attention = layers * 2 * 2 * hidden  # QK^T and AV, times T^2
+    head = 2 * (hidden * hidden + hidden * config.num_labels)  # pooler + classifier, once per text
+    return float(sum(per_token * t + per_text_attention * t * t + head for t in lengths))
+
+
+def matmul_rate(dtype_name: str, device: str, seconds: float = 2.0) -> float:
+    """FLOP/s of a large square matrix multiply in `dtype_name` on `device`."""
+    import torch
+
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype_name]
+    size = 8192 if device.startswith("cuda") else 2048
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    for _ in range(2):
+        a @ b
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        runs += 1
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return 2 * size**3 * runs / (time.perf_counter() - start)
+
+
+# --- Driver ------------------------------------------------------------------------------------
+def spawn(args: argparse.Namespace, setting: str, dataset: str, scratch: Path) -> dict:
+    command = [sys.executable, __file__, "--worker", "--setting", setting, "--dataset", dataset]
+    command += ["--model", args.model, "--scratch", str(scratch), "--device", args.device]
+    command += ["--limit", str(args.limit)] if args.limit else []
+    subprocess.run(command, check=True, env=_env())
+    return json.loads((scratch / f"{setting}-{dataset}.json").read_text())
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def export(args: argparse.Namespace, setting: str, scratch: Path) -> dict:
+    """Make the ONNX export for `setting` with `clearpipe export` and its accuracy guard.
+
+    An export the guard refuses is made again without the guard, so that its speed and its
+    agreement still appear in the table, marked as refused.
+    """
+    command = [sys.executable, "-m", "clearpipe", "export", args.model, "--output", str(scratch / setting)]
+    command += ["--quantize", "int8"] if SETTINGS[setting][1].get("quantize") else []
+    start = time.perf_counter()
+    run = subprocess.run(command, capture_output=True, text=True, env=_env())
+    report = {"seconds": time.perf_counter() - start, "refused": run.returncode != 0}
+    report["message"] = (run.stdout + run.stderr).strip().splitlines()[-1:]
+    if run.returncode != 0:
+        subprocess.run([*command, "--threshold", "0"], check=True, capture_output=True, env=_env())
+    return report
+
+
+def agreement(scratch: Path, setting: str, dataset: str) -> tuple[float, float]:
+    import numpy as np
+
+    reference = np.load(scratch / f"{REFERENCE}-{dataset}.npy")
+    scores = np.load(scratch / f"{setting}-{dataset}.npy")
+    same = float(np.mean(reference.argmax(1) == scores.argmax(1)))
+    return same, float(np.abs(reference - scores).max())
+
+
+def peak_rss_of(command: list[str]) -> float:
+    """Peak RSS (MB) of `command`, measured by a fresh parent so no other child counts."""
+    probe = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *command], check=True, capture_output=True, text=True, env=_env()
+    )
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def predict_memory(args: argparse.Namespace, scratch: Path) -> dict:
+    """Peak RSS of `clearpipe predict` over tables of each size, built by repeating SST-2 texts."""
+    texts = read_texts("sst2", None)
+    result = {}
+    for rows in args.rss_rows:
+        table = scratch / f"rows-{rows}.tsv"
+        table.write_text(
+            "text\n" + "".join(f"{texts[i % len(texts)]}\n" for i in range(rows)), encoding="utf-8"
+        )
+        output = scratch / f"rows-{rows}-out.csv"
+        command = [sys.executable, "-m", "clearpipe", "predict", str(table), "--output", str(output)]
+        start = time.perf_counter()
+        rss = peak_rss_of([*command, "--model", args.model])
+        result[rows] = {"peak_rss_mb": rss, "seconds": time.perf_counter() - start}
+        table.unlink()
+        output.unlink(missing_ok=True)
+    return result
+
+
+def cold_start(args: argparse.Namespace, repeats: int = 3) -> dict:
+    """Median seconds from process start to printed answer, clearpipe vs transformers.pipeline."""
+    script = (
+        "from transformers import pipeline; import sys; "
+        "print(pipeline('text-classification', model=sys.argv[1], device='cpu')('x'))"
+    )
+    commands = {
+        "clearpipe classify": [sys.executable, "-m", "clearpipe", "classify", "x", "--model", args.model],
+        "transformers.pipeline script": [sys.executable, "-c", script, args.model],
+    }
+    timings: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeats):  # interleaved, so that both see the same file cache and load
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True, env=_env())
+            timings[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def table(results: dict, rates: dict, exports: dict) -> str:
+    lines = [
+        "| setting | dataset | dtype | texts/s | x best pipeline | label agreement | max abs score diff "
+        "| peak RSS MB | MFU |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (setting, dataset), r in results.items():
+        mfu = f"{r['mfu']:.0%}" if r.get("mfu") is not None else "n/a"
+        refused = " (refused by export guard)" if exports.get(setting, {}).get("refused") else ""
+        lines.append(
+            f"| {setting}{refused} | {dataset} | {r['dtype']} | {r['texts_per_s']:.0f} | {r['ratio']:.2f} "
+            f"| {r['label_agreement']:.2%} | {r['max_score_diff']:.4f} | {r['peak_rss_mb']:.0f} | {mfu} |"
+        )
+    rate_text = ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in rates.items())
+    return "\n".join(lines) + f"\n\nMeasured matrix-multiply rate: {rate_text}."
+
+
+def main(args: argparse.Namespace) -> None:
+    settings = [s for s in SETTINGS if s in args.settings or s.startswith("pipeline")]
+    out: dict = {"model": args.model, "device": args.device, "limit": args.limit, "threads": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="clearpipe-bench-") as tmp:
+        scratch = Path(tmp)
+        out["exports"] = {s: export(args, s, scratch) for s in settings if SETTINGS[s][0] == "onnx"}
+        raw = {(s, d): spawn(args, s, d, scratch) for d in args.datasets for s in settings}
+        rates = {dtype: matmul_rate(dtype, args.device) for dtype in ("float32", "bfloat16")}
+        results = {}
+        for (setting, dataset), r in raw.items():
+            best = max(raw[(s, dataset)]["texts_per_s"] for s in settings if s.startswith("pipeline"))
+            same, diff = agreement(scratch, setting, dataset)
+            flops = model_flops(args.model, r.pop("real_tokens"))
+            rate = rates.get(r["dtype"]) if r["dtype"] != "onnx" else rates["float32"]
+            int8 = "int8" in setting
+            results[(setting, dataset)] = r | {
+                "ratio": r["texts_per_s"] / best,
+                "label_agreement": same,
+                "max_score_diff": diff,
+                "model_gflop_per_s": flops / r["seconds"] / 1e9,
+                "mfu": None if int8 or rate is None else flops / r["seconds"] / rate,
+            }
+        out["matmul_flop_per_s"] = rates
+        out["results"] = [{"setting": s, "dataset": d} | r for (s, d), r in results.items()]
+        if args.rss_rows:
+            out["predict_rss"] = predict_memory(args, scratch)
+        if not args.skip_cold_start:
+            out["cold_start_s"] = cold_start(args)
+    print(table(results, rates, out["exports"]))
+    if "predict_rss" in out:
+        sizes = ", ".join(
+            f"{rows:,} rows {r['peak_rss_mb']:.0f} MB" for rows, r in out["predict_rss"].items()
+        )
+        print(f"\n`clearpipe predict` peak RSS: {sizes}.")
+    if "cold_start_s" in out:
+        print(
+            "Cold start (median of 3): "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in out["cold_start_s"].items())
+            + "."
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(ROOT / "src" / "clearpipe" / "default_model"))
+    parser.add_argument("--limit", type=int, default=1000, help="Texts per dataset (0: all). Default 1000.")
+    parser.add_argument("--json", help="Write every figure to this JSON file.")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--data", help="Folder with sst2/ and agnews/ (default: shared/data beside the checkout)."
+    )
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS, choices=list(SETTINGS))
+    parser.add_argument(
+        "--rss-rows", type=int, nargs="*", default=[10_000, 100_000], help="Table sizes for predict's RSS."
+    )
+    parser.add_argument("--skip-cold-start", action="store_true")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--setting", help=argparse.SUPPRESS)
+    parser.add_argument("--dataset", help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.limit = args.limit or None
+    if args.data:
+        os.environ["CLEARPIPE_DATA"] = args.data  # workers inherit it
+    return args
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    worker(arguments) if arguments.worker else main(arguments)

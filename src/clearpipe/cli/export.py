@@ -1,0 +1,60 @@
+"""`clearpipe export`: write a model for ONNX Runtime, checked against fp32 before it is kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clearpipe.cli import options
+
+
+def export(
+    model: Annotated[
+        str, typer.Argument(help='Checkpoint folder or hub id; "default" for the embedded model.')
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write (must be new or empty).")],
+    format: Annotated[str, typer.Option("--format", help='Export format: "onnx".')] = "onnx",
+    quantize: Annotated[
+        str | None, typer.Option("--quantize", help='"int8": dynamic int8 quantization (ONNX Runtime).')
+    ] = None,
+    check: Annotated[
+        Path | None,
+        typer.Option("--check", help="Validation texts (.txt/.csv/.tsv/.jsonl). Default: a built-in sample."),
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option("--text-column", help="Column of --check holding the text.")
+    ] = None,
+    threshold: Annotated[
+        float,
+        typer.Option("--threshold", min=0.0, max=100.0, help="Least label agreement with fp32, in percent."),
+    ] = 99.0,
+    max_length: options.MaxLength = None,
+) -> None:
+    """Export MODEL to ONNX; exits non-zero if it agrees with fp32 on fewer than --threshold % labels."""
+    from clearpipe.errors import InputError
+    from clearpipe.export import FORMATS, export_onnx
+    from clearpipe.loading import load_config, resolve_source
+    from clearpipe.validation import builtin_sample, read_texts
+
+    if format not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}")
+    source = None if model == "default" else model
+    if check is None:
+        config = load_config(resolve_source(source))
+        name, texts = builtin_sample([str(config.id2label[i]) for i in range(config.num_labels)])
+    else:
+        name, texts = str(check), read_texts(check, text_column)
+    report = export_onnx(
+        source,
+        output,
+        texts=texts,
+        check_name=name,
+        quantize=quantize,
+        threshold=threshold / 100,
+        max_length=max_length,
+    )
+    kind = f"ONNX{' int8' if report.quantize else ''}"
+    print(f"wrote {kind} model to {report.output}")
+    print(f"checked on {report.check}: {report.agreement.summary()} (required {report.threshold:.2%})")
