@@ -43,7 +43,7 @@ def trained(tiny):
 
     def make(kind: str) -> clearpipe.Classifier:
         if kind not in cache:
-            clf = clearpipe.load(tiny(kind), device="cpu")
+            clf = clearpipe.load(tiny(kind), device="cpu", dtype="float32")
             model, rng = clf.model, random.Random(0)
             torch.manual_seed(0)
             optimizer = torch.optim.AdamW(model.parameters(), lr=STEP_SIZE)

@@ -26,7 +26,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 @pytest.fixture(scope="module", params=KINDS)
 def kind_clf(request, tiny):
-    return request.param, clearpipe.load(tiny(request.param), device="cpu")
+    return request.param, clearpipe.load(tiny(request.param), device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="module")
