@@ -145,24 +145,30 @@ class Classifier:
         """Like `predict`, for inputs already normalized by `clearpipe.inputs.normalize_inputs`."""
         activation = self._activation(function_to_apply)
         if self.settings.long_text == "chunk":
-            return self._predict_windows(items, activation)
-        logits = self._run(self.tokenize(items))
-        return self.postprocess(logits, activation)
+            windows = self.tokenize_windows(items)
+            return self.combine_windows(self.postprocess(self.logits(windows.tokenized), activation), windows)
+        return self.postprocess(self.logits(self.tokenize(items)), activation)
 
-    def _run(self, tokenized: Tokenized) -> np.ndarray:
+    def logits(self, tokenized: Tokenized) -> np.ndarray:
+        """Stages 1b-2 for many rows: logits (rows, num_labels) in input order, via the batching engine.
+
+        >>> clf.logits(clf.tokenize(["good", "bad"])).shape  # doctest: +SKIP
+        (2, 2)
+        """
         s = self.settings
         return engine.run_batches(
             tokenized, len(s.labels), s.batch_size, self.collate, self.forward, max_tokens=s.max_tokens
         )
 
-    def _predict_windows(self, items: Sequence[TextInput], activation: Activation) -> Predictions:
+    def tokenize_windows(self, items: Sequence[TextInput]) -> longtext.Windows:
+        """Tokenize for `long_text="chunk"`: every `max_length` window of every input, as rows."""
         s = self.settings
-        windows = longtext.tokenize_windows(
-            self.tokenizer, items, s.max_length, s.stride, s.use_token_type_ids
-        )
-        per_window = self.postprocess(self._run(windows.tokenized), activation)
-        scores = longtext.aggregate_windows(per_window.scores, windows, s.aggregate)
-        return Predictions(scores, per_window.labels, activation, windows=windows.counts)
+        return longtext.tokenize_windows(self.tokenizer, items, s.max_length, s.stride, s.use_token_type_ids)
+
+    def combine_windows(self, per_window: Predictions, windows: longtext.Windows) -> Predictions:
+        """Aggregate per-window scores into one row per input (mean or max, see `load`)."""
+        scores = longtext.aggregate_windows(per_window.scores, windows, self.settings.aggregate)
+        return Predictions(scores, per_window.labels, per_window.activation, windows=windows.counts)
 
     def warmup(self) -> None:
         """Run two small batches so that kernel selection and allocation happen before real work."""

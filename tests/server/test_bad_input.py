@@ -74,7 +74,7 @@ def test_arbitrary_bytes(url, raw):
         ('{"inputs": ', 422, "not valid JSON"),
         (json.dumps({"inputs": "x" * 20_001}), 422, "characters"),
         (json.dumps({"inputs": ["ok"] * 257}), 422, "too many inputs"),
-        (json.dumps({"inputs": "ok", "long_text": "chunk"}), 422, "long_text"),
+        (json.dumps({"inputs": "ok", "long_text": "split"}), 422, "long_text"),
         (json.dumps({"inputs": "ok", "top_k": 0}), 422, "top_k"),
         (json.dumps({"inputs": "ok", "top_k": True}), 422, "top_k"),
         (json.dumps({"inputs": "ok", "function_to_apply": "relu"}), 422, "function_to_apply"),

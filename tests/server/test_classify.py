@@ -114,3 +114,17 @@ def _labels(result: object) -> list[str]:
     if isinstance(result, dict):
         return [result["label"]]
     return [label for item in result for label in _labels(item)]
+
+
+def test_long_text_chunk_matches_the_python_api(tiny_bert, clf, url):
+    long = "a good film but the worst movie ever and a boring plot " * 12  # several 64-token windows
+    chunked = clearpipe.load(tiny_bert, device="cpu", long_text="chunk")
+    expected = chunked([long, "short"], top_k=None)
+    got = post(url, {"inputs": [long, "short"], "top_k": None, "long_text": "chunk"}).json()
+    assert [[d["label"] for d in row] for row in got] == [[d["label"] for d in row] for row in expected]
+    assert got[0][0]["windows"] == expected[0][0]["windows"] > 1
+    assert got[1][0]["windows"] == 1
+    for g, e in zip(got, expected, strict=True):
+        assert [d["score"] for d in g] == pytest.approx([d["score"] for d in e], abs=2e-3)
+    # The server's default stays truncate: no "windows" key.
+    assert set(post(url, {"inputs": long}).json()) == {"label", "score"}

@@ -25,8 +25,11 @@ def predict(
     model: options.Model = None,
     top_k: options.TopK = None,
     max_length: options.MaxLength = None,
-    batch_size: options.BatchSize = 32,
+    batch_size: options.BatchSize = None,
+    max_tokens: options.MaxTokens = 8192,
     device: options.Device = "auto",
+    dtype: options.Dtype = "auto",
+    long_text: options.LongText = "truncate",
     encoding: options.Encoding = "utf-8",
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="Rows read, classified and written at a time.")
@@ -53,7 +56,15 @@ def predict(
         encoding=encoding,
         resume=resume,
     )
-    clf = clearpipe.load(model, max_length=max_length, batch_size=batch_size, device=device)
+    clf = clearpipe.load(
+        model,
+        max_length=max_length,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        device=device,
+        dtype=dtype,
+        long_text=long_text,
+    )
     make_plan(clf, job)  # refuse bad columns and formats before the progress bar starts
     with _progress(input) as on_chunk:
         summary = predict_file(clf, job, on_chunk)

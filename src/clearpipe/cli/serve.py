@@ -43,6 +43,8 @@ def serve(
         ),
     ] = None,
     device: options.Device = "auto",
+    dtype: options.Dtype = "auto",
+    long_text: options.LongText = "truncate",
     max_batch_tokens: Annotated[
         int, typer.Option("--max-batch-tokens", min=1, help="Token budget of one micro-batch.")
     ] = 8192,
@@ -64,7 +66,6 @@ def serve(
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve a classifier over HTTP (POST /classify, /explain; GET /health, /ready, /info, /metrics, /docs)."""
-    import torch
     import uvicorn
 
     import clearpipe
@@ -82,8 +83,15 @@ def serve(
         max_chars=max_chars,
         max_body_bytes=max_body_bytes,
     ).check()
-    torch.set_num_threads(threads or max(1, _cores() - 1))
-    clf = clearpipe.load(model, max_length=max_length, batch_size=batch_size, device=device)
+    clf = clearpipe.load(
+        model,
+        max_length=max_length,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        long_text=long_text,
+        threads=threads or max(1, _cores() - 1),
+    )
     app = create_app(clf, config)
     # uvicorn handles SIGTERM: it stops accepting, lets in-flight requests finish (up to
     # `drain` seconds), then runs the app's shutdown, which stops the batcher.

@@ -14,22 +14,20 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
-import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import clearpipe
-from clearpipe import engine
+from clearpipe import longtext
 from clearpipe.classifier import Classifier, parse_activation
 from clearpipe.errors import InputError
-from clearpipe.inputs import Batch, normalize_inputs
+from clearpipe.inputs import Batch, TextInput, normalize_inputs
 from clearpipe.postprocess import BEST, Activation, TopK, check_top_k
-from clearpipe.preprocess import Tokenized
 from clearpipe.server import schemas
 from clearpipe.server.batcher import Batcher, ClientGone, QueueFull, Timeout
 from clearpipe.server.config import ServerConfig
@@ -39,14 +37,14 @@ from clearpipe.server.security import require_key
 
 log = logging.getLogger("clearpipe.server")
 
-LONG_TEXT = ("truncate",)
-"""`long_text` strategies the engine offers today."""
+LONG_TEXT = longtext.LONG_TEXT_MODES
 
 # Below this many characters a request is tokenized on the event loop: the hop to a thread
 # would cost more than the tokenizer does.
 _INLINE_TOKENIZE_CHARS = 4096
 
 Authorized = Annotated[None, Depends(require_key)]
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,25 +57,14 @@ class Service:
     ready: bool = False
 
     def __post_init__(self) -> None:
-        self.batcher = Batcher(logits_runner(self.classifier), self.config, self.metrics)
+        self.batcher = Batcher(self.classifier.logits, self.config, self.metrics)
 
     async def warm_up(self) -> None:
         """Run a short and a long input once, so the first client does not pay for setup."""
         warm = self.classifier.tokenize(["warm up", "a somewhat longer sentence to warm the model up " * 8])
-        await self.batcher.run_exclusive(logits_runner(self.classifier), warm)
+        await self.batcher.run_exclusive(self.classifier.logits, warm)
         self.ready = True
         log.info("clearpipe: model %s ready", self.classifier.source)
-
-
-def logits_runner(clf: Classifier) -> Callable[[Tokenized], np.ndarray]:
-    """Tokenized rows -> logits (rows, num_labels) through the classifier's batching engine."""
-
-    def run(tokenized: Tokenized) -> np.ndarray:
-        return engine.run_batches(
-            tokenized, len(clf.labels), clf.settings.batch_size, clf.collate, clf.forward
-        )
-
-    return run
 
 
 def create_app(classifier: Classifier, config: ServerConfig | None = None) -> FastAPI:
@@ -124,12 +111,19 @@ def _add_routes(app: FastAPI) -> None:
         """Classify a text, a list of texts or a list of pairs; same output as the Python API."""
         service = _ready_service(request)
         started = time.monotonic()
+        clf = service.classifier
         batch, top_k, activation = _parse(body, service)
-        tokenized = await _tokenize(service.classifier, batch)
+        # Chunked inputs travel as their windows (one row each) and are aggregated afterwards.
+        chunk = (body.long_text or clf.settings.long_text) == "chunk"
+        windows = await _tokenize(clf.tokenize_windows, batch) if chunk else None
+        tokenized = windows.tokenized if windows else await _tokenize(clf.tokenize, batch)
         tokenized_at = time.monotonic()
         job = service.batcher.submit(tokenized)
         answer = await service.batcher.result(job, disconnected=_disconnect_waiter(request))
-        outputs = service.classifier.postprocess(answer.logits, activation).to_output(top_k)
+        predictions = clf.postprocess(answer.logits, activation)
+        if windows:
+            predictions = clf.combine_windows(predictions, windows)
+        outputs = predictions.to_output(top_k)
         headers = {
             "X-Tokenization-Time": _ms(tokenized_at - started),
             "X-Queue-Time": _ms(answer.queue_s),
@@ -176,7 +170,7 @@ def _add_routes(app: FastAPI) -> None:
             model=clf.source,
             labels=clf.labels,
             max_length=clf.max_length,
-            dtype=str(next(clf.model.parameters()).dtype).removeprefix("torch."),
+            dtype=clf.settings.dtype,
             device=str(clf.device),
             version=clearpipe.__version__,
             function_to_apply=clf.settings.activation.value,
@@ -208,8 +202,6 @@ def _ready_service(request: Request) -> Service:
 
 def _parse(body: schemas.ClassifyRequest, service: Service) -> tuple[Batch, TopK, Activation]:
     """Check a request against the limits and turn it into normalized inputs and options."""
-    if body.long_text not in LONG_TEXT:
-        raise InputError(f"long_text must be one of {', '.join(LONG_TEXT)}, got {body.long_text!r}")
     batch = normalize_inputs(body.inputs)
     limit = service.config.max_inputs
     if len(batch.items) > limit:
@@ -230,11 +222,11 @@ def _check_text(text: str, limit: int, where: str) -> None:
         raise InputError(f"{where} has {len(text)} characters, the limit is {limit}")
 
 
-async def _tokenize(clf: Classifier, batch: Batch) -> Tokenized:
+async def _tokenize(tokenize: Callable[[list[TextInput]], T], batch: Batch) -> T:
     chars = sum(len(item) if isinstance(item, str) else len(item[0]) + len(item[1]) for item in batch.items)
     if chars <= _INLINE_TOKENIZE_CHARS:
-        return clf.tokenize(batch.items)
-    return await anyio.to_thread.run_sync(clf.tokenize, batch.items)
+        return tokenize(batch.items)
+    return await anyio.to_thread.run_sync(tokenize, batch.items)
 
 
 def _disconnect_waiter(request: Request) -> Callable[[], Awaitable[None]]:

@@ -55,8 +55,11 @@ class ClassifyRequest(BaseModel):
     function_to_apply: Literal["softmax", "sigmoid", "none"] | None = Field(
         default=None, description="Activation over the logits; default: the model's."
     )
-    long_text: str = Field(
-        default="truncate", description="What to do with inputs over the model's max length."
+    long_text: Literal["truncate", "chunk"] | None = Field(
+        default=None,
+        description='Inputs over the model\'s max length: "truncate", or "chunk" (classify overlapping '
+        'windows and average their probabilities; each result then carries "windows"). '
+        "Default: the server's --long-text.",
     )
 
 
