@@ -55,6 +55,7 @@ class Plan:
     label_column: str
     score_column: str
     top_k_column: str | None
+    windows_column: str | None
     top_k: int | str | None
     chunk_rows: int
     encoding: str
@@ -126,7 +127,7 @@ def make_plan(clf: Classifier, job: PredictJob) -> Plan:
     pair = pick_optional_column(
         [c for c in found if c != text], job.pair_column, PAIR_NAMES, "--text-pair-column", job.input
     )
-    label, score, top_k_col = _added_columns(found, job.top_k)
+    label, score, top_k_col, windows_col = _added_columns(found, job.top_k, clf.settings.long_text == "chunk")
     stat = job.input.stat()
     return Plan(
         input=str(job.input.resolve()),
@@ -135,10 +136,11 @@ def make_plan(clf: Classifier, job: PredictJob) -> Plan:
         output_format=out_fmt,
         text_column=text,
         pair_column=pair,
-        columns=[*found, label, score] + ([top_k_col] if top_k_col else []),
+        columns=[*found, label, score] + [c for c in (top_k_col, windows_col) if c],
         label_column=label,
         score_column=score,
         top_k_column=top_k_col,
+        windows_column=windows_col,
         top_k="best" if job.top_k is BEST else job.top_k,
         chunk_rows=job.chunk_rows,
         encoding=job.encoding,
@@ -146,16 +148,17 @@ def make_plan(clf: Classifier, job: PredictJob) -> Plan:
     )
 
 
-def _added_columns(found: list[str], top_k: TopK) -> tuple[str, str, str | None]:
+def _added_columns(found: list[str], top_k: TopK, chunked: bool) -> tuple[str, str, str | None, str | None]:
     # Inputs often carry a gold "label" column (SST-2 does): predictions then get a prefix
     # rather than overwriting it.
-    names = ["label", "score"] + ([] if top_k is BEST else ["top_k"])
-    if any(name in found for name in names):
-        names = [f"predicted_{name}" for name in names]
-    clash = [name for name in names if name in found]
+    wanted = {"label": True, "score": True, "top_k": top_k is not BEST, "windows": chunked}
+    names = [name for name, on in wanted.items() if on]
+    prefix = "predicted_" if any(name in found for name in names) else ""
+    clash = [prefix + name for name in names if prefix + name in found]
     if clash:
         raise InputError(f"the input already has columns {clash}; rename them before predicting")
-    return names[0], names[1], names[2] if len(names) == 3 else None
+    named = {name: prefix + name if on else None for name, on in wanted.items()}
+    return named["label"], named["score"], named["top_k"], named["windows"]
 
 
 def _prepare_parts(parts_dir: Path, plan: Plan, resume: bool) -> int:
@@ -201,6 +204,8 @@ def _classify_chunk(clf: Classifier, chunk: Chunk, plan: Plan, job: PredictJob) 
         record[plan.score_column] = best[i]["score"]
         if ranked is not None:
             record[plan.top_k_column] = ranked[i]
+        if plan.windows_column is not None:
+            record[plan.windows_column] = best[i]["windows"]
         out.append(record)
     return out
 

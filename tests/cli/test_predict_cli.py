@@ -131,3 +131,14 @@ def test_killed_run_resumes_with_every_row_once_in_order(tiny_bert, tmp_path):
     ids = [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()]
     assert ids == [str(i) for i in range(n)]
     assert not parts.exists()
+
+
+def test_chunked_long_texts_report_their_windows(tiny_bert, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("good\n" + "the film was good but the story was boring " * 8 + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = run("predict", source, "-o", out, "-m", tiny_bert, "--long-text", "chunk", "--max-length", "16")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert rows[0]["windows"] == 1 and rows[1]["windows"] > 1
+    assert set(rows[0]) == {"text", "label", "score", "windows"}
