@@ -66,7 +66,7 @@ class Settings:
     long_text: str = "truncate"
     stride: int = 0
     aggregate: str = "mean"
-    max_tokens: int | None = engine.DEFAULT_MAX_TOKENS
+    max_tokens: int | None = None
 
 
 class Classifier:
@@ -226,7 +226,7 @@ def load(
     long_text: str = "truncate",
     stride: int | None = None,
     aggregate: str = "mean",
-    max_tokens: int | None = engine.DEFAULT_MAX_TOKENS,
+    max_tokens: int | None = None,
     threads: int | None = None,
 ) -> Classifier:
     """Load a sequence-classification checkpoint (folder or hub id) as a `Classifier`.
@@ -237,7 +237,7 @@ def load(
 
     Speed: `dtype` is "auto" (bf16 where the hardware has it, else fp32), "float32", "bfloat16",
     "float16" or "int8" (dynamic quantization, CPU); batches hold up to `max_tokens` padded tokens
-    and `batch_size` rows; `threads` sets the intra-op thread count (default: physical cores).
+    (default: `engine.DEFAULT_MAX_TOKENS` for the device) and `batch_size` rows (default: no cap); `threads` sets the intra-op thread count (default: physical cores).
     Long texts: `long_text="truncate"` or `"chunk"` (windows overlapping by `stride` tokens,
     probabilities combined by `aggregate`, "mean" or "max"); see docs/ENGINE.md.
 
@@ -253,7 +253,8 @@ def load(
             raise InputError(f"threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     source = resolve_source(model)
-    checkpoint, resolved = _load_model(source, resolve_device(device), dtype, trust_remote_code, threads)
+    torch_device = resolve_device(device)
+    checkpoint, resolved = _load_model(source, torch_device, dtype, trust_remote_code, threads)
     max_len = _check_max_length(max_length, checkpoint)
     settings = Settings(
         max_length=max_len,
@@ -269,7 +270,7 @@ def load(
         long_text=long_text,
         stride=max_len // 8 if stride is None else _check_stride(stride),
         aggregate=aggregate,
-        max_tokens=max_tokens,
+        max_tokens=engine.default_max_tokens(torch_device) if max_tokens is None else max_tokens,
     )
     return Classifier(checkpoint, settings)
 

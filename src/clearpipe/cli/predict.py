@@ -26,7 +26,7 @@ def predict(
     top_k: options.TopK = None,
     max_length: options.MaxLength = None,
     batch_size: options.BatchSize = None,
-    max_tokens: options.MaxTokens = 8192,
+    max_tokens: options.MaxTokens = None,
     device: options.Device = "auto",
     dtype: options.Dtype = "auto",
     long_text: options.LongText = "truncate",
