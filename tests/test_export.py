@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import clearpipe
+from checkpoints import make_sensitive
 from clearpipe.agreement import AccuracyError, compare
 from clearpipe.export import check_export, export_onnx
 from clearpipe.onnx_model import EXPORT_INFO, ONNX_FILE
@@ -44,20 +45,7 @@ TEXTS = [" ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(1 + i % 13)
 @pytest.fixture(scope="module")
 def sensitive_bert(tiny, tmp_path_factory):
     """The tiny BERT with large random weights, so that its labels depend on the words."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    source = tiny("bert", 2)
-    model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "LayerNorm" not in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
-    folder = tmp_path_factory.mktemp("sensitive-bert")
-    model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
-    return folder
+    return make_sensitive(tiny("bert", 2), tmp_path_factory.mktemp("sensitive-bert"), seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import clearpipe
+from checkpoints import make_sensitive
 from clearpipe import longtext
 from clearpipe.postprocess import Activation, Predictions
 
@@ -15,20 +16,7 @@ MAX_LENGTH = 12
 @pytest.fixture(scope="module")
 def sensitive_bert(tiny, tmp_path_factory):
     """The tiny BERT with large random weights, so that different words get different labels."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    source = tiny("bert", 2)
-    model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "LayerNorm" not in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
-    folder = tmp_path_factory.mktemp("sensitive-bert")
-    model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
-    return folder
+    return make_sensitive(tiny("bert", 2), tmp_path_factory.mktemp("sensitive-bert"), seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,10 @@ data rows from 1, the header not included.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from clearpipe.columns import LABEL_NAMES, PAIR_NAMES, TEXT_NAMES, pick_column, pick_optional_column
 from clearpipe.dataset_files import read_table
@@ -204,12 +205,21 @@ def _has_text(value: object) -> bool:
 
 
 def _to_split(raw: _Raw, space: LabelSpace, int_labels: bool) -> Split:
-    lookup = label_lookup(space, int_labels)
-    split = Split(raw.name, raw.source, [], [], [])
-    for item, key, row in zip(raw.items, raw.keys, raw.rows, strict=True):
+    def key_of(key: Any) -> Any:
         if int_labels and not space.multi_label and isinstance(key, str) and key.lstrip("-").isdigit():
-            key = int(key)
-        ids = ids_of(key, space, lookup)
+            return int(key)
+        return key
+
+    return _known_labels(raw, Split(raw.name, raw.source, [], [], []), space, int_labels, key_of)
+
+
+def _known_labels(
+    raw: _Raw, split: Split, space: LabelSpace, int_labels: bool, key_of: Callable[[Any], Any]
+) -> Split:
+    """Fill `split` with the rows of `raw` whose label the label space has; report the others."""
+    lookup = label_lookup(space, int_labels)
+    for item, key, row in zip(raw.items, raw.keys, raw.rows, strict=True):
+        ids = ids_of(key_of(key), space, lookup)
         if ids is None:
             raw.report.drop("unknown label", row)
             continue
@@ -335,16 +345,13 @@ def read_evaluation_data(
     raw = _clean(table, columns, multi_label, options, "test", str(path))
     space = LabelSpace(list(labels), multi_label)
     int_labels = all(isinstance(k, int) for key in raw.keys for k in as_tuple(key))
-    lookup = label_lookup(space, int_labels)
-    split = Split("test", str(path), [], [], [])
-    for item, key, row in zip(raw.items, raw.keys, raw.rows, strict=True):
-        ids = ids_of(key if int_labels else _strs(key), space, lookup)
-        if ids is None:
-            raw.report.drop("unknown label", row)
-            continue
-        split.items.append(item)
-        split.labels.append(ids)
-        split.rows.append(row)
+    split = _known_labels(
+        raw,
+        Split("test", str(path), [], [], []),
+        space,
+        int_labels,
+        lambda key: key if int_labels else _strs(key),
+    )
     if len(split) == 0:
         raise InputError(
             f"{path}: no row has a label the model knows ({', '.join(labels)}); {_dropped_summary(raw.report)}"
