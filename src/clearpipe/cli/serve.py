@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -38,9 +37,7 @@ def serve(
     ] = 8,
     threads: Annotated[
         int | None,
-        typer.Option(
-            "--threads", min=1, help="Torch CPU threads. Default: all cores but one, for the HTTP side."
-        ),
+        typer.Option("--threads", min=1, help="Torch CPU threads. Default: torch's, one per physical core."),
     ] = None,
     device: options.Device = "auto",
     dtype: options.Dtype = "auto",
@@ -90,16 +87,9 @@ def serve(
         device=device,
         dtype=dtype,
         long_text=long_text,
-        threads=threads or max(1, _cores() - 1),
+        threads=threads,
     )
     app = create_app(clf, config)
     # uvicorn handles SIGTERM: it stops accepting, lets in-flight requests finish (up to
     # `drain` seconds), then runs the app's shutdown, which stops the batcher.
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=drain)
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
