@@ -18,7 +18,14 @@ from clearpipe import engine, longtext, precision
 from clearpipe.errors import InputError
 from clearpipe.forward import forward as forward_stage
 from clearpipe.inputs import TextInput, normalize_inputs
-from clearpipe.loading import Checkpoint, load_checkpoint, model_max_length, resolve_device, resolve_source
+from clearpipe.loading import (
+    Checkpoint,
+    load_checkpoint,
+    model_max_length,
+    resolve_device,
+    resolve_source,
+    uses_token_type_ids,
+)
 from clearpipe.onnx_model import OnnxModel, is_onnx_folder, load_onnx, load_tokenizer
 from clearpipe.postprocess import (
     BEST,
@@ -265,7 +272,7 @@ def load(
             else parse_activation(function_to_apply)
         ),
         labels=_labels(checkpoint, labels),
-        use_token_type_ids=_uses_token_type_ids(checkpoint),
+        use_token_type_ids=uses_token_type_ids(checkpoint.model, checkpoint.tokenizer),
         dtype=resolved,
         long_text=long_text,
         stride=max_len // 8 if stride is None else _check_stride(stride),
@@ -324,13 +331,3 @@ def _labels(checkpoint: Checkpoint, labels: Sequence[str] | None) -> list[str]:
     if len(labels) != config.num_labels:
         raise InputError(f"labels has {len(labels)} names but the model has {config.num_labels} outputs")
     return labels
-
-
-def _uses_token_type_ids(checkpoint: Checkpoint) -> bool:
-    import inspect
-
-    wanted = "token_type_ids" in checkpoint.tokenizer.model_input_names
-    if isinstance(checkpoint.model, OnnxModel):
-        return wanted and "token_type_ids" in checkpoint.model.input_names
-    accepted = "token_type_ids" in inspect.signature(checkpoint.model.forward).parameters
-    return wanted and accepted

@@ -22,6 +22,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from clearpipe.errors import CheckpointError, InputError
+from clearpipe.onnx_model import OnnxModel
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 """Where the embedded default sentiment model lives inside the installed package."""
@@ -119,7 +120,7 @@ def load_checkpoint(
     _check_architecture(source, config)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-        with _quiet_transformers():
+        with quiet_transformers():
             model, info = AutoModelForSequenceClassification.from_pretrained(
                 source,
                 config=config,
@@ -154,7 +155,7 @@ def _check_architecture(source: str, config: PretrainedConfig) -> None:
         )
 
 
-class _quiet_transformers:
+class quiet_transformers:
     """Hide transformers' load report; clearpipe checks missing weights itself and says why."""
 
     def __enter__(self) -> None:
@@ -196,3 +197,18 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f'device "{name}" was asked for, but CUDA is not available on this machine')
     return resolved
+
+
+def uses_token_type_ids(model: PreTrainedModel | OnnxModel, tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether to feed token_type_ids: the tokenizer makes them and the model (or ONNX graph) takes them.
+
+    >>> uses_token_type_ids(checkpoint.model, checkpoint.tokenizer)  # doctest: +SKIP
+    True
+    """
+    import inspect
+
+    if "token_type_ids" not in tokenizer.model_input_names:
+        return False
+    if isinstance(model, OnnxModel):
+        return "token_type_ids" in model.input_names
+    return "token_type_ids" in inspect.signature(model.forward).parameters

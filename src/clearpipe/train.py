@@ -35,7 +35,13 @@ from clearpipe.data import DataOptions, TrainingData, read_training_data
 from clearpipe.errors import InputError
 from clearpipe.evaluation import THRESHOLDS_KEY, evaluate_split
 from clearpipe.features import Collator, LengthStats, length_stats, to_dataset
-from clearpipe.loading import Checkpoint, _quiet_transformers, load_config, model_max_length, resolve_source
+from clearpipe.loading import (
+    load_config,
+    model_max_length,
+    quiet_transformers,
+    resolve_source,
+    uses_token_type_ids,
+)
 from clearpipe.metrics import selection_metrics, tune_thresholds
 from clearpipe.postprocess import Activation, activate
 
@@ -153,7 +159,7 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
     source = resolve_source(config.base)
     set_seed(config.seed)  # the new classification head is drawn from the global generator
     tokenizer, model = _load_base(source, data)
-    use_types = _uses_token_type_ids(model, tokenizer, source)
+    use_types = uses_token_type_ids(model, tokenizer)
     limit = model_max_length(model.config, tokenizer)
     if config.max_length is not None and not 2 <= config.max_length <= limit:
         raise InputError(
@@ -184,7 +190,7 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
     )
     _quiet_progress(trainer)
     resume_from = _resume_point(output, config.resume)
-    with _quiet_transformers():
+    with quiet_transformers():
         trainer.train(resume_from_checkpoint=resume_from)
     if not trainer.is_world_process_zero():
         return TrainResult(output, trainer.state.global_step, None, {}, time.monotonic() - started)
@@ -219,7 +225,7 @@ def _load_base(source: str, data: TrainingData):
     problem = "multi_label_classification" if data.labels.multi_label else "single_label_classification"
     load_config(source)  # turns a missing or unreachable base into a CheckpointError
     tokenizer = AutoTokenizer.from_pretrained(source)
-    with _quiet_transformers():
+    with quiet_transformers():
         # fp32 master weights even when the base was saved in half precision.
         model = AutoModelForSequenceClassification.from_pretrained(
             source,
@@ -230,12 +236,6 @@ def _load_base(source: str, data: TrainingData):
             dtype=torch.float32,
         )
     return tokenizer, model
-
-
-def _uses_token_type_ids(model, tokenizer, source: str) -> bool:
-    from clearpipe.classifier import _uses_token_type_ids as classifier_rule
-
-    return classifier_rule(Checkpoint(model=model, tokenizer=tokenizer, source=source))
 
 
 def _selection_metric(config: TrainConfig, data: TrainingData) -> str:
@@ -342,7 +342,7 @@ def _finish(
     if data.labels.multi_label:
         thresholds = _tune(trainer, data)
         setattr(model.config, THRESHOLDS_KEY, dict(zip(data.labels.names, thresholds, strict=True)))
-    with _quiet_transformers():
+    with quiet_transformers():
         _save(model, trainer.processing_class, output, config.save_dtype)
     classifier = clearpipe.load(str(output), batch_size=64, device="auto")
     evaluations = {"validation": evaluate_split(classifier, data.validation, n_errors=10)}
