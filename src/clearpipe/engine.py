@@ -26,15 +26,6 @@ def default_max_tokens(device: torch.device) -> int:
     return DEFAULT_MAX_TOKENS.get(device.type, DEFAULT_MAX_TOKENS["cpu"])
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """Yield row indices in batches of at most `batch_size`, longest rows first.
-
-    >>> list(length_sorted_batches([3, 9, 1, 5], batch_size=2))
-    [[1, 3], [0, 2]]
-    """
-    yield from token_budget_batches(lengths, max_tokens=None, max_rows=batch_size)
-
-
 def token_budget_batches(
     lengths: Sequence[int], max_tokens: int | None, max_rows: int | None = None
 ) -> Iterator[list[int]]:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from clearpipe.errors import InputError, where
 
@@ -106,7 +106,7 @@ def _decoded_lines(path: Path, encoding: str) -> Iterator[tuple[int, str, int]]:
     # encoding error name its line.
     position = 0
     with open(path, "rb") as raw:
-        for number, line in enumerate(_lines(raw), start=1):
+        for number, line in enumerate(raw, start=1):
             position += len(line)
             try:
                 text = line.decode(encoding)
@@ -120,10 +120,6 @@ def _decoded_lines(path: Path, encoding: str) -> Iterator[tuple[int, str, int]]:
             if number == 1:
                 text = text.removeprefix("\ufeff")
             yield number, text, position
-
-
-def _lines(raw: BinaryIO) -> Iterator[bytes]:
-    yield from raw
 
 
 def _txt_rows(path: Path, encoding: str) -> RowStream:

@@ -44,7 +44,7 @@ def predict(
     run continues with --resume, and every input row appears exactly once in the output.
     """
     import clearpipe
-    from clearpipe.predict_file import PredictJob, make_plan, predict_file
+    from clearpipe.predict_file import PredictJob, predict_file
 
     job = PredictJob(
         input=input,
@@ -65,32 +65,38 @@ def predict(
         dtype=dtype,
         long_text=long_text,
     )
-    make_plan(clf, job)  # refuse bad columns and formats before the progress bar starts
-    with _progress(input) as on_chunk:
-        summary = predict_file(clf, job, on_chunk)
+    progress = _Progress(input)
+    try:
+        summary = predict_file(clf, job, progress if sys.stderr.isatty() else None)
+    finally:
+        progress.close()
     resumed = f" ({summary.resumed_rows} from the interrupted run)" if summary.resumed_rows else ""
     print(f"wrote {summary.rows} rows{resumed} to {summary.output}", file=sys.stderr)
 
 
-class _progress:
-    """A progress bar on stderr, by bytes of input read, shown only when stderr is a terminal."""
+class _Progress:
+    """A progress bar on stderr, by bytes of input read. It starts with the first finished chunk,
+    so that a mistake found while planning (a missing column, say) prints without a bar."""
 
     def __init__(self, path: Path) -> None:
         self.total = path.stat().st_size if path.is_file() else 0
         self.bar = None
+        self.task = None
 
-    def __enter__(self):
-        if not sys.stderr.isatty():
-            return None
-        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    def __call__(self, chunk) -> None:
+        if self.bar is None:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-        self.bar = Progress(
-            "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn()
-        )
-        self.bar.start()
-        task = self.bar.add_task("classifying", total=self.total)
-        return lambda chunk: self.bar.update(task, completed=chunk.bytes_read)
+            self.bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("classifying", total=self.total)
+        self.bar.update(self.task, completed=chunk.bytes_read)
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
