@@ -60,9 +60,8 @@ class Service:
         self.batcher = Batcher(self.classifier.logits, self.config, self.metrics)
 
     async def warm_up(self) -> None:
-        """Run a short and a long input once, so the first client does not pay for setup."""
-        warm = self.classifier.tokenize(["warm up", "a somewhat longer sentence to warm the model up " * 8])
-        await self.batcher.run_exclusive(self.classifier.logits, warm)
+        """Run `Classifier.warmup` on the engine thread, so the first client does not pay for setup."""
+        await self.batcher.run_exclusive(self.classifier.warmup)
         self.ready = True
         log.info("clearpipe: model %s ready", self.classifier.source)
 
