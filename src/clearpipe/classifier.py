@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypedDict
 import numpy as np
 import torch
 
-from clearpipe import engine, longtext, precision
+from clearpipe import allocator, engine, longtext, precision
 from clearpipe.errors import InputError
 from clearpipe.forward import forward as forward_stage
 from clearpipe.inputs import TextInput, normalize_inputs
@@ -261,6 +261,8 @@ def load(
         torch.set_num_threads(threads)
     source = resolve_source(model)
     torch_device = resolve_device(device)
+    if torch_device.type == "cpu":
+        allocator.keep_freed_memory()  # see clearpipe.allocator: page faults cost up to a third
     checkpoint, resolved = _load_model(source, torch_device, dtype, trust_remote_code, threads)
     max_len = _check_max_length(max_length, checkpoint)
     settings = Settings(
