@@ -5,11 +5,11 @@
 Every setting runs in a fresh process (so peak RSS is its own) on `sst2/test.tsv` and
 `agnews/test.tsv`: transformers.pipeline at batch size 1 and 32, then clearpipe with default
 settings, fp32, torch int8, and the ONNX Runtime exports (fp32 and int8, made by `clearpipe
-export` with its accuracy guard). Reported per setting and dataset: texts/s, the ratio to the
-best transformers.pipeline setting, label agreement and largest |score difference| against fp32
-eager (transformers.pipeline at batch size 1), peak RSS, and model FLOP utilization: the model's
-FLOPs on real tokens per second over a large matrix multiply's FLOP/s in the same dtype, measured
-here. Then `clearpipe predict`'s peak RSS at 10k and 100k rows, and the cold start of
+export` with its accuracy guard), each timed over `--repeats` passes (median). Reported per
+setting and dataset: texts/s, the ratio to the best transformers.pipeline setting, label
+agreement and largest |score difference| against fp32 eager (transformers.pipeline at batch size
+1), peak RSS, and model FLOP utilization: the model's FLOPs on real tokens per second over a
+large matrix multiply's FLOP/s in the same dtype, measured here. Then `clearpipe predict`'s peak RSS at 10k and 100k rows, and the cold start of
 `clearpipe classify "x"` against the equivalent transformers.pipeline script. A Markdown table
 goes to stdout; `--json FILE` writes every figure.
 """
@@ -63,7 +63,17 @@ def read_texts(dataset: str, limit: int | None) -> list[str]:
     return texts
 
 
-def run_pipeline(model: str, texts: list[str], batch_size: int, device: str):
+def timed(run, repeats: int):
+    """Median seconds of `repeats` calls of `run`, and the last call's result."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def run_pipeline(model: str, texts: list[str], batch_size: int, device: str, repeats: int):
     import numpy as np
     import torch
     from transformers import pipeline
@@ -71,21 +81,17 @@ def run_pipeline(model: str, texts: list[str], batch_size: int, device: str):
     pipe = pipeline("text-classification", model=model, device=device, dtype=torch.float32, top_k=None)
     labels = [pipe.model.config.id2label[i] for i in range(pipe.model.config.num_labels)]
     pipe(texts[:4], batch_size=batch_size, truncation=True)  # warm-up
-    start = time.perf_counter()
-    out = pipe(texts, batch_size=batch_size, truncation=True)
-    seconds = time.perf_counter() - start
+    seconds, out = timed(lambda: pipe(texts, batch_size=batch_size, truncation=True), repeats)
     scores = np.array([[{r["label"]: r["score"] for r in row}[label] for label in labels] for row in out])
     return seconds, scores, "float32"
 
 
-def run_clearpipe(model: str, texts: list[str], options: dict, device: str):
+def run_clearpipe(model: str, texts: list[str], options: dict, device: str, repeats: int):
     import clearpipe
 
     clf = clearpipe.load(model, device=device, **options)
     clf.warmup()
-    start = time.perf_counter()
-    predictions = clf.predict(texts)
-    seconds = time.perf_counter() - start
+    seconds, predictions = timed(lambda: clf.predict(texts), repeats)
     return seconds, predictions.scores, clf.settings.dtype
 
 
@@ -96,13 +102,15 @@ def worker(args: argparse.Namespace) -> None:
     kind, options = SETTINGS[args.setting]
     texts = read_texts(args.dataset, args.limit)
     if kind == "pipeline":
-        seconds, scores, dtype = run_pipeline(args.model, texts, options["batch_size"], args.device)
+        seconds, scores, dtype = run_pipeline(
+            args.model, texts, options["batch_size"], args.device, args.repeats
+        )
     else:
         if kind == "onnx":  # the export folder, made by `export` below; it runs as exported
             model, options = str(Path(args.scratch) / args.setting), {}
         else:
             model = args.model
-        seconds, scores, dtype = run_clearpipe(model, texts, options, args.device)
+        seconds, scores, dtype = run_clearpipe(model, texts, options, args.device, args.repeats)
     stem = Path(args.scratch) / f"{args.setting}-{args.dataset}"
     np.save(f"{stem}.npy", scores)
     figures = {
@@ -164,6 +172,7 @@ def spawn(args: argparse.Namespace, setting: str, dataset: str, scratch: Path) -
     command = [sys.executable, __file__, "--worker", "--setting", setting, "--dataset", dataset]
     command += ["--model", args.model, "--scratch", str(scratch), "--device", args.device]
     command += ["--limit", str(args.limit)] if args.limit else []
+    command += ["--repeats", str(args.repeats)]
     subprocess.run(command, check=True, env=_env())
     return json.loads((scratch / f"{setting}-{dataset}.json").read_text())
 
@@ -270,7 +279,8 @@ def table(results: dict, rates: dict, exports: dict) -> str:
 
 def main(args: argparse.Namespace) -> None:
     settings = [s for s in SETTINGS if s in args.settings or s.startswith("pipeline")]
-    out: dict = {"model": args.model, "device": args.device, "limit": args.limit, "threads": os.cpu_count()}
+    out: dict = {"model": args.model, "device": args.device, "limit": args.limit, "repeats": args.repeats}
+    out["threads"] = os.cpu_count()
     with tempfile.TemporaryDirectory(prefix="clearpipe-bench-") as tmp:
         scratch = Path(tmp)
         out["exports"] = {s: export(args, s, scratch) for s in settings if SETTINGS[s][0] == "onnx"}
@@ -317,6 +327,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--model", default=str(ROOT / "src" / "clearpipe" / "default_model"))
     parser.add_argument("--limit", type=int, default=1000, help="Texts per dataset (0: all). Default 1000.")
     parser.add_argument("--json", help="Write every figure to this JSON file.")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="Timed passes per setting; the median counts. Default 3."
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--data", help="Folder with sst2/ and agnews/ (default: shared/data beside the checkout)."
