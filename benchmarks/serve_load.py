@@ -41,7 +41,7 @@ def read_sentences(path: Path, limit: int | None) -> list[str]:
 class Offline:
     """The Python API on all texts at once: the engine at its best, the reference for the server."""
 
-    def __init__(self, model: str | None, texts: list[str], batch_size: int) -> None:
+    def __init__(self, model: str | None, texts: list[str], batch_size: int | None) -> None:
         import clearpipe
 
         self.texts = texts
@@ -197,7 +197,12 @@ def main() -> None:
     parser.add_argument("--time-cap", type=float, default=25.0, help="Most seconds per level.")
     parser.add_argument("--data", type=Path, default=SST2_TEST, help="TSV with a 'sentence' column.")
     parser.add_argument("--limit", type=int, default=None, help="Use only the first N sentences.")
-    parser.add_argument("--batch-size", type=int, default=32, help="Batch size of the offline engine.")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="Row cap of the offline engine (default: none, as `load`).",
+    )
     parser.add_argument("server_args", nargs="*", help="Extra `clearpipe serve` flags, after --.")
     args = parser.parse_args()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import threading
@@ -24,6 +25,12 @@ def test_health_ready_info(clf, url):
     assert info["dtype"] == str(next(clf.model.parameters()).dtype).removeprefix("torch.")
     assert info["version"] == clearpipe.__version__
     assert info["model"] == clf.source
+
+
+def test_ready_means_the_loaded_objects_are_frozen_out_of_garbage_collection(url):
+    # A full collection walking torch's and transformers' objects paused the loop for ~230 ms.
+    assert httpx.get(f"{url}/ready").status_code == 200
+    assert gc.get_freeze_count() > 10_000
 
 
 def test_docs_and_openapi(url):

@@ -11,8 +11,10 @@ from clearpipe.errors import InputError
 from clearpipe.server.config import API_KEY_ENV
 
 
-def require_key(request: Request) -> None:
+async def require_key(request: Request) -> None:
     """FastAPI dependency: with a key configured, demand `Authorization: Bearer <key>`."""
+    # `async` although nothing here waits: FastAPI runs a plain `def` dependency on a worker
+    # thread, a hop per request that cost the event loop more than the check itself.
     expected = request.app.state.service.config.api_key
     if expected is None:
         return
