@@ -53,3 +53,12 @@ def test_each_row_scores_the_same_alone_and_padded_in_a_batch(tiny, tmp_path):
 def test_float32_and_int8_keep_sdpa(tiny):
     for dtype in ("float32", "int8"):
         assert clearpipe.load(tiny("bert", 2), dtype=dtype).model.config._attn_implementation == "sdpa"
+
+
+def test_trace_of_a_bf16_classifier_records_attention_and_switches_back(tiny):
+    clf = clearpipe.load(tiny("bert", 2), dtype="bfloat16")
+    trace = clf.trace("the film was good", attributions=False)
+    assert trace.model.attention == "eager"  # weights recorded for the trace's own call
+    assert all(layer.first_attends is not None for layer in trace.model.layers)
+    assert clf.model.config._attn_implementation == attention.NAME
+    assert trace.prediction.label == clf("the film was good")["label"]
