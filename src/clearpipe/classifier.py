@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypedDict
 import numpy as np
 import torch
 
-from clearpipe import allocator, attention, engine, longtext, packed_linear, precision
+from clearpipe import allocator, attention, engine, longtext, precision
 from clearpipe.errors import InputError
 from clearpipe.forward import forward as forward_stage
 from clearpipe.inputs import TextInput, normalize_inputs
@@ -299,9 +299,7 @@ def _load_model(
     )
     if resolved == "int8":
         checkpoint = Checkpoint(precision.quantize_int8(checkpoint.model), checkpoint.tokenizer, source)
-    # bf16/fp16 on the CPU only; see clearpipe.attention and clearpipe.packed_linear.
-    attention.use_cpu_attention(checkpoint.model)
-    packed_linear.pack_linears(checkpoint.model)
+    attention.use_cpu_attention(checkpoint.model)  # bf16/fp16 on the CPU only; see clearpipe.attention
     return checkpoint, resolved
 
 
