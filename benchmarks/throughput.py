@@ -9,9 +9,9 @@ export` with its accuracy guard), each timed over `--repeats` passes (median). R
 setting and dataset: texts/s, the ratio to the best transformers.pipeline setting, label
 agreement and largest |score difference| against fp32 eager (transformers.pipeline at batch size
 1), peak RSS, and model FLOP utilization: the model's FLOPs on real tokens per second over a
-large matrix multiply's FLOP/s in the same dtype, measured here. Then `clearpipe predict`'s peak RSS at 10k and 100k rows, and the cold start of
-`clearpipe classify "x"` against the equivalent transformers.pipeline script. A Markdown table
-goes to stdout; `--json FILE` writes every figure.
+large matrix multiply's FLOP/s in the same dtype, measured here. Then `clearpipe predict`'s peak
+RSS at 10k and 100k rows, and the cold start of `clearpipe classify "x"` against the equivalent
+transformers.pipeline script. A Markdown table goes to stdout; `--json FILE` writes every figure.
 """
 
 from __future__ import annotations
@@ -279,8 +279,13 @@ def table(results: dict, rates: dict, exports: dict) -> str:
 
 def main(args: argparse.Namespace) -> None:
     settings = [s for s in SETTINGS if s in args.settings or s.startswith("pipeline")]
-    out: dict = {"model": args.model, "device": args.device, "limit": args.limit, "repeats": args.repeats}
-    out["threads"] = os.cpu_count()
+    out: dict = {
+        "model": args.model,
+        "device": args.device,
+        "limit": args.limit,
+        "repeats": args.repeats,
+        "threads": os.cpu_count(),
+    }
     with tempfile.TemporaryDirectory(prefix="clearpipe-bench-") as tmp:
         scratch = Path(tmp)
         out["exports"] = {s: export(args, s, scratch) for s in settings if SETTINGS[s][0] == "onnx"}
