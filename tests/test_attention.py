@@ -8,7 +8,7 @@ from transformers import AutoModelForSequenceClassification
 
 import checkpoints
 import clearpipe
-from clearpipe import attention
+from clearpipe import attention, precision
 
 TEXTS = ["the film was good", "bad", "a very very boring plot with awful scenes and bad actors", "fun"]
 
@@ -50,9 +50,11 @@ def test_each_row_scores_the_same_alone_and_padded_in_a_batch(tiny, tmp_path):
     assert float((batch - batch.mean(0)).abs().max()) > 1.0  # the rows really differ
 
 
-def test_float32_and_int8_keep_sdpa(tiny):
-    for dtype in ("float32", "int8"):
-        assert clearpipe.load(tiny("bert", 2), dtype=dtype).model.config._attn_implementation == "sdpa"
+def test_float32_keeps_sdpa_and_int8_follows_its_activations(tiny):
+    assert clearpipe.load(tiny("bert", 2), dtype="float32").model.config._attn_implementation == "sdpa"
+    # int8 runs everything but its linear layers in bf16 where the CPU computes bf16.
+    expected = attention.NAME if precision.cpu_has_native_bf16() else "sdpa"
+    assert clearpipe.load(tiny("bert", 2), dtype="int8").model.config._attn_implementation == expected
 
 
 def test_trace_of_a_bf16_classifier_records_attention_and_switches_back(tiny):

@@ -2,8 +2,8 @@
 
 "auto" takes bfloat16 where the hardware computes it natively — CPUs with AVX-512 BF16 or AMX,
 CUDA GPUs of compute capability 8.0 and later — and float32 elsewhere, because emulated bf16 is
-slower than fp32. "int8" is dynamic quantization (int8 weights, activations quantized per batch)
-and is never picked automatically: it trades a little accuracy for speed, so users ask for it.
+slower than fp32. "int8" quantizes the linear layers (int8 weights per channel, activations per token; see
+`clearpipe.int8`) and is never picked automatically: it trades a little accuracy for speed, so users ask for it.
 """
 
 from __future__ import annotations
@@ -64,10 +64,19 @@ def torch_dtype(dtype: str) -> torch.dtype:
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Dynamically quantize every `nn.Linear` of `model` to int8 weights (VNNI kernels on x86).
+    """Quantize every `nn.Linear` of a float32 `model` to int8 for the CPU.
+
+    With oneDNN's int8 kernels (x86 builds of PyTorch), weights get one scale per output channel
+    and activations one per token, and the rest of the model runs in bf16 where the CPU computes
+    it natively (`clearpipe.int8`). Elsewhere it falls back to PyTorch's dynamic quantization
+    (one activation scale per batch, float32 elsewhere), which agrees less often with float32.
 
     >>> model = quantize_int8(model)  # doctest: +SKIP
     """
+    from clearpipe import int8
+
+    if int8.available():
+        return int8.quantize_model(model, torch.bfloat16 if cpu_has_native_bf16() else torch.float32)
     import warnings
 
     from torch.ao.quantization import quantize_dynamic

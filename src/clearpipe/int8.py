@@ -1,0 +1,150 @@
+"""int8 linear layers with per-token activation scales (W8A8), for `dtype="int8"` on the CPU.
+
+PyTorch's dynamic quantization scales a whole batch of activations by its single largest value,
+and the rest of the model stays in float32. On the embedded model that lost 3% of SST-2 labels
+and 9% of AG News labels against float32. Here every token (row) gets its own scale and every
+output channel of the weight its own, as in SmoothQuant and torchao's int8 dynamic mode, and the
+layers between the linears (embeddings, LayerNorm, attention, GELU) run in bf16 where the CPU has
+it. The products run in oneDNN's u8 x s8 kernels (AVX-512 VNNI / AMX); quantizing the rows and
+rescaling the outputs are small fused kernels from `torch.compile`, or plain PyTorch where no
+compiler is available.
+
+    >>> model = quantize_model(model)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+# Activations are shifted by 128 into uint8: oneDNN's fast int8 kernels take unsigned activations
+# and signed weights (u8 x s8), and signed activations fall back to a reference kernel.
+_SHIFT = 128
+
+
+def available() -> bool:
+    """True when this PyTorch build has oneDNN's int8 linear kernels (x86 CPU builds do).
+
+    >>> available()  # doctest: +SKIP
+    True
+    """
+    ops = torch.ops.onednn
+    return torch.backends.mkldnn.is_available() and all(
+        hasattr(ops, name) for name in ("qlinear_prepack", "qlinear_pointwise")
+    )
+
+
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Quantize each row of `x` (tokens, features) symmetrically to int8, stored shifted as uint8.
+
+    Returns the uint8 rows and one float32 scale per row: x ~ (q - 128) * scale.
+
+    >>> q, scale = quantize_rows(torch.tensor([[1.0, -0.5]]))
+    >>> q.tolist(), round(scale.item(), 5)
+    ([[255, 64]], 0.00787)
+    """
+    x = x.float()
+    scale = x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-8) / 127
+    return (torch.round(x / scale) + _SHIFT).clamp(1, 255).to(torch.uint8), scale
+
+
+def rescale(
+    y: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype
+) -> torch.Tensor:
+    """Turn int8 products (already times the weight scales) into outputs: y * row scale + bias.
+
+    >>> rescale(torch.tensor([[2.0]]), torch.tensor([[0.5]]), torch.tensor([1.0]), torch.float32)
+    tensor([[2.]])
+    """
+    out = y * scale
+    if bias is not None:
+        out = out + bias
+    return out.to(dtype)
+
+
+@functools.cache
+def _kernels() -> tuple[Callable[..., tuple[torch.Tensor, torch.Tensor]], Callable[..., torch.Tensor]]:
+    """`quantize_rows` and `rescale` compiled into one fused loop each, or as they are."""
+    try:
+        return (
+            torch.compile(quantize_rows, dynamic=True),
+            torch.compile(rescale, dynamic=True),
+        )
+    except Exception as exc:  # pragma: no cover - torch.compile refuses on some platforms
+        log.info("int8 helpers run uncompiled: %s", exc)
+        return quantize_rows, rescale
+
+
+_compiled_ok: bool | None = None
+
+
+def _call(index: int, *args: object) -> object:
+    """Run compiled helper `index`; fall back to plain PyTorch for good if compiling fails."""
+    global _compiled_ok
+    plain = (quantize_rows, rescale)[index]
+    if _compiled_ok is not False:
+        try:
+            result = _kernels()[index](*args)
+            _compiled_ok = True
+            return result
+        except Exception as exc:  # no C++ compiler, or an inductor bug: correctness first
+            if _compiled_ok:
+                raise
+            log.warning("int8: torch.compile is unavailable (%s); using slower uncompiled kernels", exc)
+            _compiled_ok = False
+    return plain(*args)
+
+
+class Int8Linear(torch.nn.Module):
+    """A drop-in `nn.Linear` with int8 weights (one scale per output channel) and int8 tokens.
+
+    >>> layer = Int8Linear(torch.nn.Linear(384, 1536), torch.bfloat16)  # doctest: +SKIP
+    >>> layer(torch.randn(7, 384, dtype=torch.bfloat16)).shape  # doctest: +SKIP
+    torch.Size([7, 1536])
+    """
+
+    def __init__(self, linear: torch.nn.Linear, dtype: torch.dtype) -> None:
+        super().__init__()
+        weight = linear.weight.detach().float()
+        scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127  # (out_features,)
+        quantized = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
+        self.in_features = linear.in_features
+        self.out_features = linear.out_features
+        self.dtype = dtype
+        # Plain attributes, not buffers: `model.to(dtype)` must not cast them.
+        self.packed = torch.ops.onednn.qlinear_prepack(quantized, None)
+        self.weight_scale = scale
+        self.bias_ = None if linear.bias is None else linear.bias.detach().to(dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)
+        q, scale = _call(0, rows)
+        y = torch.ops.onednn.qlinear_pointwise(
+            q, 1.0, _SHIFT, self.packed, self.weight_scale, None, None, 1.0, 0, self.dtype, "none", [], ""
+        )
+        return _call(1, y, scale, self.bias_, self.dtype).reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, int8 x int8 -> {self.dtype}"
+        )
+
+
+def quantize_model(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """Replace every `nn.Linear` of a float32 `model` by `Int8Linear`; run the rest in `dtype`.
+
+    Weights are quantized from their float32 values, then the remaining parameters (embeddings,
+    LayerNorm) are cast to `dtype` (bfloat16 on CPUs that compute it, else float32).
+
+    >>> model = quantize_model(AutoModelForSequenceClassification.from_pretrained(path), torch.bfloat16)  # doctest: +SKIP
+    """
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                setattr(parent, name, Int8Linear(child, dtype))
+    return model.to(dtype)
