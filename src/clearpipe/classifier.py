@@ -243,7 +243,7 @@ def load(
     by `clearpipe export --format onnx` runs through ONNX Runtime.
 
     Speed: `dtype` is "auto" (bf16 where the hardware has it, else fp32), "float32", "bfloat16",
-    "float16" or "int8" (dynamic quantization, CPU); batches hold up to `max_tokens` padded tokens
+    "float16" or "int8" (int8 linear layers, CPU); batches hold up to `max_tokens` padded tokens
     (default: `engine.DEFAULT_MAX_TOKENS` for the device) and `batch_size` rows (default: no cap); `threads` sets the intra-op thread count (default: physical cores).
     Long texts: `long_text="truncate"` or `"chunk"` (windows overlapping by `stride` tokens,
     probabilities combined by `aggregate`, "mean" or "max"); see docs/ENGINE.md.

@@ -39,7 +39,7 @@ Dtype = Annotated[
     typer.Option(
         "--dtype",
         help='"auto" (bf16 where the hardware has it, else fp32), "float32", "bfloat16", "float16" '
-        'or "int8" (dynamic quantization, CPU).',
+        'or "int8" (int8 linear layers, CPU).',
     ),
 ]
 LongText = Annotated[
