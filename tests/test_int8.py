@@ -85,11 +85,24 @@ def test_an_int8_classifier_stays_close_to_transformers_float32(tiny, kind):
     torch.testing.assert_close(clf.forward(encoded), expected, rtol=0, atol=0.05)
 
 
+def test_compiled_and_plain_kernels_agree(monkeypatch):
+    torch.manual_seed(0)
+    layer = int8.Int8Linear(torch.nn.Linear(32, 16), torch.bfloat16)
+    x = torch.randn(int8.COMPILE_FROM_TOKENS, 32, dtype=torch.bfloat16)  # large enough to compile
+    with torch.inference_mode():
+        compiled = layer(x)
+        assert int8._compiled_ok is True
+        monkeypatch.setattr(int8, "COMPILE_FROM_TOKENS", 10**9)
+        plain = layer(x)
+    torch.testing.assert_close(plain.float(), compiled.float(), rtol=0.01, atol=0.01)
+
+
 def test_without_a_compiler_the_plain_kernels_give_the_same_answers(monkeypatch, caplog):
     torch.manual_seed(0)
     linear = torch.nn.Linear(32, 16)
     x = torch.randn(4, 32)
     compiled = int8.Int8Linear(linear, torch.float32)(x)
+    monkeypatch.setattr(int8, "COMPILE_FROM_TOKENS", 0)
 
     def broken(*_args):
         raise RuntimeError("no C++ compiler")
@@ -100,3 +113,12 @@ def test_without_a_compiler_the_plain_kernels_give_the_same_answers(monkeypatch,
         plain = int8.Int8Linear(linear, torch.float32)(x)
     assert "uncompiled" in caplog.text
     torch.testing.assert_close(plain, compiled, rtol=0, atol=1e-5)
+
+
+def test_an_int8_classifier_is_traced_with_attributions_from_its_dequantized_weights(tiny):
+    clf = clearpipe.load(tiny("bert", 2), dtype="int8", device="cpu")
+    trace = clf.trace("the film was good")
+    assert trace.prediction.label == clf("the film was good")["label"]
+    assert trace.attributions is not None and trace.attributions.completeness.ok
+    # the int8 model itself is untouched by the float32 copy made for the gradients
+    assert any(isinstance(m, int8.Int8Linear) for m in clf.model.modules())

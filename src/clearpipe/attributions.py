@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from clearpipe import int8
 from clearpipe.forward import model_inputs
 from clearpipe.preprocess import Encoded
 
@@ -202,12 +203,14 @@ def float32_model(model: PreTrainedModel) -> PreTrainedModel:
 
     Gradients along the path are too coarse in bf16/fp16 for the completeness check to hold
     (errors near 50% were measured on the default model), so a reduced-precision classifier is
-    explained by its float32 weights: the same weights, widened.
+    explained by its float32 weights: the same weights, widened (for int8, dequantized).
     """
-    if next(model.parameters()).dtype == torch.float32:
+    quantized = any(isinstance(m, int8.Int8Linear) for m in model.modules())
+    if next(model.parameters()).dtype == torch.float32 and not quantized:
         return model
     if model not in _FLOAT32_COPIES:
-        _FLOAT32_COPIES[model] = copy.deepcopy(model).float().eval()
+        # An int8 model is explained by the weights its kernels use: int8 values times scales.
+        _FLOAT32_COPIES[model] = int8.dequantize_model(copy.deepcopy(model)).float().eval()
     return _FLOAT32_COPIES[model]
 
 

@@ -6,8 +6,8 @@ and 9% of AG News labels against float32. Here every token (row) gets its own sc
 output channel of the weight its own, as in SmoothQuant and torchao's int8 dynamic mode, and the
 layers between the linears (embeddings, LayerNorm, attention, GELU) run in bf16 where the CPU has
 it. The products run in oneDNN's u8 x s8 kernels (AVX-512 VNNI / AMX); quantizing the rows and
-rescaling the outputs are small fused kernels from `torch.compile`, or plain PyTorch where no
-compiler is available.
+rescaling the outputs are small fused kernels from `torch.compile` for batches of 256 tokens or
+more (plain PyTorch for smaller ones, and wherever no compiler is available).
 
     >>> model = quantize_model(model)  # doctest: +SKIP
 """
@@ -81,13 +81,16 @@ def _kernels() -> tuple[Callable[..., tuple[torch.Tensor, torch.Tensor]], Callab
 
 
 _compiled_ok: bool | None = None
+# Below this many tokens in a batch the plain kernels cost well under a millisecond, so a few
+# short texts (one CLI call) never wait the seconds that compiling takes.
+COMPILE_FROM_TOKENS = 256
 
 
-def _call(index: int, *args: object) -> object:
+def _call(index: int, tokens: int, *args: object) -> object:
     """Run compiled helper `index`; fall back to plain PyTorch for good if compiling fails."""
     global _compiled_ok
     plain = (quantize_rows, rescale)[index]
-    if _compiled_ok is not False:
+    if _compiled_ok is not False and tokens >= COMPILE_FROM_TOKENS:
         try:
             result = _kernels()[index](*args)
             _compiled_ok = True
@@ -117,17 +120,41 @@ class Int8Linear(torch.nn.Module):
         self.out_features = linear.out_features
         self.dtype = dtype
         # Plain attributes, not buffers: `model.to(dtype)` must not cast them.
+        self.quantized = quantized  # (out, in) int8, kept for `to_float`
         self.packed = torch.ops.onednn.qlinear_prepack(quantized, None)
         self.weight_scale = scale
         self.bias_ = None if linear.bias is None else linear.bias.detach().to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
-        q, scale = _call(0, rows)
+        tokens = rows.shape[0]
+        q, scale = _call(0, tokens, rows)
         y = torch.ops.onednn.qlinear_pointwise(
             q, 1.0, _SHIFT, self.packed, self.weight_scale, None, None, 1.0, 0, self.dtype, "none", [], ""
         )
-        return _call(1, y, scale, self.bias_, self.dtype).reshape(*x.shape[:-1], self.out_features)
+        out = _call(1, tokens, y, scale, self.bias_, self.dtype)
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+    def __deepcopy__(self, memo: dict) -> Int8Linear:
+        # oneDNN's packed weight is an opaque tensor that cannot be copied; it is never written
+        # to, so copies share it.
+        clone = Int8Linear.__new__(Int8Linear)
+        torch.nn.Module.__init__(clone)
+        clone.__dict__.update({k: v for k, v in self.__dict__.items() if not k.startswith("_")})
+        return clone
+
+    def to_float(self) -> torch.nn.Linear:
+        """The float32 `nn.Linear` this layer computes: its int8 weights times their scales.
+
+        >>> Int8Linear(torch.nn.Linear(4, 2), torch.float32).to_float().weight.dtype
+        torch.float32
+        """
+        linear = torch.nn.Linear(self.in_features, self.out_features, bias=self.bias_ is not None)
+        with torch.no_grad():
+            linear.weight.copy_(self.quantized.float() * self.weight_scale[:, None])
+            if self.bias_ is not None:
+                linear.bias.copy_(self.bias_.float())
+        return linear
 
     def extra_repr(self) -> str:
         return (
@@ -148,3 +175,17 @@ def quantize_model(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Modul
             if isinstance(child, torch.nn.Linear):
                 setattr(parent, name, Int8Linear(child, dtype))
     return model.to(dtype)
+
+
+def dequantize_model(model: torch.nn.Module) -> torch.nn.Module:
+    """Replace every `Int8Linear` of `model`, in place, by the float32 `nn.Linear` it computes.
+
+    Used for token attributions, which need gradients that int8 kernels do not have.
+
+    >>> model = dequantize_model(copy.deepcopy(int8_model)).float()  # doctest: +SKIP
+    """
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Int8Linear):
+                setattr(parent, name, child.to_float())
+    return model
