@@ -1,0 +1,42 @@
+"""Stage 1's padding: `collate` against the tokenizer's own padding, as the oracle."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import clearpipe
+from clearpipe.preprocess import collate
+
+words = st.sampled_from(["the", "film", "was", "good", "bad", "a", "plot", "!", "unbelievably", "x"])
+texts = st.lists(st.lists(words, max_size=12).map(" ".join), min_size=1, max_size=6)
+
+
+@pytest.fixture(scope="module")
+def clf(tiny):
+    return clearpipe.load(tiny("bert", 2), dtype="float32")
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_collate_pads_like_the_tokenizer(clf, side):
+    @settings(max_examples=40, deadline=None)
+    @given(texts, st.randoms(use_true_random=False))
+    def check(batch, rng):
+        rows = list(range(len(batch)))
+        rng.shuffle(rows)  # any subset order, as the engine's length-sorted batches use
+        encoded = collate(clf.tokenize(batch), rows, clf.tokenizer.pad_token_id, side)
+        expected = clf.tokenizer(
+            [batch[r] for r in rows], padding=True, padding_side=side, return_tensors="pt"
+        )
+        assert encoded.input_ids.tolist() == expected["input_ids"].tolist()
+        assert encoded.attention_mask.tolist() == expected["attention_mask"].tolist()
+        assert encoded.token_type_ids.tolist() == expected["token_type_ids"].tolist()
+        assert encoded.lengths == [int(n) for n in expected["attention_mask"].sum(1)]
+
+    check()
+
+
+def test_collate_of_no_rows_is_empty(clf):
+    encoded = collate(clf.tokenize(["fine"]), [], clf.tokenizer.pad_token_id)
+    assert tuple(encoded.input_ids.shape) == (0, 0) and encoded.lengths == []
