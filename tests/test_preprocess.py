@@ -27,7 +27,12 @@ def test_collate_pads_like_the_tokenizer(clf, side):
         rng.shuffle(rows)  # any subset order, as the engine's length-sorted batches use
         encoded = collate(clf.tokenize(batch), rows, clf.tokenizer.pad_token_id, side)
         expected = clf.tokenizer(
-            [batch[r] for r in rows], padding=True, padding_side=side, return_tensors="pt"
+            [batch[r] for r in rows],
+            padding=True,
+            padding_side=side,
+            truncation=True,  # as clf.tokenize does, at the classifier's max length
+            max_length=clf.settings.max_length,
+            return_tensors="pt",
         )
         assert encoded.input_ids.tolist() == expected["input_ids"].tolist()
         assert encoded.attention_mask.tolist() == expected["attention_mask"].tolist()
