@@ -107,7 +107,7 @@ def test_without_a_compiler_the_plain_kernels_give_the_same_answers(monkeypatch,
     def broken(*_args):
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(int8, "_kernels", lambda: (broken, broken))
+    monkeypatch.setattr(int8, "_kernels", lambda: {int8.quantize_rows: broken, int8.rescale: broken})
     monkeypatch.setattr(int8, "_compiled_ok", None)
     with caplog.at_level(logging.WARNING, logger="clearpipe.int8"):
         plain = int8.Int8Linear(linear, torch.float32)(x)

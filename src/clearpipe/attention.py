@@ -5,8 +5,9 @@ flash-attention kernel, which `sdpa` picks, works in blocks sized for long seque
 about a fifth of the embedded MiniLM's bf16 time on SST-2 in attention that is 2% of its FLOPs.
 Two batched matrix multiplies with a float32 softmax between them do the same work in less time
 (SST-2 batches ran 11% faster, AG News 7%) and land closer to float32 (largest probability
-difference against fp32 on SST-2: 0.028, against 0.046 with `sdpa`). In fp32 and int8 the two
-measured the same, so those keep `sdpa`; GPUs keep their fused kernels.
+difference against fp32 on SST-2: 0.028, against 0.046 with `sdpa`). In fp32 the two measured
+the same, so fp32 models keep `sdpa`; int8 models (bf16 between their int8 linears) use this one;
+GPUs keep their fused kernels.
 
 `use_cpu_attention` switches a loaded model over; the model's code is untouched, transformers
 calls `attend` where it would call its own attention function.

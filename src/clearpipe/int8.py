@@ -17,10 +17,13 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+M = TypeVar("M", bound=torch.nn.Module)
 
 # Activations are shifted by 128 into uint8: oneDNN's fast int8 kernels take unsigned activations
 # and signed weights (u8 x s8), and signed activations fall back to a reference kernel.
@@ -68,16 +71,12 @@ def rescale(
 
 
 @functools.cache
-def _kernels() -> tuple[Callable[..., tuple[torch.Tensor, torch.Tensor]], Callable[..., torch.Tensor]]:
-    """`quantize_rows` and `rescale` compiled into one fused loop each, or as they are."""
-    try:
-        return (
-            torch.compile(quantize_rows, dynamic=True),
-            torch.compile(rescale, dynamic=True),
-        )
-    except Exception as exc:  # pragma: no cover - torch.compile refuses on some platforms
-        log.info("int8 helpers run uncompiled: %s", exc)
-        return quantize_rows, rescale
+def _kernels() -> dict[Callable[..., object], Callable[..., object]]:
+    """`quantize_rows` and `rescale` compiled into one fused loop each, keyed by the plain ones.
+
+    Compiling happens at the first call of each; `_call` catches its failure.
+    """
+    return {fn: torch.compile(fn, dynamic=True) for fn in (quantize_rows, rescale)}
 
 
 _compiled_ok: bool | None = None
@@ -86,13 +85,12 @@ _compiled_ok: bool | None = None
 COMPILE_FROM_TOKENS = 256
 
 
-def _call(index: int, tokens: int, *args: object) -> object:
-    """Run compiled helper `index`; fall back to plain PyTorch for good if compiling fails."""
+def _call(plain: Callable[..., T], tokens: int, *args: object) -> T:
+    """Run `plain` compiled; fall back to plain PyTorch for good if compiling fails."""
     global _compiled_ok
-    plain = (quantize_rows, rescale)[index]
     if _compiled_ok is not False and tokens >= COMPILE_FROM_TOKENS:
         try:
-            result = _kernels()[index](*args)
+            result = _kernels()[plain](*args)
             _compiled_ok = True
             return result
         except Exception as exc:  # no C++ compiler, or an inductor bug: correctness first
@@ -128,11 +126,11 @@ class Int8Linear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
         tokens = rows.shape[0]
-        q, scale = _call(0, tokens, rows)
+        q, scale = _call(quantize_rows, tokens, rows)
         y = torch.ops.onednn.qlinear_pointwise(
             q, 1.0, _SHIFT, self.packed, self.weight_scale, None, None, 1.0, 0, self.dtype, "none", [], ""
         )
-        out = _call(1, tokens, y, scale, self.bias_, self.dtype)
+        out = _call(rescale, tokens, y, scale, self.bias_, self.dtype)
         return out.reshape(*x.shape[:-1], self.out_features)
 
     def __deepcopy__(self, memo: dict) -> Int8Linear:
@@ -170,10 +168,7 @@ def quantize_model(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Modul
 
     >>> model = quantize_model(AutoModelForSequenceClassification.from_pretrained(path), torch.bfloat16)  # doctest: +SKIP
     """
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, torch.nn.Linear):
-                setattr(parent, name, Int8Linear(child, dtype))
+    _replace(model, torch.nn.Linear, lambda linear: Int8Linear(linear, dtype))
     return model.to(dtype)
 
 
@@ -184,8 +179,13 @@ def dequantize_model(model: torch.nn.Module) -> torch.nn.Module:
 
     >>> model = dequantize_model(copy.deepcopy(int8_model)).float()  # doctest: +SKIP
     """
+    _replace(model, Int8Linear, Int8Linear.to_float)
+    return model
+
+
+def _replace(model: torch.nn.Module, kind: type[M], make: Callable[[M], torch.nn.Module]) -> None:
+    """Swap, in place, every submodule of `model` that is a `kind` for `make(it)`."""
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, Int8Linear):
-                setattr(parent, name, child.to_float())
-    return model
+            if isinstance(child, kind):
+                setattr(parent, name, make(child))

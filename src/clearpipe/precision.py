@@ -2,8 +2,9 @@
 
 "auto" takes bfloat16 where the hardware computes it natively — CPUs with AVX-512 BF16 or AMX,
 CUDA GPUs of compute capability 8.0 and later — and float32 elsewhere, because emulated bf16 is
-slower than fp32. "int8" quantizes the linear layers (int8 weights per channel, activations per token; see
-`clearpipe.int8`) and is never picked automatically: it trades a little accuracy for speed, so users ask for it.
+slower than fp32. "int8" quantizes the linear layers (int8 weights per channel, activations per
+token; see `clearpipe.int8`) and is never picked automatically: it trades a little accuracy for
+speed, so users ask for it.
 """
 
 from __future__ import annotations
