@@ -8,7 +8,7 @@ settings, fp32, torch int8, and the ONNX Runtime exports (fp32 and int8, made by
 export` with its accuracy guard), each timed over `--repeats` passes (median). Reported per
 setting and dataset: texts/s, the ratio to the best transformers.pipeline setting, label
 agreement and largest |score difference| against fp32 eager (transformers.pipeline at batch size
-1), peak RSS, and model FLOP utilization: the model's FLOPs on real tokens per second over a
+1), the share of texts that int8's float referee re-ran (`clearpipe.recheck`), peak RSS, and model FLOP utilization: the model's FLOPs on real tokens per second over a
 large matrix multiply's FLOP/s in the same dtype, measured here. Then `clearpipe predict`'s peak
 RSS at 10k and 100k rows, and the cold start of `clearpipe classify "x"` against the equivalent
 transformers.pipeline script. A Markdown table goes to stdout; `--json FILE` writes every figure.
@@ -92,7 +92,29 @@ def run_clearpipe(model: str, texts: list[str], options: dict, device: str, repe
     clf = clearpipe.load(model, device=device, **options)
     clf.warmup()
     seconds, predictions = timed(lambda: clf.predict(texts), repeats)
-    return seconds, predictions.scores, clf.settings.dtype
+    return seconds, predictions.scores, clf.settings.dtype, rechecked_rows(clf, texts)
+
+
+def rechecked_rows(clf, texts: list[str]) -> int | None:
+    """How many texts an int8 classifier's float referee re-ran (None: no referee), counted on
+    one more pass after the timed ones, with the referee's forward wrapped to count its rows."""
+    import dataclasses
+
+    referee = clf.referee
+    if referee is None:
+        return None
+    rows: list[int] = []
+
+    def counting(encoded):
+        rows.append(len(encoded.input_ids))
+        return referee.forward(encoded)
+
+    clf.referee = dataclasses.replace(referee, forward=counting)
+    try:
+        clf.predict(texts)
+    finally:
+        clf.referee = referee
+    return sum(rows)
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -105,12 +127,13 @@ def worker(args: argparse.Namespace) -> None:
         seconds, scores, dtype = run_pipeline(
             args.model, texts, options["batch_size"], args.device, args.repeats
         )
+        rechecked = None
     else:
         if kind == "onnx":  # the export folder, made by `export` below; it runs as exported
             model, options = str(Path(args.scratch) / args.setting), {}
         else:
             model = args.model
-        seconds, scores, dtype = run_clearpipe(model, texts, options, args.device, args.repeats)
+        seconds, scores, dtype, rechecked = run_clearpipe(model, texts, options, args.device, args.repeats)
     stem = Path(args.scratch) / f"{args.setting}-{args.dataset}"
     np.save(f"{stem}.npy", scores)
     figures = {
@@ -118,6 +141,7 @@ def worker(args: argparse.Namespace) -> None:
         "seconds": seconds,
         "texts_per_s": len(texts) / seconds,
         "dtype": dtype,
+        "rechecked": rechecked,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "real_tokens": real_tokens(args.model, texts),
     }
@@ -263,15 +287,16 @@ def cold_start(args: argparse.Namespace, repeats: int = 3) -> dict:
 def table(results: dict, rates: dict, exports: dict) -> str:
     lines = [
         "| setting | dataset | dtype | texts/s | x best pipeline | label agreement | max abs score diff "
-        "| peak RSS MB | MFU |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| re-run in float | peak RSS MB | MFU |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (setting, dataset), r in results.items():
         mfu = f"{r['mfu']:.0%}" if r.get("mfu") is not None else "n/a"
         refused = " (refused by export guard)" if exports.get(setting, {}).get("refused") else ""
+        rerun = "" if r.get("rechecked") is None else f"{r['rechecked'] / r['texts']:.1%}"
         lines.append(
             f"| {setting}{refused} | {dataset} | {r['dtype']} | {r['texts_per_s']:.0f} | {r['ratio']:.2f} "
-            f"| {r['label_agreement']:.2%} | {r['max_score_diff']:.4f} | {r['peak_rss_mb']:.0f} | {mfu} |"
+            f"| {r['label_agreement']:.2%} | {r['max_score_diff']:.4f} | {rerun} | {r['peak_rss_mb']:.0f} | {mfu} |"
         )
     rate_text = ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in rates.items())
     return "\n".join(lines) + f"\n\nMeasured matrix-multiply rate: {rate_text}."

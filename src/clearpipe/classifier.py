@@ -6,15 +6,16 @@
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
 
-from clearpipe import allocator, attention, engine, longtext, precision
+from clearpipe import allocator, attention, engine, int8, longtext, precision, recheck
 from clearpipe.errors import InputError
 from clearpipe.forward import forward as forward_stage
 from clearpipe.inputs import TextInput, normalize_inputs
@@ -38,6 +39,7 @@ from clearpipe.postprocess import (
     postprocess,
 )
 from clearpipe.preprocess import Encoded, Tokenized, collate, tokenize
+from clearpipe.validation import builtin_sample
 
 if TYPE_CHECKING:
     from clearpipe.trace import Trace
@@ -90,6 +92,8 @@ class Classifier:
         self.source = checkpoint.source
         self.settings = settings
         self.device = _device_of(self.model)
+        # int8 models only: the float model that re-runs their close calls (see clearpipe.recheck).
+        self.referee: recheck.Referee | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -159,13 +163,57 @@ class Classifier:
     def logits(self, tokenized: Tokenized) -> np.ndarray:
         """Stages 1b-2 for many rows: logits (rows, num_labels) in input order, via the batching engine.
 
+        An int8 classifier's close calls are re-run by its float referee (see `clearpipe.recheck`).
+
         >>> clf.logits(clf.tokenize(["good", "bad"])).shape  # doctest: +SKIP
         (2, 2)
         """
+        logits = self._run(tokenized, self.forward)
+        rows = self.close_calls(logits)
+        if len(rows) and self.referee is not None:
+            logits[rows] = self._run(tokenized, self.referee.forward, rows)
+        return logits
+
+    def close_calls(self, logits: np.ndarray) -> np.ndarray:
+        """Rows of this classifier's `logits` that its referee re-runs (none without a referee).
+
+        >>> clf.close_calls(np.array([[0.1, 0.2], [0.0, 5.0]]))  # doctest: +SKIP
+        array([0])
+        """
+        if self.referee is None:
+            return np.empty(0, dtype=np.int64)
+        sigmoid = self.settings.activation is Activation.SIGMOID
+        return recheck.close_calls(logits, self.referee.margin, sigmoid)
+
+    def _run(
+        self,
+        tokenized: Tokenized,
+        forward: Callable[[Encoded], torch.Tensor],
+        rows: Sequence[int] | None = None,
+    ) -> np.ndarray:
         s = self.settings
         return engine.run_batches(
-            tokenized, len(s.labels), s.batch_size, self.collate, self.forward, max_tokens=s.max_tokens
+            tokenized, len(s.labels), s.batch_size, self.collate, forward, max_tokens=s.max_tokens, rows=rows
         )
+
+    def referee_for(self, model: torch.nn.Module, dtype: str) -> recheck.Referee:
+        """A referee for this (int8) classifier: `model` in float, with a calibrated margin.
+
+        Both models classify the built-in validation sample of this model's kind; the margin is
+        the 99th percentile of how far this classifier moved the gap between two logits of a row.
+
+        >>> clf.referee = clf.referee_for(float_model, "bfloat16")  # doctest: +SKIP
+        """
+
+        def forward(encoded: Encoded) -> torch.Tensor:
+            return forward_stage(model, encoded, self.device)
+
+        _, texts = builtin_sample(self.labels)
+        tokenized = self.tokenize(texts)
+        with int8.plain_kernels():
+            fast = self._run(tokenized, self.forward)
+        margin = recheck.calibrate(fast, self._run(tokenized, forward))
+        return recheck.Referee(model=model, dtype=dtype, margin=margin, forward=forward)
 
     def tokenize_windows(self, items: Sequence[TextInput]) -> longtext.Windows:
         """Tokenize for `long_text="chunk"`: every `max_length` window of every input, as rows."""
@@ -206,9 +254,12 @@ class Classifier:
         return trace(self, text, pair, attributions)
 
     def __repr__(self) -> str:
+        referee = self.referee
+        rechecks = "" if referee is None else f", recheck={referee.dtype} under margin {referee.margin:.3f}"
         return (
             f"Classifier(source={self.source!r}, labels={self.settings.labels}, "
-            f"max_length={self.settings.max_length}, device={self.device}, dtype={self.settings.dtype})"
+            f"max_length={self.settings.max_length}, device={self.device}, dtype={self.settings.dtype}"
+            f"{rechecks})"
         )
 
 
@@ -263,7 +314,7 @@ def load(
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
         allocator.keep_freed_memory()  # see clearpipe.allocator: page faults cost up to a third
-    checkpoint, resolved = _load_model(source, torch_device, dtype, trust_remote_code, threads)
+    checkpoint, resolved, float_model = _load_model(source, torch_device, dtype, trust_remote_code, threads)
     max_len = _check_max_length(max_length, checkpoint)
     settings = Settings(
         max_length=max_len,
@@ -281,26 +332,37 @@ def load(
         aggregate=aggregate,
         max_tokens=engine.default_max_tokens(torch_device) if max_tokens is None else max_tokens,
     )
-    return Classifier(checkpoint, settings)
+    clf = Classifier(checkpoint, settings)
+    if float_model is not None:
+        clf.referee = clf.referee_for(float_model, precision.resolve_dtype("auto", torch_device))
+    return clf
 
 
 def _load_model(
     source: str, device: torch.device, dtype: str, trust_remote_code: bool, threads: int | None
-) -> tuple[Checkpoint, str]:
-    """Load the checkpoint in the resolved dtype; exported ONNX folders go to ONNX Runtime."""
+) -> tuple[Checkpoint, str, torch.nn.Module | None]:
+    """Load the checkpoint in the resolved dtype; exported ONNX folders go to ONNX Runtime.
+
+    For int8, also returns the float model (in the "auto" dtype) that re-runs close calls.
+    """
     if is_onnx_folder(source):
         if dtype not in ("auto", "float32"):
             raise InputError(f"{source} is an ONNX export, which runs as exported; drop dtype={dtype!r}")
         model = load_onnx(source, device, threads)
-        return Checkpoint(model=model, tokenizer=load_tokenizer(source), source=source), "onnx"
+        return Checkpoint(model=model, tokenizer=load_tokenizer(source), source=source), "onnx", None
     resolved = precision.resolve_dtype(dtype, device)
     checkpoint = load_checkpoint(
         source, device, dtype=precision.torch_dtype(resolved), trust_remote_code=trust_remote_code
     )
+    float_model = None
     if resolved == "int8":
+        # Copied before quantizing, which swaps the linear layers in place.
+        float_dtype = precision.torch_dtype(precision.resolve_dtype("auto", device))
+        float_model = copy.deepcopy(checkpoint.model).to(float_dtype)
+        attention.use_cpu_attention(float_model)
         checkpoint = Checkpoint(precision.quantize_int8(checkpoint.model), checkpoint.tokenizer, source)
     attention.use_cpu_attention(checkpoint.model)  # bf16/fp16 on the CPU only; see clearpipe.attention
-    return checkpoint, resolved
+    return checkpoint, resolved, float_model
 
 
 def _check_stride(stride: int) -> int:

@@ -63,14 +63,18 @@ def run_batches(
     forward: Callable[[Encoded], torch.Tensor],
     *,
     max_tokens: int | None = None,
+    rows: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Return logits (rows, num_labels) for every tokenized row, in input order.
 
     Batches hold at most `max_tokens` padded tokens and `batch_size` rows (None: no limit).
+    `rows` runs only those rows (indices into `tokenized`) and returns their logits in that order.
 
     >>> logits = run_batches(tok, 2, 32, collate=clf.collate, forward=clf.forward)  # doctest: +SKIP
     """
-    logits = np.zeros((len(tokenized), num_labels), dtype=np.float32)
-    for rows in token_budget_batches(tokenized.lengths, max_tokens, batch_size):
-        logits[rows] = forward(collate(tokenized, rows)).numpy()
+    picked = range(len(tokenized)) if rows is None else rows
+    lengths = [len(tokenized.input_ids[row]) for row in picked]
+    logits = np.zeros((len(picked), num_labels), dtype=np.float32)
+    for batch in token_budget_batches(lengths, max_tokens, batch_size):
+        logits[batch] = forward(collate(tokenized, [picked[i] for i in batch])).numpy()
     return logits

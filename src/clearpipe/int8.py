@@ -14,9 +14,10 @@ more (plain PyTorch for smaller ones, and wherever no compiler is available).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import torch
@@ -80,6 +81,7 @@ def _kernels() -> dict[Callable[..., object], Callable[..., object]]:
 
 
 _compiled_ok: bool | None = None
+_plain_only = 0  # depth of `plain_kernels` blocks
 # Below this many tokens in a batch the plain kernels cost well under a millisecond, so a few
 # short texts (one CLI call) never wait the seconds that compiling takes.
 COMPILE_FROM_TOKENS = 256
@@ -88,7 +90,7 @@ COMPILE_FROM_TOKENS = 256
 def _call(plain: Callable[..., T], tokens: int, *args: object) -> T:
     """Run `plain` compiled; fall back to plain PyTorch for good if compiling fails."""
     global _compiled_ok
-    if _compiled_ok is not False and tokens >= COMPILE_FROM_TOKENS:
+    if _compiled_ok is not False and tokens >= COMPILE_FROM_TOKENS and not _plain_only:
         try:
             result = _kernels()[plain](*args)
             _compiled_ok = True
@@ -99,6 +101,25 @@ def _call(plain: Callable[..., T], tokens: int, *args: object) -> T:
             log.warning("int8: torch.compile is unavailable (%s); using slower uncompiled kernels", exc)
             _compiled_ok = False
     return plain(*args)
+
+
+@contextlib.contextmanager
+def plain_kernels() -> Iterator[None]:
+    """Use the uncompiled kernels inside this block, whatever the batch size.
+
+    For one-off work at load time (calibrating `clearpipe.recheck`'s margin takes 0.6 s this way
+    on the embedded model, and would first wait 2-16 s for the compiler). Process-wide: other
+    threads' batches run uncompiled meanwhile, which is slower, never different in kind.
+
+    >>> with plain_kernels():  # doctest: +SKIP
+    ...     clf.logits(sample)
+    """
+    global _plain_only
+    _plain_only += 1
+    try:
+        yield
+    finally:
+        _plain_only -= 1
 
 
 class Int8Linear(torch.nn.Module):

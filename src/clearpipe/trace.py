@@ -107,8 +107,21 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class Recheck:
+    """An int8 close call re-run in float (see `clearpipe.recheck`): what int8 gave, and why not."""
+
+    fast_logits: list[float]
+    margin: float
+    dtype: str
+
+
+@dataclass(frozen=True)
 class ModelStage:
-    """Stage 3: embeddings -> layers -> pooled / first-token vector -> logits."""
+    """Stage 3: embeddings -> layers -> pooled / first-token vector -> logits.
+
+    `recheck` is set when an int8 classifier's logits were a close call and the stage shows its
+    float referee's run instead.
+    """
 
     embedding_shape: Shape
     embedding_mean_norm: float
@@ -119,6 +132,7 @@ class ModelStage:
     logits_shape: Shape
     attention: str
     time_ms: float
+    recheck: Recheck | None = None
 
 
 @dataclass(frozen=True)
@@ -213,8 +227,15 @@ def trace(clf: Classifier, text: str, pair: str | None = None, attributions: boo
     stage_tokenizer = _tokenizer_stage(tokenized, encoded, item, _ms(start))
 
     start = time.perf_counter()
-    recorded = forward_recorded(clf.model, encoded, clf.device)
-    stage_model = _model_stage(recorded, _ms(start))
+    model = clf.model
+    recorded = forward_recorded(model, encoded, clf.device)
+    rechecked = None
+    if clf.referee is not None and len(clf.close_calls(recorded.logits.numpy())):
+        # As in `Classifier.logits`: an int8 close call is answered by the float referee.
+        rechecked = Recheck([float(x) for x in recorded.logits[0]], clf.referee.margin, clf.referee.dtype)
+        model = clf.referee.model
+        recorded = forward_recorded(model, encoded, clf.device)
+    stage_model = _model_stage(recorded, rechecked, _ms(start))
 
     start = time.perf_counter()
     predictions = clf.postprocess(recorded.logits)
@@ -238,9 +259,7 @@ def trace(clf: Classifier, text: str, pair: str | None = None, attributions: boo
     if attributions:
         special = [t.special for t in tokens]
         baseline = baseline_token(clf.tokenizer)
-        attr = integrated_gradients(
-            clf.model, encoded, clf.device, stage_prediction.label_id, special, baseline
-        )
+        attr = integrated_gradients(model, encoded, clf.device, stage_prediction.label_id, special, baseline)
         tokens = [_with_attribution(t, a) for t, a in zip(tokens, attr.scores, strict=True)]
         attr = attr.with_words(tokens, stage_input.segments)
         stage_tokenizer = _replace_tokens(stage_tokenizer, tokens)
@@ -325,7 +344,7 @@ def _token(encoding: Encoding, i: int, token_id: int, types: list[int] | None) -
     )
 
 
-def _model_stage(recorded: Recorded, time_ms: float) -> ModelStage:
+def _model_stage(recorded: Recorded, rechecked: Recheck | None, time_ms: float) -> ModelStage:
     hidden = recorded.hidden_states  # L+1 x (1, T, H)
     layers = []
     for i, states in enumerate(hidden[1:]):
@@ -352,6 +371,7 @@ def _model_stage(recorded: Recorded, time_ms: float) -> ModelStage:
         logits_shape=tuple(recorded.logits.shape),
         attention="eager" if recorded.attentions is not None else "unavailable",
         time_ms=time_ms,
+        recheck=rechecked,
     )
 
 
@@ -450,6 +470,13 @@ def _model_dict(stage: ModelStage, tokens: list[Token]) -> dict[str, Any]:
         pooled={"kind": stage.pooled_kind, "shape": list(stage.pooled_shape)},
         logits=list(stage.logits),
         attention=stage.attention,
+        recheck=None
+        if stage.recheck is None
+        else {
+            "int8_logits": stage.recheck.fast_logits,
+            "margin": stage.recheck.margin,
+            "dtype": stage.recheck.dtype,
+        },
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from clearpipe.errors import InputError
 from clearpipe.trace import SCHEMA_VERSION, Trace
-from clearpipe.trace_view import attribution_scale, shade
+from clearpipe.trace_view import attribution_scale, recheck_line, shade
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'"
 _STYLE = """
@@ -142,6 +142,7 @@ def _model(trace: Trace) -> str:
         + "".join(rows)
         + "</table>"
         + f"<p>{stage.pooled_kind} vector {stage.pooled_shape} → logits {stage.logits_shape}: [{logits}]</p>"
+        + ("" if stage.recheck is None else f"<p class='recheck'>{escape(recheck_line(stage.recheck))}</p>")
     )
     return _section(3, "model", stage.time_ms, body)
 

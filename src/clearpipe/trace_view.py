@@ -10,7 +10,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from clearpipe.trace import Token, Trace
+from clearpipe.trace import Recheck, Token, Trace
 
 Rgb = tuple[int, int, int]
 
@@ -110,7 +110,18 @@ def _model(trace: Trace) -> Group:
         lines.append(Text("attention weights: not returned by this model", style="dim"))
     logits = ", ".join(f"{x:.4f}" for x in stage.logits)
     lines.append(Text(f"{stage.pooled_kind} {stage.pooled_shape} -> logits {stage.logits_shape} [{logits}]"))
+    if stage.recheck is not None:
+        lines.append(Text(recheck_line(stage.recheck), style="yellow"))
     return Group(*lines)
+
+
+def recheck_line(recheck: Recheck) -> str:
+    """One sentence saying that an int8 close call was re-run in float, with int8's logits."""
+    fast = ", ".join(f"{x:.4f}" for x in recheck.fast_logits)
+    return (
+        f"int8 gave [{fast}], a close call (top-two gap under {recheck.margin:.3f}): "
+        f"these stages were re-run in {recheck.dtype}"
+    )
 
 
 def _activation(trace: Trace) -> Group:
