@@ -197,10 +197,10 @@ class Classifier:
         )
 
     def referee_for(self, model: torch.nn.Module, dtype: str) -> recheck.Referee:
-        """A referee for this (int8) classifier: `model` in float, with a calibrated margin.
+        """A referee for this (int8) classifier: `model`, in float, with a calibrated margin.
 
-        Both models classify the built-in validation sample of this model's kind; the margin is
-        the 99th percentile of how far this classifier moved the gap between two logits of a row.
+        Both models classify the built-in validation sample of this model's kind (see
+        `clearpipe.recheck` for the margin taken from them).
 
         >>> clf.referee = clf.referee_for(float_model, "bfloat16")  # doctest: +SKIP
         """
@@ -208,9 +208,8 @@ class Classifier:
         def forward(encoded: Encoded) -> torch.Tensor:
             return forward_stage(model, encoded, self.device)
 
-        _, texts = builtin_sample(self.labels)
-        tokenized = self.tokenize(texts)
-        with int8.plain_kernels():
+        tokenized = self.tokenize(builtin_sample(self.labels)[1])
+        with int8.plain_kernels():  # a one-off: compiling would cost more than it saves
             fast = self._run(tokenized, self.forward)
         margin = recheck.calibrate(fast, self._run(tokenized, forward))
         return recheck.Referee(model=model, dtype=dtype, margin=margin, forward=forward)
