@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import httpx
+import numpy as np
 import pytest
 
 import clearpipe
 from clearpipe import BEST
+from clearpipe.inputs import normalize_inputs
 
 TEXTS = ["a good film", "the worst movie ever", "not very funny", "I loved the actors", "boring plot"]
 
@@ -128,3 +131,16 @@ def test_long_text_chunk_matches_the_python_api(tiny_bert, clf, url):
         assert [d["score"] for d in g] == pytest.approx([d["score"] for d in e], abs=2e-3)
     # The server's default stays truncate: no "windows" key.
     assert set(post(url, {"inputs": long}).json()) == {"label", "score"}
+
+
+def test_an_int8_server_answers_like_the_python_api_close_calls_included(tiny_bert, serve):
+    int8 = clearpipe.load(tiny_bert, device="cpu", dtype="int8")
+    referee, int8.referee = int8.referee, None
+    assert referee is not None
+    logits = int8.logits(int8.tokenize(normalize_inputs(TEXTS).items))
+    # A margin at the median top-two gap sends some texts to the float referee, not all.
+    int8.referee = dataclasses.replace(referee, margin=float(np.median(np.abs(logits[:, 0] - logits[:, 1]))))
+    assert 0 < len(int8.close_calls(logits)) < len(TEXTS)
+    url = serve(int8)
+    for body in ({"inputs": TEXTS, "top_k": None}, {"inputs": "a good film"}):
+        assert post(url, body).json() == python_api(int8, body)
