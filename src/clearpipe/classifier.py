@@ -357,11 +357,21 @@ def _load_model(
     if resolved == "int8":
         # Copied before quantizing, which swaps the linear layers in place.
         float_dtype = precision.torch_dtype(precision.resolve_dtype("auto", device))
-        float_model = copy.deepcopy(checkpoint.model).to(float_dtype)
+        float_model = _copy_in(checkpoint.model, float_dtype)
         attention.use_cpu_attention(float_model)
         checkpoint = Checkpoint(precision.quantize_int8(checkpoint.model), checkpoint.tokenizer, source)
     attention.use_cpu_attention(checkpoint.model)  # bf16/fp16 on the CPU only; see clearpipe.attention
     return checkpoint, resolved, float_model
+
+
+def _copy_in(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """A copy of `model` with its parameters in `dtype`, never holding a float32 copy on the way
+    (which the allocator would keep, see `clearpipe.allocator`). Tied parameters stay tied."""
+    memo: dict[int, object] = {
+        id(p): torch.nn.Parameter(p.detach().to(dtype), requires_grad=p.requires_grad)
+        for p in model.parameters()
+    }
+    return copy.deepcopy(model, memo)
 
 
 def _check_stride(stride: int) -> int:
