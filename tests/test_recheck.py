@@ -91,6 +91,9 @@ def test_int8_classifiers_get_a_calibrated_float_referee(int8_clf, tiny):
     assert f"recheck={referee.dtype}" in repr(int8_clf)
     for dtype in ("float32", "bfloat16"):
         assert clearpipe.load(tiny("bert", 3), dtype=dtype).referee is None
+    # recheck=False keeps int8's own answers and no float copy
+    bare = clearpipe.load(tiny("bert", 3), dtype="int8", recheck=False)
+    assert bare.referee is None and "recheck" not in repr(bare)
 
 
 def test_close_calls_take_the_referees_logits_and_the_rest_keep_int8s(int8_clf, tiny):

@@ -60,6 +60,7 @@ class LoadOptions(TypedDict, total=False):
     aggregate: str
     max_tokens: int | None
     threads: int | None
+    recheck: bool
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,7 @@ def load(
     aggregate: str = "mean",
     max_tokens: int | None = None,
     threads: int | None = None,
+    recheck: bool = True,
 ) -> Classifier:
     """Load a sequence-classification checkpoint (folder or hub id) as a `Classifier`.
 
@@ -293,7 +295,9 @@ def load(
     by `clearpipe export --format onnx` runs through ONNX Runtime.
 
     Speed: `dtype` is "auto" (bf16 where the hardware has it, else fp32), "float32", "bfloat16",
-    "float16" or "int8" (int8 linear layers, CPU); batches hold up to `max_tokens` padded tokens
+    "float16" or "int8" (int8 linear layers, CPU; with `recheck`, the default, close calls are
+    re-run by a float copy of the model, see `clearpipe.recheck`, which `recheck=False` saves the
+    memory of); batches hold up to `max_tokens` padded tokens
     (default: `engine.DEFAULT_MAX_TOKENS` for the device) and `batch_size` rows (default: no cap); `threads` sets the intra-op thread count (default: physical cores).
     Long texts: `long_text="truncate"` or `"chunk"` (windows overlapping by `stride` tokens,
     probabilities combined by `aggregate`, "mean" or "max"); see docs/ENGINE.md.
@@ -313,7 +317,9 @@ def load(
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
         allocator.keep_freed_memory()  # see clearpipe.allocator: page faults cost up to a third
-    checkpoint, resolved, float_model = _load_model(source, torch_device, dtype, trust_remote_code, threads)
+    checkpoint, resolved, float_model = _load_model(
+        source, torch_device, dtype, trust_remote_code, threads, recheck
+    )
     max_len = _check_max_length(max_length, checkpoint)
     settings = Settings(
         max_length=max_len,
@@ -338,11 +344,17 @@ def load(
 
 
 def _load_model(
-    source: str, device: torch.device, dtype: str, trust_remote_code: bool, threads: int | None
+    source: str,
+    device: torch.device,
+    dtype: str,
+    trust_remote_code: bool,
+    threads: int | None,
+    recheck: bool,
 ) -> tuple[Checkpoint, str, torch.nn.Module | None]:
     """Load the checkpoint in the resolved dtype; exported ONNX folders go to ONNX Runtime.
 
-    For int8, also returns the float model (in the "auto" dtype) that re-runs close calls.
+    For int8 with `recheck`, also returns the float model (in the "auto" dtype) that re-runs
+    close calls.
     """
     if is_onnx_folder(source):
         if dtype not in ("auto", "float32"):
@@ -354,11 +366,12 @@ def _load_model(
         source, device, dtype=precision.torch_dtype(resolved), trust_remote_code=trust_remote_code
     )
     float_model = None
-    if resolved == "int8":
+    if resolved == "int8" and recheck:
         # Copied before quantizing, which swaps the linear layers in place.
         float_dtype = precision.torch_dtype(precision.resolve_dtype("auto", device))
         float_model = _copy_in(checkpoint.model, float_dtype)
         attention.use_cpu_attention(float_model)
+    if resolved == "int8":
         checkpoint = Checkpoint(precision.quantize_int8(checkpoint.model), checkpoint.tokenizer, source)
     attention.use_cpu_attention(checkpoint.model)  # bf16/fp16 on the CPU only; see clearpipe.attention
     return checkpoint, resolved, float_model

@@ -38,3 +38,14 @@ def test_user_errors_exit_2_without_traceback(tiny_bert, tmp_path):
 def test_version_and_help():
     assert run("--version").stdout.strip() == f"clearpipe {clearpipe.__version__}"
     assert "classify" in run("--help").stdout
+
+
+def test_int8_with_and_without_recheck_matches_the_python_api(tiny_bert):
+    texts = ["the film was good", "bad", "a long and winding story"]
+    for flag, recheck in (("--recheck", True), ("--no-recheck", False)):
+        result = run(
+            "classify", *texts, "--model", tiny_bert, "--dtype", "int8", flag, "--json", "--top-k", "all"
+        )
+        assert result.returncode == 0, result.stderr
+        expected = clearpipe.load(tiny_bert, dtype="int8", recheck=recheck)(texts, top_k=None)
+        assert [json.loads(line) for line in result.stdout.splitlines()] == json.loads(json.dumps(expected))

@@ -23,6 +23,7 @@ def classify(
     max_tokens: options.MaxTokens = None,
     device: options.Device = "auto",
     dtype: options.Dtype = "auto",
+    recheck: options.Recheck = True,
     long_text: options.LongText = "truncate",
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON result per line, in input order.")
@@ -41,6 +42,7 @@ def classify(
         max_tokens=max_tokens,
         device=device,
         dtype=dtype,
+        recheck=recheck,
         long_text=long_text,
     )
     results = clf(list(texts), top_k=k)

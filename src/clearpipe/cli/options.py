@@ -42,6 +42,14 @@ Dtype = Annotated[
         'or "int8" (int8 linear layers, CPU).',
     ),
 ]
+Recheck = Annotated[
+    bool,
+    typer.Option(
+        "--recheck/--no-recheck",
+        help="With --dtype int8: re-run close calls in float (a float copy of the model stays in "
+        "memory). --no-recheck keeps int8's own labels.",
+    ),
+]
 LongText = Annotated[
     str,
     typer.Option(

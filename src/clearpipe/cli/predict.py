@@ -29,6 +29,7 @@ def predict(
     max_tokens: options.MaxTokens = None,
     device: options.Device = "auto",
     dtype: options.Dtype = "auto",
+    recheck: options.Recheck = True,
     long_text: options.LongText = "truncate",
     encoding: options.Encoding = "utf-8",
     chunk_rows: Annotated[
@@ -63,6 +64,7 @@ def predict(
         max_tokens=max_tokens,
         device=device,
         dtype=dtype,
+        recheck=recheck,
         long_text=long_text,
     )
     progress = _Progress(input)

@@ -41,6 +41,7 @@ def serve(
     ] = None,
     device: options.Device = "auto",
     dtype: options.Dtype = "auto",
+    recheck: options.Recheck = True,
     long_text: options.LongText = "truncate",
     max_batch_tokens: Annotated[
         int, typer.Option("--max-batch-tokens", min=1, help="Token budget of one micro-batch.")
@@ -86,6 +87,7 @@ def serve(
         batch_size=batch_size,
         device=device,
         dtype=dtype,
+        recheck=recheck,
         long_text=long_text,
         threads=threads,
     )
