@@ -19,6 +19,8 @@ import torch
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
+from clearpipe import packing
+
 NAME = "clearpipe_cpu"
 _REDUCED = (torch.bfloat16, torch.float16)
 
@@ -31,6 +33,7 @@ def attend(
     attention_mask: torch.Tensor | None,
     scaling: float | None = None,
     dropout: float = 0.0,
+    clearpipe_pack: packing.Packed | None = None,
     **_: object,
 ) -> tuple[torch.Tensor, None]:
     """Softmax(Q K^T * scaling + mask) V for (batch, heads, seq, head_dim) inputs.
@@ -38,11 +41,23 @@ def attend(
     Returns (batch, seq, heads, head_dim), the layout transformers' attention functions return,
     and no attention weights. `attention_mask` is the additive float32 mask (0 or a large
     negative number) of shape (batch, 1, seq, seq), or None when no row is padded. Inference
-    only: `dropout` is ignored.
+    only: `dropout` is ignored. With `clearpipe_pack` (a `clearpipe.packing.Packed` batch) the
+    inputs are (1, heads, N, d) for the batch's N real tokens: each row's tokens are gathered
+    into (rows, heads, T, d) for the product, and the output is packed back to (1, N, heads, d).
 
     >>> out, _ = attend(layer, q, k, v, None)  # doctest: +SKIP
     """
     scaling = query.size(-1) ** -0.5 if scaling is None else scaling
+    if clearpipe_pack is not None:
+        per_row, _ = attend(
+            module,
+            packing.unpack_heads(clearpipe_pack, query),
+            packing.unpack_heads(clearpipe_pack, key),
+            packing.unpack_heads(clearpipe_pack, value),
+            clearpipe_pack.key_mask,
+            scaling,
+        )
+        return packing.repack(clearpipe_pack, per_row), None
     # Scores come out of the matmul in the model's dtype; the softmax runs in float32, where
     # the mask and the exponent keep their precision.
     scores = torch.matmul(query, key.transpose(2, 3)).float().mul_(scaling)  # (B, H, T, T)

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, TypedDict
 import numpy as np
 import torch
 
-from clearpipe import allocator, attention, engine, int8, longtext, precision, recheck
+from clearpipe import allocator, attention, engine, int8, longtext, packing, precision, recheck
 from clearpipe.errors import InputError
+from clearpipe.forward import can_pack, position_offset
 from clearpipe.forward import forward as forward_stage
 from clearpipe.inputs import TextInput, normalize_inputs
 from clearpipe.loading import (
@@ -95,6 +96,7 @@ class Classifier:
         self.device = _device_of(self.model)
         # int8 models only: the float model that re-runs their close calls (see clearpipe.recheck).
         self.referee: recheck.Referee | None = None
+        self._packs = can_pack(self.model)
 
     @property
     def labels(self) -> list[str]:
@@ -117,6 +119,13 @@ class Classifier:
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         return collate(tokenized, rows, pad_id, self.tokenizer.padding_side)
 
+    def batch(self, tokenized: Tokenized, rows: Sequence[int]) -> Encoded | packing.Packed:
+        """The engine's batch of these rows: padded, or packed when padding would waste much
+        and the model can run packed (see `clearpipe.packing`)."""
+        if self._packs and packing.should_pack([len(tokenized.input_ids[r]) for r in rows]):
+            return packing.pack(tokenized, rows, position_offset(self.model))
+        return self.collate(tokenized, rows)
+
     def preprocess(self, inputs: object) -> Encoded:
         """Stage 1: texts -> one padded batch (input_ids, attention_mask, ...), in input order.
 
@@ -127,7 +136,7 @@ class Classifier:
         return self.collate(tokenized, range(len(tokenized)))
 
     # Stage 2 ---------------------------------------------------------------------------------
-    def forward(self, encoded: Encoded) -> torch.Tensor:
+    def forward(self, encoded: Encoded | packing.Packed) -> torch.Tensor:
         """Stage 2: one batch -> float32 logits (batch, num_labels) on the CPU."""
         return forward_stage(self.model, encoded, self.device)
 
@@ -189,12 +198,12 @@ class Classifier:
     def _run(
         self,
         tokenized: Tokenized,
-        forward: Callable[[Encoded], torch.Tensor],
+        forward: Callable[[Encoded | packing.Packed], torch.Tensor],
         rows: Sequence[int] | None = None,
     ) -> np.ndarray:
         s = self.settings
         return engine.run_batches(
-            tokenized, len(s.labels), s.batch_size, self.collate, forward, max_tokens=s.max_tokens, rows=rows
+            tokenized, len(s.labels), s.batch_size, self.batch, forward, max_tokens=s.max_tokens, rows=rows
         )
 
     def referee_for(self, model: torch.nn.Module, dtype: str) -> recheck.Referee:
@@ -206,7 +215,7 @@ class Classifier:
         >>> clf.referee = clf.referee_for(float_model, "bfloat16")  # doctest: +SKIP
         """
 
-        def forward(encoded: Encoded) -> torch.Tensor:
+        def forward(encoded: Encoded | packing.Packed) -> torch.Tensor:
             return forward_stage(model, encoded, self.device)
 
         tokenized = self.tokenize(builtin_sample(self.labels)[1])

@@ -9,11 +9,14 @@ back in input order before post-processing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 
-from clearpipe.preprocess import Encoded, Tokenized
+from clearpipe.preprocess import Tokenized
+
+Batch = TypeVar("Batch")  # what `collate` makes and `forward` takes: padded or packed tensors
 
 DEFAULT_MAX_TOKENS = {"cpu": 2048, "cuda": 16384}
 """Default token budget per batch (rows x padded width), by device type. On the 2-core AVX-512
@@ -59,8 +62,8 @@ def run_batches(
     tokenized: Tokenized,
     num_labels: int,
     batch_size: int | None,
-    collate: Callable[[Tokenized, Sequence[int]], Encoded],
-    forward: Callable[[Encoded], torch.Tensor],
+    collate: Callable[[Tokenized, Sequence[int]], Batch],
+    forward: Callable[[Batch], torch.Tensor],
     *,
     max_tokens: int | None = None,
     rows: Sequence[int] | None = None,

@@ -8,13 +8,14 @@ asked to return what it produced on the way (for `clearpipe trace`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel
 
+from clearpipe import attention, packing
 from clearpipe.onnx_model import OnnxModel
 from clearpipe.preprocess import Encoded
 
@@ -30,13 +31,21 @@ def model_inputs(encoded: Encoded, device: torch.device) -> dict[str, torch.Tens
     return inputs
 
 
-def forward(model: PreTrainedModel | OnnxModel, encoded: Encoded, device: torch.device) -> torch.Tensor:
+def forward(
+    model: PreTrainedModel | OnnxModel, encoded: Encoded | packing.Packed, device: torch.device
+) -> torch.Tensor:
     """Run the model on one batch and return float32 logits (batch, num_labels) on the CPU.
+
+    The batch is padded (`Encoded`) or, for models `can_pack` accepts, packed (`packing.Packed`).
 
     >>> logits = forward(model, preprocess(tokenizer, ["fine"], 128, True), torch.device("cpu"))
     >>> logits.shape  # doctest: +SKIP
     torch.Size([1, 2])
     """
+    if isinstance(encoded, packing.Packed):
+        if not can_pack(model):
+            raise ValueError(f"{type(model).__name__} cannot run a packed batch; see can_pack")
+        return _forward_packed(model, encoded, device)
     if isinstance(model, OnnxModel):
         return _forward_onnx(model, encoded)
     inputs = model_inputs(encoded, device)
@@ -106,6 +115,52 @@ def _eager_attention(model: PreTrainedModel) -> Iterator[None]:
         yield
     finally:
         model.set_attn_implementation(current)
+
+
+# The classification heads of the models that can run packed, on each row's first token (rows, H),
+# as their own forward applies them to `hidden_states[:, 0]`.
+_HEADS: dict[str, Callable[[PreTrainedModel, torch.Tensor], torch.Tensor]] = {
+    "BertForSequenceClassification": lambda m, first: m.classifier(m.dropout(m.bert.pooler(first[:, None]))),
+    "DistilBertForSequenceClassification": lambda m, first: m.classifier(
+        m.dropout(torch.relu(m.pre_classifier(first)))
+    ),
+    "RobertaForSequenceClassification": lambda m, first: m.classifier(first[:, None]),
+}
+
+
+def can_pack(model: PreTrainedModel | OnnxModel) -> bool:
+    """True for the classifiers that `forward` can run on packed batches (see `clearpipe.packing`):
+    BERT, DistilBERT and RoBERTa on `clearpipe.attention` (bf16/fp16 on the CPU).
+
+    >>> can_pack(clearpipe.load(path, dtype="bfloat16").model)  # doctest: +SKIP
+    True
+    """
+    return (
+        type(model).__name__ in _HEADS
+        and model.config.model_type in packing.MODEL_TYPES
+        and model.config._attn_implementation == attention.NAME
+    )
+
+
+def position_offset(model: PreTrainedModel) -> int:
+    """Where a row's position ids start: 0, or after the padding index for RoBERTa."""
+    return model.config.pad_token_id + 1 if model.config.model_type == "roberta" else 0
+
+
+def _forward_packed(model: PreTrainedModel, packed: packing.Packed, device: torch.device) -> torch.Tensor:
+    # `can_pack` models run `clearpipe.attention`, which only CPU models do: tensors stay put.
+    inputs = {"input_ids": packed.input_ids, "position_ids": packed.position_ids, "clearpipe_pack": packed}
+    if model.config.model_type != "distilbert":
+        # Explicit zeros: the models' default slices a buffer of max-length size, and a packed
+        # batch can be longer than that.
+        types = (
+            packed.token_type_ids if packed.token_type_ids is not None else torch.zeros_like(packed.input_ids)
+        )
+        inputs["token_type_ids"] = types
+    with torch.inference_mode():
+        hidden = model.base_model(**inputs).last_hidden_state  # (1, N, H)
+        logits = _HEADS[type(model).__name__](model, hidden[0, packed.starts])  # (B, num_labels)
+    return logits.float().cpu()
 
 
 def _forward_onnx(model: OnnxModel, encoded: Encoded) -> torch.Tensor:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from clearpipe.packing import Packed
 from clearpipe.preprocess import Encoded
 
 QUANTILE = 0.99
@@ -40,7 +41,7 @@ class Referee:
     model: torch.nn.Module
     dtype: str
     margin: float
-    forward: Callable[[Encoded], torch.Tensor]
+    forward: Callable[[Encoded | Packed], torch.Tensor]
 
 
 def gap_shift(fast: np.ndarray, reference: np.ndarray) -> np.ndarray:
