@@ -52,6 +52,7 @@ def test_should_pack_only_when_padding_costs():
     assert not packing.should_pack([20, 19, 18, 20])
     assert packing.should_pack([60, 10, 12, 15])
     assert not packing.should_pack([])
+    assert not packing.should_pack([60, 0, 12])  # a row without tokens has no first token
 
 
 @pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta"])

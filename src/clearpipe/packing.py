@@ -52,10 +52,12 @@ class Packed:
 def should_pack(lengths: Sequence[int]) -> bool:
     """True when padding `lengths` to the longest would cost `WASTE` times the real tokens or more.
 
+    Rows without tokens (no first token for the head to read) are always padded.
+
     >>> should_pack([10, 10, 9]), should_pack([40, 10, 12])
     (False, True)
     """
-    return bool(lengths) and len(lengths) * max(lengths) >= WASTE * sum(lengths)
+    return bool(lengths) and min(lengths) > 0 and len(lengths) * max(lengths) >= WASTE * sum(lengths)
 
 
 def pack(tokenized: Tokenized, rows: Sequence[int], position_offset: int = 0) -> Packed:
