@@ -105,9 +105,9 @@ def rechecked_rows(clf, texts: list[str]) -> int | None:
         return None
     rows: list[int] = []
 
-    def counting(encoded):
-        rows.append(len(encoded.input_ids))
-        return referee.forward(encoded)
+    def counting(batch):
+        rows.append(len(batch))  # padded or packed (`clearpipe.packing`): rows either way
+        return referee.forward(batch)
 
     clf.referee = dataclasses.replace(referee, forward=counting)
     try:

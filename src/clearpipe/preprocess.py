@@ -60,6 +60,9 @@ class Encoded:
     def shape(self) -> tuple[int, int]:
         return (int(self.input_ids.shape[0]), int(self.input_ids.shape[1]))
 
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
 
 def tokenize(
     tokenizer: PreTrainedTokenizerBase,
