@@ -206,13 +206,13 @@ class Classifier:
             tokenized, len(s.labels), s.batch_size, self.batch, forward, max_tokens=s.max_tokens, rows=rows
         )
 
-    def referee_for(self, model: torch.nn.Module, dtype: str) -> recheck.Referee:
+    def referee_for(self, model: torch.nn.Module) -> recheck.Referee:
         """A referee for this (int8) classifier: `model`, in float, with a calibrated margin.
 
         Both models classify the built-in validation sample of this model's kind (see
         `clearpipe.recheck` for the margin taken from them).
 
-        >>> clf.referee = clf.referee_for(float_model, "bfloat16")  # doctest: +SKIP
+        >>> clf.referee = clf.referee_for(float_model)  # doctest: +SKIP
         """
 
         def forward(encoded: Encoded | packing.Packed) -> torch.Tensor:
@@ -222,6 +222,7 @@ class Classifier:
         with int8.plain_kernels():  # a one-off: compiling would cost more than it saves
             fast = self._run(tokenized, self.forward)
         margin = recheck.calibrate(fast, self._run(tokenized, forward))
+        dtype = str(next(model.parameters()).dtype).removeprefix("torch.")  # e.g. "bfloat16"
         return recheck.Referee(model=model, dtype=dtype, margin=margin, forward=forward)
 
     def tokenize_windows(self, items: Sequence[TextInput]) -> longtext.Windows:
@@ -348,7 +349,7 @@ def load(
     )
     clf = Classifier(checkpoint, settings)
     if float_model is not None:
-        clf.referee = clf.referee_for(float_model, precision.resolve_dtype("auto", torch_device))
+        clf.referee = clf.referee_for(float_model)
     return clf
 
 
@@ -375,12 +376,11 @@ def _load_model(
         source, device, dtype=precision.torch_dtype(resolved), trust_remote_code=trust_remote_code
     )
     float_model = None
-    if resolved == "int8" and recheck:
-        # Copied before quantizing, which swaps the linear layers in place.
-        float_dtype = precision.torch_dtype(precision.resolve_dtype("auto", device))
-        float_model = _copy_in(checkpoint.model, float_dtype)
-        attention.use_cpu_attention(float_model)
     if resolved == "int8":
+        if recheck:  # copied before quantizing, which swaps the linear layers in place
+            float_dtype = precision.torch_dtype(precision.resolve_dtype("auto", device))
+            float_model = _copy_in(checkpoint.model, float_dtype)
+            attention.use_cpu_attention(float_model)
         checkpoint = Checkpoint(precision.quantize_int8(checkpoint.model), checkpoint.tokenizer, source)
     attention.use_cpu_attention(checkpoint.model)  # bf16/fp16 on the CPU only; see clearpipe.attention
     return checkpoint, resolved, float_model

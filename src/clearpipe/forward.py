@@ -135,11 +135,7 @@ def can_pack(model: PreTrainedModel | OnnxModel) -> bool:
     >>> can_pack(clearpipe.load(path, dtype="bfloat16").model)  # doctest: +SKIP
     True
     """
-    return (
-        type(model).__name__ in _HEADS
-        and model.config.model_type in packing.MODEL_TYPES
-        and model.config._attn_implementation == attention.NAME
-    )
+    return type(model).__name__ in _HEADS and model.config._attn_implementation == attention.NAME
 
 
 def position_offset(model: PreTrainedModel) -> int:

@@ -22,7 +22,6 @@ import torch
 
 from clearpipe.preprocess import Tokenized
 
-MODEL_TYPES = ("bert", "distilbert", "roberta")
 WASTE = 1.25
 """Pack a batch when padding would make it this many times its real tokens or more."""
 
