@@ -36,11 +36,13 @@ def test_pack_lays_rows_end_to_end_and_knows_where_each_token_came_from(lengths,
     flat = packed.input_ids[0].tolist()
     assert flat == [t for r in rows for t in ids[r]] and len(packed) == len(rows)
     width = max(lengths)
-    assert packed.gather.shape == packed.real.shape == (len(rows), width)
-    padded = torch.tensor([*flat, -1])[packed.gather]  # index N is the zero row appended
+    assert packed.gather.shape == (len(rows) * width,) and packed.real.shape == (sum(lengths),)
+    gathered = torch.tensor(flat)[packed.gather].view(len(rows), width)
+    # Real positions, read back in order, are the packed sequence itself.
+    assert gathered.reshape(-1)[packed.real].tolist() == flat
     for i, r in enumerate(rows):
         n = len(ids[r])
-        assert padded[i, :n].tolist() == ids[r] and packed.real[i].sum() == n
+        assert gathered[i, :n].tolist() == ids[r]
         assert int(packed.starts[i]) == flat.index(ids[r][0])
         assert packed.position_ids[0, packed.starts[i] : packed.starts[i] + n].tolist() == list(
             range(offset, offset + n)

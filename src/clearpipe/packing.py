@@ -31,9 +31,10 @@ class Packed:
     """One batch as a packed sequence, and what puts its rows back together.
 
     `input_ids`, `position_ids` and `token_type_ids` are (1, N) for the batch's N real tokens;
-    `starts[i]` is where row i begins; `gather` (rows, T) indexes each row's tokens in the packed
-    sequence, padded with N (a zero row appended for the purpose); `real` (rows, T) marks real
-    tokens and `key_mask` (rows, 1, 1, T) is 0 for them and the most negative float32 elsewhere.
+    `starts[i]` is where row i begins; `gather` (rows x T) indexes each row's tokens in the packed
+    sequence, row after row, padded with 0 (any real token: padded keys are masked, and padded
+    queries' outputs are dropped); `real` (N) indexes the real tokens among rows x T, and
+    `key_mask` (rows, 1, 1, T) is 0 for them and the most negative float32 elsewhere.
     """
 
     input_ids: torch.Tensor
@@ -73,7 +74,7 @@ def pack(tokenized: Tokenized, rows: Sequence[int], position_offset: int = 0) ->
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     offsets = np.arange(width)
     real = offsets[None, :] < lengths[:, None]  # (rows, T)
-    gather = np.where(real, starts[:, None] + offsets[None, :], total)
+    gather = np.where(real, starts[:, None] + offsets[None, :], 0)
     positions = np.arange(total) - np.repeat(starts, lengths) + position_offset
     types = None
     if tokenized.token_type_ids is not None:
@@ -84,19 +85,22 @@ def pack(tokenized: Tokenized, rows: Sequence[int], position_offset: int = 0) ->
         position_ids=torch.from_numpy(positions)[None],
         token_type_ids=types,
         starts=torch.from_numpy(starts),
-        gather=torch.from_numpy(gather),
-        real=torch.from_numpy(real),
+        gather=torch.from_numpy(gather.reshape(-1)),
+        real=torch.from_numpy(np.flatnonzero(real)),
         key_mask=torch.from_numpy(key_mask)[:, None, None, :],
     )
 
 
 def unpack_heads(packed: Packed, states: torch.Tensor) -> torch.Tensor:
-    """Attention inputs (1, heads, N, d) -> per-row (rows, heads, T, d), padded keys as zeros."""
-    flat = states[0]  # (heads, N, d)
-    flat = torch.cat([flat, flat.new_zeros(flat.shape[0], 1, flat.shape[2])], dim=1)  # (heads, N+1, d)
-    return flat[:, packed.gather].transpose(0, 1)  # (heads, rows, T, d) -> (rows, heads, T, d)
+    """Attention inputs (1, heads, N, d) -> per-row (rows, heads, T, d)."""
+    _, heads, _, dim = states.shape
+    # transformers' (1, heads, N, d) is a view of (N, heads, d): gather whole token rows at once.
+    tokens = states[0].transpose(0, 1).reshape(-1, heads * dim)
+    rows = tokens.index_select(0, packed.gather).view(len(packed), -1, heads, dim)
+    return rows.transpose(1, 2)
 
 
 def repack(packed: Packed, per_row: torch.Tensor) -> torch.Tensor:
     """Attention output (rows, T, heads, d) -> packed (1, N, heads, d), padding dropped."""
-    return per_row[packed.real][None]
+    rows, width, heads, dim = per_row.shape
+    return per_row.reshape(rows * width, heads, dim).index_select(0, packed.real)[None]
