@@ -99,6 +99,11 @@ class Classifier:
         self._packs = can_pack(self.model)
 
     @property
+    def packs(self) -> bool:
+        """True when this model runs padding-free batches (see `clearpipe.packing`)."""
+        return self._packs
+
+    @property
     def labels(self) -> list[str]:
         return list(self.settings.labels)
 

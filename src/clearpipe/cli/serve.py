@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
 
 from clearpipe.cli import options
 from clearpipe.server.config import API_KEY_ENV
+
+PADDED_BATCH_SIZE = 8
+"""Rows per forward pass in micro-batches that are padded: one micro-batch mixes sentences of
+every length, and 8-row slices of its sorted rows padded SST-2 about 1.2x where 32-row ones
+padded 1.9x. Packed micro-batches have no padding and run fastest as one forward pass."""
 
 
 def serve(
@@ -27,14 +33,15 @@ def serve(
     ] = False,
     max_length: options.MaxLength = None,
     batch_size: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--batch-size",
             min=1,
-            help="Rows per forward pass inside a micro-batch. Small keeps padding low when requests "
-            "of different lengths share a batch.",
+            help="Rows per forward pass inside a micro-batch. Default: no cap for models that run "
+            f"padding-free batches (BERT, DistilBERT, RoBERTa in bf16 on the CPU), {PADDED_BATCH_SIZE} "
+            "for the others, whose unsorted micro-batches would otherwise pad heavily.",
         ),
-    ] = 8,
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option("--threads", min=1, help="Torch CPU threads. Default: torch's, one per physical core."),
@@ -91,6 +98,8 @@ def serve(
         long_text=long_text,
         threads=threads,
     )
+    if batch_size is None and not clf.packs:
+        clf.settings = dataclasses.replace(clf.settings, batch_size=PADDED_BATCH_SIZE)
     app = create_app(clf, config)
     # uvicorn handles SIGTERM: it stops accepting, lets in-flight requests finish (up to
     # `drain` seconds), then runs the app's shutdown, which stops the batcher.
