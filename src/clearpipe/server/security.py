@@ -16,16 +16,25 @@ async def require_key(request: Request) -> None:
     # `async` although nothing here waits: FastAPI runs a plain `def` dependency on a worker
     # thread, a hop per request that cost the event loop more than the check itself.
     expected = request.app.state.service.config.api_key
-    if expected is None:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    # compare_digest takes the same time whatever the key's first wrong character.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+    if not key_matches(request.headers.get("authorization", ""), expected):
         raise HTTPException(
             status_code=401,
             detail="missing or wrong API key: send the header 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+def key_matches(authorization: str, expected: str | None) -> bool:
+    """True when no key is configured, or when `authorization` is `Bearer <expected>`.
+
+    >>> key_matches("Bearer s3cret", "s3cret"), key_matches("", "s3cret"), key_matches("", None)
+    (True, False, True)
+    """
+    if expected is None:
+        return True
+    scheme, _, given = authorization.partition(" ")
+    # compare_digest takes the same time whatever the key's first wrong character.
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())
 
 
 def is_loopback(host: str) -> bool:

@@ -1,0 +1,43 @@
+"""The JSON body of every error the server answers, and which exception gets which status.
+
+Shared by FastAPI's exception handlers and the lean `/classify` route, so that a request gets
+the same answer whichever door it came through.
+"""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse, Response
+
+from clearpipe.errors import InputError
+from clearpipe.server.batcher import ClientGone, QueueFull, Timeout
+
+
+def error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """`{"error": message, "type": kind}` with the given status.
+
+    >>> error(422, "input 0 is empty", "invalid_request").status_code
+    422
+    """
+    return JSONResponse({"error": message, "type": kind}, status_code=status, headers=headers)
+
+
+def for_exception(exc: Exception) -> Response | None:
+    """The answer to a client's mistake or to the server's load, or None for anything else (a bug).
+
+    >>> for_exception(QueueFull(2048, 2048)).status_code
+    429
+    """
+    if isinstance(exc, InputError):
+        return error(422, str(exc), "invalid_request")
+    if isinstance(exc, QueueFull):
+        return error(429, str(exc), "overloaded", {"Retry-After": "1"})
+    if isinstance(exc, Timeout):
+        return error(504, str(exc), "timeout")
+    if isinstance(exc, ClientGone):
+        # Nobody is listening; 499 (nginx's "client closed request") keeps the metrics honest.
+        return Response(status_code=499)
+    return None
+
+
+HANDLED = (InputError, QueueFull, Timeout, ClientGone)
+"""The exception types `for_exception` answers."""
