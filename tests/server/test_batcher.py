@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -85,3 +86,28 @@ def test_concat_keeps_order_and_token_types():
     assert merged.input_ids == [[1, 2], [3], [4, 5, 6]]
     assert merged.token_type_ids == [[0, 0], [0], [0, 1, 1]]
     assert merged.truncated == [False, True, False]
+
+
+def test_requests_that_waited_out_a_busy_engine_wait_for_the_next_arrivals():
+    # The first batch runs for 200 ms; a request queued meanwhile has waited past max_wait when
+    # the engine comes free, yet it must not run alone: one arriving 20 ms later joins it.
+    def slow(tokenized: Tokenized) -> np.ndarray:
+        time.sleep(0.2)
+        return echo_lengths(tokenized)
+
+    async def go() -> list[int]:
+        batcher = Batcher(slow, ServerConfig(max_wait_ms=50))
+        await batcher.start()
+        try:
+            first = batcher.submit(rows(1))
+            await asyncio.sleep(0.12)  # the first batch is running now
+            straggler = batcher.submit(rows(2))
+            await batcher.result(first)
+            await asyncio.sleep(0.02)
+            late = batcher.submit(rows(3))
+            answers = [await batcher.result(j) for j in (straggler, late)]
+            return [a.batch_inputs for a in answers]
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(go()) == [2, 2]

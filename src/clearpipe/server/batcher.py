@@ -1,7 +1,8 @@
 """Dynamic micro-batching: the one owner of the request queue.
 
 Requests arrive already tokenized. The batcher groups them until their tokens reach a budget
-or the oldest has waited a few milliseconds (on the monotonic clock), runs the group through
+or a few milliseconds have passed (on the monotonic clock) since the oldest arrived or the
+engine came free, whichever is later; runs the group through
 the engine on a worker thread so the event loop keeps serving, checks that it got one row of
 logits per input, and hands each request its own rows. Requests whose client left or whose
 time ran out are taken out of the queue without touching the others.
@@ -88,6 +89,7 @@ class Batcher:
         self._queued_tokens = 0
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._free_since = 0.0  # monotonic time the engine last finished a batch
         # One thread: batches (and traces) run one at a time, as the model is not shared safely.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clearpipe-engine")
 
@@ -153,15 +155,25 @@ class Batcher:
         while True:
             jobs = await self._collect()
             if jobs:
-                await self._run_batch(jobs)
+                try:
+                    await self._run_batch(jobs)
+                finally:
+                    self._free_since = time.monotonic()
 
     async def _collect(self) -> list[Job]:
-        """Wait for a first job, then for more until the token budget or the deadline."""
+        """Wait for a first job, then for more until the token budget or the deadline.
+
+        The deadline is `max_wait` after the oldest job arrived or after the engine came free,
+        whichever is later. Under load, jobs that queued while a batch ran have already waited
+        longer than `max_wait`: counted from their arrival, the batcher would send them off
+        alone the moment the batch ended, just before the answered clients' next requests came
+        in. At 32 clients that made every other batch a single straggler (batches of 31, 1,
+        31, 1, ...), a whole forward pass for one sentence."""
         assert self._wakeup is not None
         while not self._queue:
             self._wakeup.clear()
             await self._wakeup.wait()
-        deadline = self._queue[0].enqueued + self._config.max_wait_s
+        deadline = max(self._queue[0].enqueued, self._free_since) + self._config.max_wait_s
         while self._queue and self._queued_tokens < self._config.max_batch_tokens:
             wait = deadline - time.monotonic()
             if wait <= 0:

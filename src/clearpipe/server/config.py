@@ -14,8 +14,9 @@ API_KEY_ENV = "CLEARPIPE_API_KEY"
 class ServerConfig:
     """Limits and batching settings of one server.
 
-    A micro-batch closes when its inputs reach `max_batch_tokens` real tokens or when its oldest
-    request has waited `max_wait_ms`, whichever comes first.
+    A micro-batch closes when its inputs reach `max_batch_tokens` real tokens or `max_wait_ms`
+    after its oldest request arrived or the engine came free (whichever is later), whichever
+    comes first.
 
     >>> ServerConfig(max_wait_ms=2.0).max_wait_s
     0.002
