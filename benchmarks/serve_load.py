@@ -193,7 +193,7 @@ def main() -> None:
     )
     parser.add_argument("--model", default=None, help="Checkpoint folder; default: the embedded model.")
     parser.add_argument("--clients", default="1,32,128", help="Comma-separated concurrency levels.")
-    parser.add_argument("--requests", type=int, default=1000, help="Most requests per level.")
+    parser.add_argument("--requests", type=int, default=2000, help="Most requests per level.")
     parser.add_argument("--time-cap", type=float, default=25.0, help="Most seconds per level.")
     parser.add_argument("--data", type=Path, default=SST2_TEST, help="TSV with a 'sentence' column.")
     parser.add_argument("--limit", type=int, default=None, help="Use only the first N sentences.")
