@@ -53,10 +53,6 @@ def test_metrics_count_requests_batches_and_tokens(url):
 
 def test_explain(clf, url):
     response = httpx.post(f"{url}/explain", json={"text": "a good film"}, timeout=30)
-    if not hasattr(Classifier, "trace"):
-        assert response.status_code == 501
-        assert "trace" in response.json()["error"]
-        return
     assert response.status_code == 200, response.text
     expected = clf.trace("a good film", pair=None, attributions=True).to_dict()
     assert _untimed(response.json()) == _untimed(json.loads(json.dumps(expected)))

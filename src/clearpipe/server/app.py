@@ -85,20 +85,15 @@ def _add_routes(app: FastAPI) -> None:
         answer = await _ready_service(request).classify(body, disconnect_waiter(request.receive))
         return JSONResponse(answer.output, headers=answer.headers)
 
-    @app.post("/explain", responses={**_ERRORS, 501: {"model": schemas.ErrorResponse}})
+    @app.post("/explain", responses=_ERRORS)
     async def explain(body: schemas.ExplainRequest, request: Request, _: Authorized) -> Response:
         """Trace one text (and optional pair) through the three stages, with token attributions."""
         service = _ready_service(request)
-        trace = getattr(service.classifier, "trace", None)
-        if trace is None:
-            raise HTTPException(
-                501, "this build of clearpipe has no Classifier.trace yet, so /explain is not available"
-            )
         for name, text in (("text", body.text), ("text_pair", body.text_pair or "")):
             check_text(text, service.config.max_chars, where=name)
 
         def run() -> dict:
-            return trace(body.text, pair=body.text_pair, attributions=True).to_dict()
+            return service.classifier.trace(body.text, pair=body.text_pair, attributions=True).to_dict()
 
         return JSONResponse(await service.batcher.run_exclusive(run))
 
@@ -177,7 +172,6 @@ def _add_error_handlers(app: FastAPI) -> None:
             401: "unauthorized",
             404: "not_found",
             405: "method_not_allowed",
-            501: "not_implemented",
         }
         return error_responses.error(
             exc.status_code, str(exc.detail), kinds.get(exc.status_code, "error"), exc.headers
