@@ -98,9 +98,20 @@ def serve(
         long_text=long_text,
         threads=threads,
     )
-    if batch_size is None and not clf.packs:
-        clf.settings = dataclasses.replace(clf.settings, batch_size=PADDED_BATCH_SIZE)
+    clf.settings = dataclasses.replace(clf.settings, batch_size=rows_per_pass(batch_size, clf.packs))
     app = create_app(clf, config)
     # uvicorn handles SIGTERM: it stops accepting, lets in-flight requests finish (up to
     # `drain` seconds), then runs the app's shutdown, which stops the batcher.
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=drain)
+
+
+def rows_per_pass(requested: int | None, packs: bool) -> int | None:
+    """The server's row cap per forward pass: `--batch-size` if given, else none for models that
+    run packed batches and `PADDED_BATCH_SIZE` for the others.
+
+    >>> rows_per_pass(None, packs=True), rows_per_pass(None, packs=False), rows_per_pass(16, packs=False)
+    (None, 8, 16)
+    """
+    if requested is not None:
+        return requested
+    return None if packs else PADDED_BATCH_SIZE
