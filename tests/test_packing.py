@@ -34,12 +34,18 @@ def test_pack_lays_rows_end_to_end_and_knows_where_each_token_came_from(lengths,
     rows = list(range(len(ids)))[::-1]  # any order of rows
     packed = packing.pack(tokenized, rows, position_offset=offset)
     flat = packed.input_ids[0].tolist()
-    assert flat == [t for r in rows for t in ids[r]] and len(packed) == len(rows)
+    total = sum(lengths)
+    # The rows end to end, then filler up to a multiple of ROUND_TOKENS that no row reads.
+    assert flat[:total] == [t for r in rows for t in ids[r]] and len(packed) == len(rows)
+    assert len(flat) % packing.ROUND_TOKENS == 0 and len(flat) - total < packing.ROUND_TOKENS
     width = max(lengths)
-    assert packed.gather.shape == (len(rows) * width,) and packed.real.shape == (sum(lengths),)
-    gathered = torch.tensor(flat)[packed.gather].view(len(rows), width)
-    # Real positions, read back in order, are the packed sequence itself.
+    slots = packed.key_mask.shape[0]  # rows, then filler rows of at most `width` tokens
+    assert packed.gather.shape == (slots * width,) and packed.real.shape == (len(flat),)
+    gathered = torch.tensor(flat)[packed.gather].view(slots, width)
+    # Every position, read back in order, is the packed sequence itself: nothing lost, nothing twice.
     assert gathered.reshape(-1)[packed.real].tolist() == flat
+    filler_positions = packed.position_ids[0, total:]
+    assert ((filler_positions >= offset) & (filler_positions < offset + width)).all()
     for i, r in enumerate(rows):
         n = len(ids[r])
         assert gathered[i, :n].tolist() == ids[r]
