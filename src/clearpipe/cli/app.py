@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from clearpipe.cli import startup
 from clearpipe.cli.classify import classify
 from clearpipe.cli.evaluate import evaluate
 from clearpipe.cli.export import export
@@ -51,6 +52,7 @@ def main() -> None:
     """Run the CLI; a user's mistake prints one `error:` line and exits 2, without a traceback."""
     from clearpipe.errors import ClearpipeError
 
+    startup.pause_collector()
     try:
         app()
     except ClearpipeError as exc:

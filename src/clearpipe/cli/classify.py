@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import options
+from clearpipe.cli import options, startup
 
 
 def classify(
@@ -45,6 +45,7 @@ def classify(
         recheck=recheck,
         long_text=long_text,
     )
+    startup.resume_collector()
     results = clf(list(texts), top_k=k)
     if as_json:
         for result in results:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import options
+from clearpipe.cli import options, startup
 
 
 def evaluate(
@@ -37,6 +37,7 @@ def evaluate(
     from clearpipe.evaluation import evaluate_file
 
     clf = clearpipe.load(model, max_length=max_length, batch_size=batch_size, device=device)
+    startup.resume_collector()
     data_options = DataOptions(
         text_column=text_column, pair_column=text_pair_column, label_column=label_column, label_sep=label_sep
     )

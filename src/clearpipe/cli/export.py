@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import options
+from clearpipe.cli import options, startup
 
 
 def export(
@@ -33,6 +33,7 @@ def export(
     max_length: options.MaxLength = None,
 ) -> None:
     """Export MODEL to ONNX; exits non-zero if it agrees with fp32 on fewer than --threshold % labels."""
+    startup.resume_collector()  # exporting runs long: start-up time does not matter
     from clearpipe.errors import InputError
     from clearpipe.export import FORMATS, export_onnx
     from clearpipe.loading import load_config, resolve_source

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import options
+from clearpipe.cli import options, startup
 
 
 def predict(
@@ -67,6 +67,7 @@ def predict(
         recheck=recheck,
         long_text=long_text,
     )
+    startup.resume_collector()
     progress = _Progress(input)
     try:
         summary = predict_file(clf, job, progress if sys.stderr.isatty() else None)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import options
+from clearpipe.cli import options, startup
 from clearpipe.server.config import API_KEY_ENV
 
 PADDED_BATCH_SIZE = 8
@@ -98,6 +98,7 @@ def serve(
         long_text=long_text,
         threads=threads,
     )
+    startup.resume_collector()
     clf.settings = dataclasses.replace(clf.settings, batch_size=rows_per_pass(batch_size, clf.packs))
     app = create_app(clf, config)
     # uvicorn handles SIGTERM: it stops accepting, lets in-flight requests finish (up to

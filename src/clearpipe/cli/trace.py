@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import options
+from clearpipe.cli import options, startup
 
 
 def trace(
@@ -35,6 +35,7 @@ def trace(
     import clearpipe
 
     clf = clearpipe.load(model, max_length=max_length, batch_size=1, device=device)
+    startup.resume_collector()
     result = clf.trace(text, pair=pair, attributions=attributions)
     if html is not None:
         from clearpipe.trace_html import write_html

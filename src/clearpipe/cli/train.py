@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from clearpipe.cli import startup
+
 
 def train(
     data: Annotated[
@@ -80,6 +82,7 @@ def train(
     max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = -1,
 ) -> None:
     """Fine-tune BASE on DATA and write a Hugging Face checkpoint with metrics and a model card to OUTPUT."""
+    startup.resume_collector()  # training runs long: start-up time does not matter
     from clearpipe.data import DataOptions
     from clearpipe.train import TrainConfig
     from clearpipe.train import train as run
