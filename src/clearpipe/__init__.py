@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'clearpipe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
+    from clearpipe import collector
+
+    with collector.paused():  # the first of these imports torch and transformers
+        value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypedDict
 import numpy as np
 import torch
 
-from clearpipe import allocator, attention, engine, int8, longtext, packing, precision, recheck
+from clearpipe import allocator, attention, collector, engine, int8, longtext, packing, precision, recheck
 from clearpipe.errors import InputError
 from clearpipe.forward import can_pack, position_offset
 from clearpipe.forward import forward as forward_stage
@@ -332,9 +332,10 @@ def load(
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
         allocator.keep_freed_memory()  # see clearpipe.allocator: page faults cost up to a third
-    checkpoint, resolved, float_model = _load_model(
-        source, torch_device, dtype, trust_remote_code, threads, recheck
-    )
+    with collector.paused():  # see clearpipe.collector
+        checkpoint, resolved, float_model = _load_model(
+            source, torch_device, dtype, trust_remote_code, threads, recheck
+        )
     max_len = _check_max_length(max_length, checkpoint)
     settings = Settings(
         max_length=max_len,
@@ -354,7 +355,8 @@ def load(
     )
     clf = Classifier(checkpoint, settings)
     if float_model is not None:
-        clf.referee = clf.referee_for(float_model)
+        with collector.paused():
+            clf.referee = clf.referee_for(float_model)
     return clf
 
 
