@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearpipe.server import error_responses, schemas
-from clearpipe.server.middleware import replay
+from clearpipe.server.middleware import read_body, replay
 from clearpipe.server.security import key_matches
 from clearpipe.server.service import Service
 
@@ -77,18 +77,6 @@ class FastClassify:
             return schemas.ClassifyRequest.model_validate_json(body)
         except ValidationError:
             return None
-
-
-async def read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None if the client disconnected first."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def disconnect_waiter(receive: Receive) -> Callable[[], Awaitable[None]]:

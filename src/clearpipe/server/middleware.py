@@ -33,18 +33,13 @@ class BodyLimit:
         if declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large(scope, receive, send)
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await self._too_large(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
-        await self.app(scope, replay(bytes(body), receive), send)
+        body = await read_body(receive, self.max_bytes)
+        if body is None:  # the client left
+            return
+        if len(body) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        await self.app(scope, replay(body, receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
@@ -53,6 +48,19 @@ class BodyLimit:
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)
+
+
+async def read_body(receive: Receive, max_bytes: int | None = None) -> bytes | None:
+    """The request body, or None if the client disconnected first. With `max_bytes`, reading
+    stops as soon as the body is longer than that, and what was read so far is returned."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if not message.get("more_body", False) or (max_bytes is not None and len(body) > max_bytes):
+            return bytes(body)
 
 
 def replay(body: bytes, receive: Receive) -> Receive:
