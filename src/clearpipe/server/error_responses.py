@@ -6,6 +6,8 @@ the same answer whichever door it came through.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.responses import JSONResponse, Response
 
 from clearpipe.errors import InputError
@@ -21,23 +23,29 @@ def error(status: int, message: str, kind: str, headers: dict[str, str] | None =
     return JSONResponse({"error": message, "type": kind}, status_code=status, headers=headers)
 
 
+def _gone(exc: Exception) -> Response:
+    # Nobody is listening; 499 (nginx's "client closed request") keeps the metrics honest.
+    return Response(status_code=499)
+
+
+_ANSWERS: dict[type[Exception], Callable[[Exception], Response]] = {
+    InputError: lambda exc: error(422, str(exc), "invalid_request"),
+    QueueFull: lambda exc: error(429, str(exc), "overloaded", {"Retry-After": "1"}),
+    Timeout: lambda exc: error(504, str(exc), "timeout"),
+    ClientGone: _gone,
+}
+
+HANDLED = tuple(_ANSWERS)
+"""The exception types `for_exception` answers."""
+
+
 def for_exception(exc: Exception) -> Response | None:
     """The answer to a client's mistake or to the server's load, or None for anything else (a bug).
 
     >>> for_exception(QueueFull(2048, 2048)).status_code
     429
     """
-    if isinstance(exc, InputError):
-        return error(422, str(exc), "invalid_request")
-    if isinstance(exc, QueueFull):
-        return error(429, str(exc), "overloaded", {"Retry-After": "1"})
-    if isinstance(exc, Timeout):
-        return error(504, str(exc), "timeout")
-    if isinstance(exc, ClientGone):
-        # Nobody is listening; 499 (nginx's "client closed request") keeps the metrics honest.
-        return Response(status_code=499)
+    for kind, answer in _ANSWERS.items():
+        if isinstance(exc, kind):
+            return answer(exc)
     return None
-
-
-HANDLED = (InputError, QueueFull, Timeout, ClientGone)
-"""The exception types `for_exception` answers."""
