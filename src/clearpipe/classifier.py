@@ -286,6 +286,7 @@ def parse_activation(value: str | Activation) -> Activation:
         raise InputError(f'function_to_apply must be "softmax", "sigmoid" or "none", got {value!r}') from None
 
 
+@collector.paused()  # the whole load, the int8 referee's calibration included: see clearpipe.collector
 def load(
     model: str | os.PathLike[str] | None = None,
     *,
@@ -332,10 +333,9 @@ def load(
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
         allocator.keep_freed_memory()  # see clearpipe.allocator: page faults cost up to a third
-    with collector.paused():  # see clearpipe.collector
-        checkpoint, resolved, float_model = _load_model(
-            source, torch_device, dtype, trust_remote_code, threads, recheck
-        )
+    checkpoint, resolved, float_model = _load_model(
+        source, torch_device, dtype, trust_remote_code, threads, recheck
+    )
     max_len = _check_max_length(max_length, checkpoint)
     settings = Settings(
         max_length=max_len,
@@ -355,8 +355,7 @@ def load(
     )
     clf = Classifier(checkpoint, settings)
     if float_model is not None:
-        with collector.paused():
-            clf.referee = clf.referee_for(float_model)
+        clf.referee = clf.referee_for(float_model)
     return clf
 
 
