@@ -36,11 +36,13 @@ shapes were seen than the second. Rounding keeps the shapes few, for at most 31 
 class Packed:
     """One batch as a packed sequence, and what puts its rows back together.
 
-    `input_ids`, `position_ids` and `token_type_ids` are (1, N) for the batch's N real tokens;
-    `starts[i]` is where row i begins; `gather` (rows x T) indexes each row's tokens in the packed
-    sequence, row after row, padded with 0 (any real token: padded keys are masked, and padded
-    queries' outputs are dropped); `real` (N) indexes the real tokens among rows x T, and
-    `key_mask` (rows, 1, 1, T) is 0 for them and the most negative float32 elsewhere.
+    `input_ids`, `position_ids` and `token_type_ids` are (1, N): the batch's real tokens, then
+    filler up to a multiple of `ROUND_TOKENS`, laid out as extra rows ("slots" below are the
+    rows, then the filler rows). `starts[i]` is where row i begins (real rows only: the head
+    reads nothing else); `gather` (slots x T) indexes each slot's tokens in the packed sequence,
+    slot after slot, padded with 0 (any token: padded keys are masked, and padded queries'
+    outputs are dropped); `real` (N) indexes the N tokens among slots x T, and `key_mask`
+    (slots, 1, 1, T) is 0 for them and the most negative float32 elsewhere.
     """
 
     input_ids: torch.Tensor

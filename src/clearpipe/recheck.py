@@ -34,8 +34,8 @@ QUANTILE = 0.99
 class Referee:
     """The float model that re-scores an int8 model's close calls, and the margin that makes one.
 
-    `forward` runs one padded batch through `model` (see `clearpipe.forward.forward`); `dtype`
-    names the float format it runs in.
+    `forward` runs one batch, padded or packed, through `model` (see `clearpipe.forward.forward`);
+    `dtype` names the float format it runs in.
     """
 
     model: torch.nn.Module
