@@ -54,7 +54,9 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """
     x = x.float()
     scale = x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-8) / 127
-    return (torch.round(x / scale) + _SHIFT).clamp(1, 255).to(torch.uint8), scale
+    # No clamp to [1, 255]: no |x| exceeds its row's largest, so |x / scale| rounds to 127 at
+    # most. The clamp was a fifth of the compiled kernel's time, and never changed a value.
+    return (torch.round(x / scale) + _SHIFT).to(torch.uint8), scale
 
 
 def rescale(
