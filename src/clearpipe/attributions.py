@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from clearpipe import int8
+from clearpipe import int8, linears
 from clearpipe.forward import model_inputs
 from clearpipe.preprocess import Encoded
 
@@ -210,7 +210,7 @@ def float32_model(model: PreTrainedModel) -> PreTrainedModel:
         return model
     if model not in _FLOAT32_COPIES:
         # An int8 model is explained by the weights its kernels use: int8 values times scales.
-        _FLOAT32_COPIES[model] = int8.dequantize_model(copy.deepcopy(model)).float().eval()
+        _FLOAT32_COPIES[model] = linears.restore(copy.deepcopy(model)).float().eval()
     return _FLOAT32_COPIES[model]
 
 

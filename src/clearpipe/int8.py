@@ -22,9 +22,10 @@ from typing import TypeVar
 
 import torch
 
+from clearpipe import linears
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-M = TypeVar("M", bound=torch.nn.Module)
 
 # Activations are shifted by 128 into uint8: oneDNN's fast int8 kernels take unsigned activations
 # and signed weights (u8 x s8), and signed activations fall back to a reference kernel.
@@ -124,7 +125,7 @@ def plain_kernels() -> Iterator[None]:
         _plain_only -= 1
 
 
-class Int8Linear(torch.nn.Module):
+class Int8Linear(linears.KernelLinear):
     """A drop-in `nn.Linear` with int8 weights (one scale per output channel) and int8 tokens.
 
     >>> layer = Int8Linear(torch.nn.Linear(384, 1536), torch.bfloat16)  # doctest: +SKIP
@@ -191,24 +192,5 @@ def quantize_model(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Modul
 
     >>> model = quantize_model(AutoModelForSequenceClassification.from_pretrained(path), torch.bfloat16)  # doctest: +SKIP
     """
-    _replace(model, torch.nn.Linear, lambda linear: Int8Linear(linear, dtype))
+    linears.replace(model, torch.nn.Linear, lambda linear: Int8Linear(linear, dtype))
     return model.to(dtype)
-
-
-def dequantize_model(model: torch.nn.Module) -> torch.nn.Module:
-    """Replace every `Int8Linear` of `model`, in place, by the float32 `nn.Linear` it computes.
-
-    Used for token attributions, which need gradients that int8 kernels do not have.
-
-    >>> model = dequantize_model(copy.deepcopy(int8_model)).float()  # doctest: +SKIP
-    """
-    _replace(model, Int8Linear, Int8Linear.to_float)
-    return model
-
-
-def _replace(model: torch.nn.Module, kind: type[M], make: Callable[[M], torch.nn.Module]) -> None:
-    """Swap, in place, every submodule of `model` that is a `kind` for `make(it)`."""
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, kind):
-                setattr(parent, name, make(child))
