@@ -15,7 +15,18 @@ from typing import TYPE_CHECKING, TypedDict
 import numpy as np
 import torch
 
-from clearpipe import allocator, attention, collector, engine, int8, longtext, packing, precision, recheck
+from clearpipe import (
+    allocator,
+    attention,
+    collector,
+    engine,
+    int8,
+    longtext,
+    packing,
+    precision,
+    prepacked,
+    recheck,
+)
 from clearpipe.errors import InputError
 from clearpipe.forward import can_pack, position_offset
 from clearpipe.forward import forward as forward_stage
@@ -386,10 +397,17 @@ def _load_model(
         if recheck:  # copied before quantizing, which swaps the linear layers in place
             float_dtype = precision.torch_dtype(precision.resolve_dtype("auto", device))
             float_model = _copy_in(checkpoint.model, float_dtype)
-            attention.use_cpu_attention(float_model)
+            _use_cpu_kernels(float_model)
         checkpoint = Checkpoint(precision.quantize_int8(checkpoint.model), checkpoint.tokenizer, source)
-    attention.use_cpu_attention(checkpoint.model)  # bf16/fp16 on the CPU only; see clearpipe.attention
+    _use_cpu_kernels(checkpoint.model)
     return checkpoint, resolved, float_model
+
+
+def _use_cpu_kernels(model: torch.nn.Module) -> None:
+    """Switch a loaded model to clearpipe's CPU kernels where they apply: attention for bf16/fp16
+    (see `clearpipe.attention`), prepacked weights for fp32/bf16 linears (`clearpipe.prepacked`)."""
+    attention.use_cpu_attention(model)
+    prepacked.prepack_model(model)
 
 
 def _copy_in(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:

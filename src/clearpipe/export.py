@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from clearpipe import linears
 from clearpipe.agreement import DEFAULT_THRESHOLD, Agreement, compare, require
 from clearpipe.errors import InputError
 from clearpipe.onnx_model import EXPORT_INFO, ONNX_FILE
@@ -77,6 +78,7 @@ def export_onnx(
     if output.exists() and any(output.iterdir()):
         raise InputError(f"{output} already exists and is not empty; choose a new --output folder")
     reference = load(model, dtype="float32", device="cpu", max_length=max_length)
+    linears.restore(reference.model)  # the exporter traces plain nn.Linear, not oneDNN's packed kernels
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
