@@ -100,3 +100,13 @@ def test_a_loaded_classifier_runs_prepacked_and_still_saves_a_plain_checkpoint(t
     original = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
     for (name, a), (_, b) in zip(reloaded.state_dict().items(), original.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0.01 if dtype == "bfloat16" else 0, msg=name)
+
+
+def test_weights_are_packed_by_the_first_forward_pass_not_at_load():
+    # Packing at load would run OpenMP work on the loading thread, which slowed a server that
+    # runs the model on another thread (see PrepackedLinear._current).
+    layer = prepacked.PrepackedLinear(torch.nn.Linear(8, 3))
+    assert layer._packed is None
+    with torch.inference_mode():
+        layer(torch.randn(2, 8))
+    assert layer._packed is not None
