@@ -20,6 +20,7 @@ from clearpipe import (
     attention,
     collector,
     engine,
+    first_token,
     int8,
     longtext,
     packing,
@@ -397,17 +398,20 @@ def _load_model(
         if recheck:  # copied before quantizing, which swaps the linear layers in place
             float_dtype = precision.torch_dtype(precision.resolve_dtype("auto", device))
             float_model = _copy_in(checkpoint.model, float_dtype)
-            _use_cpu_kernels(float_model)
+            _use_fast_paths(float_model)
         checkpoint = Checkpoint(precision.quantize_int8(checkpoint.model), checkpoint.tokenizer, source)
-    _use_cpu_kernels(checkpoint.model)
+    _use_fast_paths(checkpoint.model)
     return checkpoint, resolved, float_model
 
 
-def _use_cpu_kernels(model: torch.nn.Module) -> None:
-    """Switch a loaded model to clearpipe's CPU kernels where they apply: attention for bf16/fp16
-    (see `clearpipe.attention`), prepacked weights for fp32/bf16 linears (`clearpipe.prepacked`)."""
+def _use_fast_paths(model: torch.nn.Module) -> None:
+    """Switch a loaded model to clearpipe's faster paths where they apply: on the CPU, attention
+    for bf16/fp16 (see `clearpipe.attention`) and prepacked weights for fp32/bf16 linears
+    (`clearpipe.prepacked`); on any device, a last layer that computes only the first token
+    for the classifiers whose head reads nothing else (`clearpipe.first_token`)."""
     attention.use_cpu_attention(model)
     prepacked.prepack_model(model)
+    first_token.install(model)
 
 
 def _copy_in(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel
 
-from clearpipe import attention, packing
+from clearpipe import attention, first_token, packing
 from clearpipe.onnx_model import OnnxModel
 from clearpipe.preprocess import Encoded
 
@@ -49,6 +49,8 @@ def forward(
     if isinstance(model, OnnxModel):
         return _forward_onnx(model, encoded)
     inputs = model_inputs(encoded, device)
+    if first_token.installed(model):  # the last layer computes only what the head reads
+        inputs[first_token.KWARG] = True
     with torch.inference_mode():
         logits = model(**inputs).logits  # (B, num_labels)
     # bf16/fp16 logits are widened before softmax so scores keep float32 precision.
@@ -153,9 +155,13 @@ def _forward_packed(model: PreTrainedModel, packed: packing.Packed, device: torc
             packed.token_type_ids if packed.token_type_ids is not None else torch.zeros_like(packed.input_ids)
         )
         inputs["token_type_ids"] = types
+    pruned = first_token.installed(model)
+    if pruned:
+        inputs[first_token.KWARG] = True
     with torch.inference_mode():
-        hidden = model.base_model(**inputs).last_hidden_state  # (1, N, H)
-        logits = _HEADS[type(model).__name__](model, hidden[0, packed.starts])  # (B, num_labels)
+        hidden = model.base_model(**inputs).last_hidden_state  # (1, N, H), or (B, 1, H) when pruned
+        first = hidden[:, 0] if pruned else hidden[0, packed.starts]  # each row's first token
+        logits = _HEADS[type(model).__name__](model, first)  # (B, num_labels)
     return logits.float().cpu()
 
 
