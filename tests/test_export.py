@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 import clearpipe
 from checkpoints import make_sensitive
@@ -68,6 +69,22 @@ def test_export_loads_through_clearpipe_and_matches_fp32(sensitive_bert, exporte
     assert len(set(expected.best.tolist())) == 2, "the test model should use both labels"
     assert np.abs(got.scores - expected.scores).max() < 1e-4
     assert [r["label"] for r in onnx(TEXTS)] == [r["label"] for r in torch_fp32(TEXTS)]
+
+
+@pytest.mark.parametrize("kind", ["distilbert", "roberta"])
+def test_every_first_token_architecture_exports_its_fp32_logits(tiny, kind, tmp_path):
+    # The exporter traces the last layer for the first token only (clearpipe.first_token), as
+    # classification runs it; transformers' own model, whole, is the oracle.
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = tiny(kind, 3)
+    export_onnx(str(folder), tmp_path / "onnx", texts=TEXTS, check_name="test texts")
+    got = clearpipe.load(tmp_path / "onnx").predict(TEXTS, function_to_apply="none").scores
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    inputs = AutoTokenizer.from_pretrained(folder)(TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        expected = model(**inputs).logits.numpy()
+    assert np.abs(got - expected).max() < 1e-4
 
 
 def _damage(folder, target):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from clearpipe import linears
+from clearpipe import first_token, linears
 from clearpipe.agreement import DEFAULT_THRESHOLD, Agreement, compare, require
 from clearpipe.errors import InputError
 from clearpipe.onnx_model import EXPORT_INFO, ONNX_FILE
@@ -52,6 +52,8 @@ class _LogitsOnly(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         extra = {"token_type_ids": token_type_ids} if self.use_token_type_ids else {}
+        if first_token.installed(self.model):  # the graph computes what the head reads, as forward does
+            extra[first_token.KWARG] = True
         return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
 
