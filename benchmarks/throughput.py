@@ -8,9 +8,12 @@ settings, fp32, torch int8, and the ONNX Runtime exports (fp32 and int8, made by
 export` with its accuracy guard), each timed over `--repeats` passes (median). Reported per
 setting and dataset: texts/s, the ratio to the best transformers.pipeline setting, label
 agreement and largest |score difference| against fp32 eager (transformers.pipeline at batch size
-1), the share of texts that int8's float referee re-ran (`clearpipe.recheck`), peak RSS, and model FLOP utilization: the model's FLOPs on real tokens per second over a
-large matrix multiply's FLOP/s in the same dtype, measured here. Then `clearpipe predict`'s peak
-RSS at 10k and 100k rows, and the cold start of `clearpipe classify "x"` against the equivalent
+1), the share of texts that int8's float referee re-ran (`clearpipe.recheck`), peak RSS, and
+model FLOP utilization: the FLOPs the texts need (real tokens; see `model_flops`) per second over
+a large matrix multiply's rate in the same number format (int8 included), measured here. Then
+the ceiling those rates put on any setting (texts/s with every FLOP at the measured rate, and
+that as a multiple of the best pipeline: what this machine allows at all), the CPU's name and
+vector features, `clearpipe predict`'s peak RSS at 10k and 100k rows, and the cold start of `clearpipe classify "x"` against the equivalent
 transformers.pipeline script. A Markdown table goes to stdout; `--json FILE` writes every figure.
 """
 
@@ -159,30 +162,49 @@ def real_tokens(model: str, texts: list[str]) -> list[int]:
 
 # --- FLOPs and the machine's matrix-multiply rate ----------------------------------------------
 def model_flops(model: str, lengths: list[int]) -> float:
-    """Multiply-add FLOPs of a BERT-style encoder over texts of these token lengths."""
+    """Multiply-add FLOPs that classifying texts of these token lengths needs, for a BERT-style
+    encoder whose head reads the first token: every layer on every real token, except the last,
+    where only the keys and values need every token and the rest the first token alone
+    (`clearpipe.first_token`). Padding and the last layer's unread positions are not counted,
+    so a setting that computes them (transformers.pipeline does) shows it as a lower MFU."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(model)
     hidden = config.hidden_size
     layers = config.num_hidden_layers
     inner = config.intermediate_size
-    per_token = layers * 2 * (4 * hidden * hidden + 2 * hidden * inner)  # projections + FFN
-    per_text_attention = layers * 2 * 2 * hidden  # QK^T and AV, times T^2
+    per_token = 2 * (4 * hidden * hidden + 2 * hidden * inner)  # projections + FFN, one layer
+    attention = 2 * 2 * hidden  # QK^T and AV per query and key
+    last_per_token = 2 * 2 * hidden * hidden  # the last layer's keys and values
+    last_per_text = 2 * (2 * hidden * hidden + 2 * hidden * inner)  # its query, output, FFN: once
     head = 2 * (hidden * hidden + hidden * config.num_labels)  # pooler + classifier, once per text
-    return float(sum(per_token * t + per_text_attention * t * t + head for t in lengths))
+    return float(
+        sum(
+            (layers - 1) * (per_token * t + attention * t * t)
+            + last_per_token * t
+            + last_per_text
+            + attention * t
+            + head
+            for t in lengths
+        )
+    )
 
 
-def matmul_rate(dtype_name: str, device: str, seconds: float = 2.0) -> float:
-    """FLOP/s of a large square matrix multiply in `dtype_name` on `device`.
+def matmul_rate(dtype_name: str, device: str, seconds: float = 2.0) -> float | None:
+    """FLOP/s (int8: operations/s) of a large square matrix multiply in `dtype_name` on `device`.
 
     On the CPU, the faster of PyTorch's two kernels: `a @ b` (MKL for float32) and oneDNN's
     linear on a prepacked weight, which clearpipe runs and which is twice as fast in float32
-    on AVX-512 machines. Measuring against the slower one would put MFU above 100%.
+    on some AVX-512 machines. Measuring against the slower one would put MFU above 100%. int8
+    is oneDNN's u8 x s8 product that `clearpipe.int8` runs (None where this build lacks it).
     """
     import torch
 
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype_name]
     size = 8192 if device.startswith("cuda") else 2048
+    if dtype_name == "int8":
+        kernel = _int8_kernel(size) if device == "cpu" else None
+        return None if kernel is None else _flops_per_second(kernel, 2 * size**3, device, seconds)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype_name]
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
     kernels = [lambda: a @ b]
@@ -191,6 +213,58 @@ def matmul_rate(dtype_name: str, device: str, seconds: float = 2.0) -> float:
         packed = mkldnn._reorder_linear_weight(b, None)
         kernels.append(lambda: mkldnn._linear_pointwise(a, packed, None, "none", [], None))
     return max(_flops_per_second(kernel, 2 * size**3, device, seconds / len(kernels)) for kernel in kernels)
+
+
+def _int8_kernel(size: int):
+    import torch
+
+    from clearpipe import int8
+
+    if not int8.available():
+        return None
+    q = torch.randint(0, 256, (size, size), dtype=torch.uint8)
+    packed = torch.ops.onednn.qlinear_prepack(torch.randint(-127, 128, (size, size), dtype=torch.int8), None)
+    scale = torch.full((size,), 0.01)
+    return lambda: torch.ops.onednn.qlinear_pointwise(
+        q, 1.0, 128, packed, scale, None, None, 1.0, 0, torch.bfloat16, "none", [], ""
+    )
+
+
+def ceilings(results: dict, rates: dict, settings: list[str]) -> dict:
+    """Per dataset and number format: texts/s if every model FLOP ran at the measured matrix
+    multiply rate (padding, attention's softmax, LayerNorm and the rest for free), and that as
+    a multiple of the best pipeline. No setting can beat it: it says which targets this machine
+    can reach at all."""
+    out: dict = {}
+    for dataset in dict.fromkeys(d for _, d in results):
+        best = max(results[(s, dataset)]["texts_per_s"] for s in settings if s.startswith("pipeline"))
+        any_row = next(r for (_, d), r in results.items() if d == dataset)
+        per_text = any_row["model_flops"] / any_row["texts"]
+        out[dataset] = {
+            dtype: {"texts_per_s": rate / per_text, "ratio": rate / per_text / best}
+            for dtype, rate in rates.items()
+            if rate
+        }
+    return out
+
+
+def cpu_description() -> str:
+    """The CPU as /proc/cpuinfo names it, with the vector features that decide clearpipe's speed."""
+    info = Path("/proc/cpuinfo")
+    if not info.is_file():
+        import platform
+
+        return platform.processor() or "unknown CPU"
+    fields: dict[str, str] = {}
+    for line in info.read_text(errors="replace").splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    wanted = ("avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+    flags = [f for f in wanted if f in fields.get("flags", "").split()]
+    return (
+        f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family', '?')}, model "
+        f"{fields.get('model', '?')}), {os.cpu_count()} logical CPUs, {' '.join(flags) or 'no AVX-512'}"
+    )
 
 
 def _flops_per_second(kernel, flops: float, device: str, seconds: float) -> float:
@@ -314,8 +388,21 @@ def table(results: dict, rates: dict, exports: dict) -> str:
             f"| {setting}{refused} | {dataset} | {r['dtype']} | {r['texts_per_s']:.0f} | {r['ratio']:.2f} "
             f"| {r['label_agreement']:.2%} | {r['max_score_diff']:.4f} | {rerun} | {r['peak_rss_mb']:.0f} | {mfu} |"
         )
-    rate_text = ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in rates.items())
+    rate_text = ", ".join(
+        f"{k} {v / 1e9:.0f} G{'OP' if k == 'int8' else 'FLOP'}/s" for k, v in rates.items() if v
+    )
     return "\n".join(lines) + f"\n\nMeasured matrix-multiply rate: {rate_text}."
+
+
+def ceiling_lines(caps: dict) -> str:
+    parts = [
+        f"{dataset} "
+        + ", ".join(
+            f"{dtype} {c['texts_per_s']:.0f} texts/s ({c['ratio']:.2f}x)" for dtype, c in by_dtype.items()
+        )
+        for dataset, by_dtype in caps.items()
+    ]
+    return "Ceiling (every model FLOP at the measured rate, x best pipeline): " + "; ".join(parts) + "."
 
 
 def main(args: argparse.Namespace) -> None:
@@ -331,28 +418,34 @@ def main(args: argparse.Namespace) -> None:
         scratch = Path(tmp)
         out["exports"] = {s: export(args, s, scratch) for s in settings if SETTINGS[s][0] == "onnx"}
         raw = {(s, d): spawn(args, s, d, scratch) for d in args.datasets for s in settings}
-        rates = {dtype: matmul_rate(dtype, args.device) for dtype in ("float32", "bfloat16")}
+        rates = {dtype: matmul_rate(dtype, args.device) for dtype in ("float32", "bfloat16", "int8")}
         results = {}
         for (setting, dataset), r in raw.items():
             best = max(raw[(s, dataset)]["texts_per_s"] for s in settings if s.startswith("pipeline"))
             same, diff = agreement(scratch, setting, dataset)
             flops = model_flops(args.model, r.pop("real_tokens"))
             rate = rates.get(r["dtype"]) if r["dtype"] != "onnx" else rates["float32"]
-            int8 = "int8" in setting
+            # ONNX Runtime's int8 kernels are not the ones measured: no MFU for them.
+            int8 = setting == "clearpipe-onnx-int8"
             results[(setting, dataset)] = r | {
                 "ratio": r["texts_per_s"] / best,
                 "label_agreement": same,
                 "max_score_diff": diff,
+                "model_flops": flops,
                 "model_gflop_per_s": flops / r["seconds"] / 1e9,
                 "mfu": None if int8 or rate is None else flops / r["seconds"] / rate,
             }
         out["matmul_flop_per_s"] = rates
+        out["cpu"] = cpu_description()
+        out["ceilings"] = ceilings(results, rates, settings)
         out["results"] = [{"setting": s, "dataset": d} | r for (s, d), r in results.items()]
         if args.rss_rows:
             out["predict_rss"] = predict_memory(args, scratch)
         if not args.skip_cold_start:
             out["cold_start_s"] = cold_start(args)
+    print(f"CPU: {out['cpu']}.\n")
     print(table(results, rates, out["exports"]))
+    print(ceiling_lines(out["ceilings"]))
     if "predict_rss" in out:
         sizes = ", ".join(
             f"{rows:,} rows {r['peak_rss_mb']:.0f} MB" for rows, r in out["predict_rss"].items()
