@@ -109,3 +109,26 @@ def test_only_models_whose_head_reads_the_first_token_in_inference(tiny):
     model.config._attn_implementation = "flash_attention_2"  # variable-length masks: left alone
     assert not first_token.install(model)
     assert not first_token.install(torch.nn.Linear(2, 2))
+
+
+def test_an_attention_switched_after_load_runs_the_layer_whole(tiny):
+    # An implementation first_token does not know (here eager's function under another name)
+    # may take masks it cannot slice: the layer then runs whole and hands back the first tokens.
+    from transformers import AttentionInterface
+    from transformers.models.bert.modeling_bert import eager_attention_forward
+
+    AttentionInterface.register("clearpipe_test_unknown", eager_attention_forward)
+    clf = clearpipe.load(tiny("bert", 3), dtype="float32", device="cpu")
+    tokenized = clf.tokenize(normalize_inputs(TEXTS).items)
+    batch = clf.collate(tokenized, range(len(TEXTS)))
+    clf.model.set_attn_implementation("clearpipe_test_unknown")
+    assert first_token.installed(clf.model)
+    widths: list[int] = []
+    layer = _last_layer(clf.model)
+    hook = layer.intermediate.register_forward_hook(lambda _m, inputs, _o: widths.append(inputs[0].shape[1]))
+    try:
+        got = clf.forward(batch)
+    finally:
+        hook.remove()
+    assert widths == [batch.input_ids.shape[1]]  # every position went through the layer
+    torch.testing.assert_close(got, _full_logits(clf, batch), rtol=0, atol=0)

@@ -118,12 +118,23 @@ def _make_forward(parts: Parts, rest: Rest) -> Callable[..., torch.Tensor]:
         clearpipe_first_token: bool = False,
         **kwargs: object,
     ) -> torch.Tensor:
+        whole = type(layer).forward
         if not clearpipe_first_token:
-            return type(layer).forward(layer, hidden_states, attention_mask, *args, **kwargs)
+            return whole(layer, hidden_states, attention_mask, *args, **kwargs)
+        if parts(layer)[0].config._attn_implementation not in _ATTENTION:
+            # Switched since `install` (to flash attention, say): run the layer whole and keep
+            # what the caller asked for, so that it never meets a mask it cannot take.
+            out = whole(layer, hidden_states, attention_mask, *args, **kwargs)
+            return _first_rows(out, kwargs.get("clearpipe_pack"))
         return _first_token_layer(layer, parts, rest, hidden_states, attention_mask, kwargs)
 
     forward._clearpipe_first_token = True  # type: ignore[attr-defined]
     return forward
+
+
+def _first_rows(hidden: torch.Tensor, pack: packing.Packed | None) -> torch.Tensor:
+    """Each row's first token, (B, 1, H): position 0 of a padded batch, `starts` of a packed one."""
+    return hidden[:, :1] if pack is None else hidden[0, pack.starts][:, None]
 
 
 def _first_token_layer(
@@ -141,8 +152,7 @@ def _first_token_layer(
     # has no use for; the rest goes to the attention function, as the layer's own code does.
     kwargs = {k: v for k, v in kwargs.items() if k not in _LAYER_ONLY}
     head_dim = module.attention_head_size
-    # The first token of every row: position 0 of a padded batch, `starts` of a packed one.
-    first = (hidden[:, :1] if pack is None else hidden[0, pack.starts][:, None]).contiguous()  # (B, 1, H)
+    first = _first_rows(hidden, pack).contiguous()  # (B, 1, H)
     rows = first.shape[0]
     q = query(first).view(rows, 1, -1, head_dim).transpose(1, 2)  # (B, heads, 1, d)
     k = key(hidden).view(*hidden.shape[:-1], -1, head_dim).transpose(1, 2)  # (B or 1, heads, T or N, d)
