@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import random
 
 import pytest
@@ -90,13 +91,24 @@ def test_copies_compute_with_their_own_last_layer(tiny_bert):
     clf = clearpipe.load(tiny_bert, dtype="float32", device="cpu")
     copied = copy.deepcopy(clf.model)
     assert first_token.installed(copied)
-    assert _last_layer(copied).forward.__self__ is _last_layer(copied)
+    assert _last_layer(copied).forward.layer is _last_layer(copied)
     with torch.no_grad():
         for p in _last_layer(copied).parameters():
             p.zero_()
     batch = clf.collate(clf.tokenize(["a good film"]), [0])
     # Were the copy's forward bound to the original layer, both would still answer alike.
     assert not torch.equal(forward(copied, batch, clf.device), clf.forward(batch))
+
+
+def test_the_model_still_pickles_with_its_first_token_layer(tiny_bert):
+    clf = clearpipe.load(tiny_bert, dtype="float32", device="cpu")
+    buffer = io.BytesIO()
+    torch.save(clf.model, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    assert first_token.installed(loaded) and _last_layer(loaded).forward.layer is _last_layer(loaded)
+    batch = clf.collate(clf.tokenize(["a good film"]), [0])
+    torch.testing.assert_close(forward(loaded, batch, clf.device), clf.forward(batch), rtol=0, atol=0)
 
 
 def test_only_models_whose_head_reads_the_first_token_in_inference(tiny):

@@ -18,7 +18,6 @@ export see the whole layer, with every position.
 from __future__ import annotations
 
 import sys
-import types
 from collections.abc import Callable
 
 import torch
@@ -87,10 +86,8 @@ def install(model: torch.nn.Module) -> bool:
     spec = _ARCHITECTURES.get(type(model).__name__)
     if spec is None or model.config._attn_implementation not in _ATTENTION or model.training:
         return False
-    layers, parts, rest = spec
-    last = layers(model)[-1]
-    # A bound method, so that `copy.deepcopy(model)` binds the copy's layer, not this one.
-    last.forward = types.MethodType(_make_forward(parts, rest), last)
+    last = spec[0](model)[-1]
+    last.forward = _LastLayerForward(last, type(model).__name__)
     return True
 
 
@@ -103,33 +100,39 @@ def installed(model: torch.nn.Module) -> bool:
     spec = _ARCHITECTURES.get(type(model).__name__)
     if spec is None:
         return False
-    forward = vars(spec[0](model)[-1]).get("forward")
-    return isinstance(forward, types.MethodType) and getattr(
-        forward.__func__, "_clearpipe_first_token", False
-    )
+    return isinstance(vars(spec[0](model)[-1]).get("forward"), _LastLayerForward)
 
 
-def _make_forward(parts: Parts, rest: Rest) -> Callable[..., torch.Tensor]:
-    def forward(
-        layer: torch.nn.Module,
+class _LastLayerForward:
+    """The last layer's forward after `install`: whole, or for the first token with `KWARG`.
+
+    An object holding its layer rather than a closure or a bound method, so that
+    `copy.deepcopy(model)` and pickling give the copy a forward of the copy's own layer.
+    """
+
+    def __init__(self, layer: torch.nn.Module, architecture: str) -> None:
+        self.layer = layer
+        self.architecture = architecture
+
+    def __call__(
+        self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         *args: object,
         clearpipe_first_token: bool = False,
         **kwargs: object,
     ) -> torch.Tensor:
+        layer = self.layer
         whole = type(layer).forward
         if not clearpipe_first_token:
             return whole(layer, hidden_states, attention_mask, *args, **kwargs)
+        _, parts, rest = _ARCHITECTURES[self.architecture]
         if parts(layer)[0].config._attn_implementation not in _ATTENTION:
             # Switched since `install` (to flash attention, say): run the layer whole and keep
             # what the caller asked for, so that it never meets a mask it cannot take.
             out = whole(layer, hidden_states, attention_mask, *args, **kwargs)
             return _first_rows(out, kwargs.get("clearpipe_pack"))
         return _first_token_layer(layer, parts, rest, hidden_states, attention_mask, kwargs)
-
-    forward._clearpipe_first_token = True  # type: ignore[attr-defined]
-    return forward
 
 
 def _first_rows(hidden: torch.Tensor, pack: packing.Packed | None) -> torch.Tensor:
