@@ -10,9 +10,9 @@ arithmetic on the rows that are kept.
 
 `install` gives the last layer of a supported model a forward that does this when the caller
 passes `clearpipe_first_token=True` (transformers hands extra keyword arguments down to every
-layer), and runs the layer unchanged otherwise. Only `clearpipe.forward.forward`, the
-classification stage, passes it: `clearpipe trace`, token attributions, training and the ONNX
-export see the whole layer, with every position.
+layer), and runs the layer unchanged otherwise. `clearpipe.forward.forward`, the classification
+stage, passes it, and so does `clearpipe.export` when it traces the ONNX graph; `clearpipe
+trace`, token attributions and training see the whole layer, with every position.
 """
 
 from __future__ import annotations
