@@ -13,8 +13,8 @@ model FLOP utilization: the FLOPs the texts need (real tokens; see `model_flops`
 a large matrix multiply's rate in the same number format (int8 included), measured here. Then
 the ceiling those rates put on any setting (texts/s with every FLOP at the measured rate, and
 that as a multiple of the best pipeline: what this machine allows at all), the CPU's name and
-vector features, `clearpipe predict`'s peak RSS at 10k and 100k rows, and the cold start of `clearpipe classify "x"` against the equivalent
-transformers.pipeline script. A Markdown table goes to stdout; `--json FILE` writes every figure.
+vector features, `clearpipe predict`'s peak RSS at 10k and 100k rows, and the cold start of
+`clearpipe classify "x"` against the equivalent transformers.pipeline script. A Markdown table goes to stdout; `--json FILE` writes every figure.
 """
 
 from __future__ import annotations
@@ -426,14 +426,14 @@ def main(args: argparse.Namespace) -> None:
             flops = model_flops(args.model, r.pop("real_tokens"))
             rate = rates.get(r["dtype"]) if r["dtype"] != "onnx" else rates["float32"]
             # ONNX Runtime's int8 kernels are not the ones measured: no MFU for them.
-            int8 = setting == "clearpipe-onnx-int8"
+            unmeasured_kernels = setting == "clearpipe-onnx-int8"
             results[(setting, dataset)] = r | {
                 "ratio": r["texts_per_s"] / best,
                 "label_agreement": same,
                 "max_score_diff": diff,
                 "model_flops": flops,
                 "model_gflop_per_s": flops / r["seconds"] / 1e9,
-                "mfu": None if int8 or rate is None else flops / r["seconds"] / rate,
+                "mfu": None if unmeasured_kernels or rate is None else flops / r["seconds"] / rate,
             }
         out["matmul_flop_per_s"] = rates
         out["cpu"] = cpu_description()
