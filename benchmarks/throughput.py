@@ -14,7 +14,9 @@ a large matrix multiply's rate in the same number format (int8 included), measur
 the ceiling those rates put on any setting (texts/s with every FLOP at the measured rate, and
 that as a multiple of the best pipeline: what this machine allows at all), the CPU's name and
 vector features, `clearpipe predict`'s peak RSS at 10k and 100k rows, and the cold start of
-`clearpipe classify "x"` against the equivalent transformers.pipeline script. A Markdown table goes to stdout; `--json FILE` writes every figure.
+`clearpipe classify "x"` against the equivalent transformers.pipeline script, and last a line per
+target of issue 4, met or not (`benchmarks/targets.py`, which also judges a saved run). A
+Markdown table goes to stdout; `--json FILE` writes every figure.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import targets  # benchmarks/, first on sys.path when this script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 # The project's datasets live in shared/data beside the checkout (or beside its parent folder).
@@ -457,6 +461,7 @@ def main(args: argparse.Namespace) -> None:
             + ", ".join(f"{k} {v:.2f} s" for k, v in out["cold_start_s"].items())
             + "."
         )
+    print("\n" + targets.report(out))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
 

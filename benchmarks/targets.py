@@ -1,0 +1,139 @@
+"""Issue 4's targets, checked against one run of `benchmarks/throughput.py`.
+
+    PYTHONPATH=src python benchmarks/targets.py RUN.json
+
+`throughput.py` prints these lines after its table; this script prints them again for a saved
+`--json` file, so that a run can be judged later. Every ratio is against the best
+transformers.pipeline setting measured in the same run, as the issue asks; next to each target
+stands the ceiling of that run (every FLOP at the measured matrix-multiply rate), which says
+whether the machine allows the target at all. The exit status is 0 whatever is met: this is a
+report, not a test.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# The fastest explicit mode may be any of these, as long as its agreement holds.
+FASTEST = ("clearpipe-int8", "clearpipe-onnx", "clearpipe-onnx-int8")
+# "Flat" memory: ten times the rows may cost at most this much more peak RSS.
+FLAT_RSS = 1.25
+
+
+@dataclass(frozen=True)
+class Speed:
+    """At least `ratio` times the best pipeline on `dataset`, at `agreement` with fp32 or more."""
+
+    name: str
+    settings: tuple[str, ...]
+    dataset: str
+    ratio: float
+    agreement: float
+    ceiling_dtype: str
+
+
+SPEEDS = (
+    Speed("default settings", ("clearpipe-default",), "sst2", 6.0, 0.995, "bfloat16"),
+    Speed("default settings", ("clearpipe-default",), "agnews", 4.0, 0.995, "bfloat16"),
+    Speed("fp32 path", ("clearpipe-fp32",), "sst2", 1.8, 0.995, "float32"),
+    Speed("fp32 path", ("clearpipe-fp32",), "agnews", 1.8, 0.995, "float32"),
+    Speed("fastest explicit mode", FASTEST, "sst2", 8.0, 0.99, "int8"),
+    Speed("fastest explicit mode", FASTEST, "agnews", 6.0, 0.99, "int8"),
+)
+MIN_MFU = 0.5  # of the default path, against the measured rate of its own number format
+
+
+def _rows(run: dict) -> dict[tuple[str, str], dict]:
+    return {(r["setting"], r["dataset"]): r for r in run["results"]}
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "met", False: "NOT met", None: "not measured"}[met]
+
+
+def speed_line(run: dict, target: Speed) -> str:
+    """One speed target: the best qualifying setting of the run, its ratio and the ceiling.
+
+    >>> speed_line({"results": [], "ceilings": {}}, SPEEDS[0])
+    '- default settings, sst2: at least 6.0x at >= 99.5% agreement: not measured'
+    """
+    rows = _rows(run)
+    head = f"- {target.name}, {target.dataset}: at least {target.ratio:.1f}x at >= {target.agreement:.1%} agreement"
+    measured = [(s, rows[(s, target.dataset)]) for s in target.settings if (s, target.dataset) in rows]
+    if not measured:
+        return f"{head}: {_verdict(None)}"
+    qualifying = [(s, r) for s, r in measured if r["label_agreement"] >= target.agreement]
+    setting, row = max(qualifying or measured, key=lambda sr: sr[1]["ratio"])
+    met = bool(qualifying) and row["ratio"] >= target.ratio
+    ceiling = run.get("ceilings", {}).get(target.dataset, {}).get(target.ceiling_dtype)
+    cap = f"; ceiling {ceiling['ratio']:.2f}x in {target.ceiling_dtype}" if ceiling else ""
+    return f"{head}: {_verdict(met)} ({setting} {row['ratio']:.2f}x at {row['label_agreement']:.2%}{cap})"
+
+
+def mfu_lines(run: dict) -> list[str]:
+    """Model FLOP utilization of the default path on each dataset, against `MIN_MFU`.
+
+    >>> mfu_lines({"results": [{"setting": "clearpipe-default", "dataset": "sst2", "mfu": 0.6}]})
+    ['- default path MFU, sst2: at least 50%: met (60%)']
+    """
+    lines = []
+    for (setting, dataset), row in _rows(run).items():
+        if setting == "clearpipe-default":
+            mfu = row.get("mfu")
+            met = None if mfu is None else mfu >= MIN_MFU
+            shown = "" if mfu is None else f" ({mfu:.0%})"
+            lines.append(f"- default path MFU, {dataset}: at least {MIN_MFU:.0%}: {_verdict(met)}{shown}")
+    return lines
+
+
+def memory_line(run: dict) -> str:
+    """`clearpipe predict`'s peak RSS at the largest table against the smallest.
+
+    >>> memory_line({"predict_rss": {"10000": {"peak_rss_mb": 800}, "100000": {"peak_rss_mb": 850}}})
+    '- predict memory flat (100,000 rows within 1.25x of 10,000): met (850 against 800 MB)'
+    """
+    sizes = {int(rows): r["peak_rss_mb"] for rows, r in run.get("predict_rss", {}).items()}
+    if len(sizes) < 2:
+        return "- predict memory flat: not measured"
+    small, large = min(sizes), max(sizes)
+    met = sizes[large] <= FLAT_RSS * sizes[small]
+    return (
+        f"- predict memory flat ({large:,} rows within {FLAT_RSS}x of {small:,}): {_verdict(met)} "
+        f"({sizes[large]:.0f} against {sizes[small]:.0f} MB)"
+    )
+
+
+def cold_start_line(run: dict) -> str:
+    """`clearpipe classify "x"` no slower than the transformers.pipeline script.
+
+    >>> cold_start_line({"cold_start_s": {"clearpipe classify": 3.0, "transformers.pipeline script": 4.0}})
+    '- cold start no slower than the pipeline script: met (3.00 against 4.00 s)'
+    """
+    times = run.get("cold_start_s")
+    if not times:
+        return "- cold start: not measured"
+    ours, theirs = times["clearpipe classify"], times["transformers.pipeline script"]
+    return (
+        f"- cold start no slower than the pipeline script: {_verdict(ours <= theirs)} "
+        f"({ours:.2f} against {theirs:.2f} s)"
+    )
+
+
+def report(run: dict) -> str:
+    """Every target of issue 4, a line each, for one run's JSON.
+
+    >>> print(report({"results": []}).splitlines()[0])
+    Targets of issue 4 (against the best pipeline of this run):
+    """
+    lines = [speed_line(run, target) for target in SPEEDS]
+    lines += [*mfu_lines(run), memory_line(run), cold_start_line(run)]
+    return "Targets of issue 4 (against the best pipeline of this run):\n" + "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__.splitlines()[2].strip())
+    print(report(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))

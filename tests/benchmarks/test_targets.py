@@ -1,0 +1,81 @@
+"""`benchmarks/targets.py`: issue 4's targets judged from a saved benchmark run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "targets.py"
+spec = importlib.util.spec_from_file_location("benchmark_targets", SCRIPT)
+targets = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = targets  # dataclasses look their module up there
+spec.loader.exec_module(targets)
+
+
+def row(setting: str, dataset: str, ratio: float, agreement: float = 1.0, mfu: float | None = None) -> dict:
+    return {"setting": setting, "dataset": dataset, "ratio": ratio, "label_agreement": agreement, "mfu": mfu}
+
+
+def verdict(line: str) -> str:
+    return re.search(r": (NOT met|not measured|met)( \(|$)", line).group(1)
+
+
+def run(*rows: dict, **extra) -> dict:
+    ceilings = {d: {t: {"ratio": 10.0} for t in ("bfloat16", "float32", "int8")} for d in ("sst2", "agnews")}
+    return {"results": list(rows), "ceilings": ceilings} | extra
+
+
+def test_a_run_that_meets_every_target_says_met_on_every_line():
+    rows = [row("clearpipe-default", "sst2", 6.1, mfu=0.6), row("clearpipe-default", "agnews", 4.5, mfu=0.7)]
+    rows += [row("clearpipe-fp32", d, 2.0) for d in ("sst2", "agnews")]
+    rows += [row("clearpipe-int8", "sst2", 8.2), row("clearpipe-int8", "agnews", 6.5, 0.999)]
+    rss = {"10000": {"peak_rss_mb": 800.0}, "100000": {"peak_rss_mb": 900.0}}
+    cold = {"clearpipe classify": 3.0, "transformers.pipeline script": 4.0}
+    lines = targets.report(run(*rows, predict_rss=rss, cold_start_s=cold)).splitlines()[1:]
+    assert len(lines) == 10
+    assert [verdict(line) for line in lines] == ["met"] * 10, lines
+
+
+def test_a_ratio_under_its_target_is_not_met_and_names_the_ceiling():
+    line = targets.speed_line(run(row("clearpipe-default", "sst2", 4.42)), targets.SPEEDS[0])
+    assert "NOT met (clearpipe-default 4.42x at 100.00%; ceiling 10.00x in bfloat16)" in line
+
+
+def test_the_fastest_mode_takes_the_fastest_setting_whose_agreement_holds():
+    rows = [row("clearpipe-int8", "sst2", 8.1, 0.999), row("clearpipe-onnx-int8", "sst2", 9.0, 0.985)]
+    line = targets.speed_line(run(*rows), targets.SPEEDS[4])
+    assert ": met (clearpipe-int8 8.10x" in line
+
+
+def test_speed_without_agreement_is_not_met():
+    line = targets.speed_line(run(row("clearpipe-onnx-int8", "sst2", 9.0, 0.985)), targets.SPEEDS[4])
+    assert ": NOT met (clearpipe-onnx-int8 9.00x at 98.50%" in line
+
+
+@pytest.mark.parametrize(
+    ("rss", "expected"),
+    [({"10000": {"peak_rss_mb": 800.0}, "100000": {"peak_rss_mb": 1500.0}}, "NOT met"), ({}, "not measured")],
+)
+def test_memory_that_grows_with_the_rows_is_not_flat(rss, expected):
+    assert verdict(targets.memory_line({"predict_rss": rss})) == expected
+
+
+def test_a_slower_cold_start_is_not_met():
+    cold = {"clearpipe classify": 4.5, "transformers.pipeline script": 4.0}
+    assert "NOT met (4.50 against 4.00 s)" in targets.cold_start_line({"cold_start_s": cold})
+
+
+def test_the_script_judges_a_saved_run(tmp_path):
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps(run(row("clearpipe-fp32", "agnews", 1.5))), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(saved)], capture_output=True, text=True, check=True
+    )
+    assert "- fp32 path, agnews: at least 1.8x at >= 99.5% agreement: NOT met" in result.stdout
+    assert "- default settings, sst2: at least 6.0x at >= 99.5% agreement: not measured" in result.stdout
