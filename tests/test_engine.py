@@ -13,6 +13,7 @@ from clearpipe import engine, precision
 from clearpipe import int8 as int8_kernels
 from clearpipe.errors import InputError
 from clearpipe.preprocess import Tokenized
+from devices import GPUS
 
 TEXTS = [
     "the film was good",
@@ -101,6 +102,39 @@ def test_auto_dtype_follows_the_cpu_flags(monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     assert precision.resolve_dtype("auto", torch.device("cpu")) == "float32"
     assert precision.resolve_dtype("float16", torch.device("cpu")) == "float16"
+
+
+class _Gpu:
+    """`torch.cuda.is_bf16_supported` of a GPU: every GPU emulates bf16, some compute it."""
+
+    def __init__(self, native: bool) -> None:
+        self.native = native
+
+    def is_bf16_supported(self, including_emulation: bool = True) -> bool:
+        return self.native or including_emulation
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bfloat16"), (False, "float32")])
+def test_auto_dtype_on_cuda_is_bf16_only_where_the_gpu_computes_it(monkeypatch, native, expected):
+    # Emulated bf16 (before Ampere) is slower than fp32.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", _Gpu(native).is_bf16_supported)
+    assert precision.resolve_dtype("auto", torch.device("cuda")) == expected
+    assert precision.resolve_dtype("float16", torch.device("cuda:1")) == "float16"
+    with pytest.raises(InputError, match=r"int8 .* runs on the CPU only"):
+        precision.resolve_dtype("int8", torch.device("cuda"))
+
+
+@pytest.mark.parametrize("device", GPUS)
+def test_the_default_dtype_on_the_gpu_gives_the_cpus_float32_scores(tiny, device):
+    folder = tiny("bert", 3)
+    on_gpu = clearpipe.load(folder, device=device)
+    assert on_gpu.settings.dtype == precision.resolve_dtype("auto", torch.device(device))
+    assert on_gpu.settings.max_tokens == engine.DEFAULT_MAX_TOKENS[torch.device(device).type]
+    texts = ["a good film", "bad", "", "a long and winding story " * 30]
+    reference = clearpipe.load(folder, device="cpu", dtype="float32")
+    for g, c in zip(on_gpu(texts, top_k=None), reference(texts, top_k=None), strict=True):
+        scores = {r["label"]: r["score"] for r in c}
+        assert {r["label"]: r["score"] for r in g} == pytest.approx(scores, abs=0.02)
 
 
 def test_cpu_flags_are_read_from_proc_cpuinfo():

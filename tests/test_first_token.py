@@ -13,6 +13,7 @@ import clearpipe
 from clearpipe import first_token, packing
 from clearpipe.forward import can_pack, forward, position_offset
 from clearpipe.inputs import normalize_inputs
+from devices import DEVICES, tolerance
 
 TEXTS = [
     "a good film",
@@ -43,14 +44,17 @@ def _full_logits(clf, batch) -> torch.Tensor:
         layer.forward = pruned
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8"])
-def test_padded_batches_keep_the_full_layers_logits(tiny, kind, dtype):
-    clf = clearpipe.load(tiny(kind, 3), dtype=dtype, device="cpu")
-    assert first_token.installed(clf.model)
+def test_padded_batches_keep_the_full_layers_logits(tiny, kind, dtype, device):
+    if dtype == "int8" and device != "cpu":
+        pytest.skip("int8 runs on the CPU only")
+    clf = clearpipe.load(tiny(kind, 3), dtype=dtype, device=device)
+    assert first_token.installed(clf.model) and clf.device.type == device
     tokenized = clf.tokenize(normalize_inputs(TEXTS).items)
     batch = clf.collate(tokenized, range(len(TEXTS)))
-    tol = TOLERANCE[dtype]
+    tol = tolerance(device, TOLERANCE[dtype])
     torch.testing.assert_close(clf.forward(batch), _full_logits(clf, batch), rtol=tol, atol=tol)
 
 

@@ -9,6 +9,7 @@ import clearpipe
 from checkpoints import make_sensitive
 from clearpipe import longtext
 from clearpipe.postprocess import Activation, Predictions
+from devices import GPU_TOLERANCE, GPUS
 
 MAX_LENGTH = 12
 
@@ -101,6 +102,18 @@ def test_short_texts_in_chunk_mode_equal_truncate_mode_plus_windows_key(sensitiv
     for p, c in zip(plain, chunked, strict=True):
         assert c.pop("windows") == 1
         assert c == pytest.approx(p)
+
+
+@pytest.mark.parametrize("device", GPUS)
+def test_chunk_mode_on_the_gpu_matches_the_cpus(sensitive_bert, clf, device):
+    on_gpu = clearpipe.load(
+        sensitive_bert, dtype="float32", max_length=MAX_LENGTH, long_text="chunk", stride=2, device=device
+    )
+    texts = [" ".join(["good", "boring", "fun", "awful"] * n) for n in (1, 4, 9)] + ["bad"]
+    for g, c in zip(on_gpu(texts, top_k=None), clf(texts, top_k=None), strict=True):
+        assert [r["label"] for r in g] == [r["label"] for r in c]
+        assert [r["windows"] for r in g] == [r["windows"] for r in c]
+        assert [r["score"] for r in g] == pytest.approx([r["score"] for r in c], abs=GPU_TOLERANCE)
 
 
 def test_truncate_mode_output_has_no_windows_key_for_long_texts(tiny):

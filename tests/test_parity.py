@@ -1,9 +1,13 @@
-"""clearpipe against transformers.pipeline as the oracle, on tiny random checkpoints."""
+"""clearpipe against transformers.pipeline as the oracle, on tiny random checkpoints.
+
+clearpipe runs on every device of `devices.DEVICES`; the oracle always runs on the CPU.
+"""
 
 import pytest
 from transformers import pipeline
 
 import clearpipe
+from devices import DEVICES, tolerance
 
 TEXTS = [
     "the film was good",
@@ -23,22 +27,27 @@ CASES = [
 ]
 
 
-def _close(ours, theirs):
+def _close(ours, theirs, tol=1e-5):
     if isinstance(theirs, dict):
         theirs = [theirs]
         ours = [ours]
     assert [o["label"] for o in ours] == [t["label"] for t in theirs]
     for o, t in zip(ours, theirs, strict=True):
-        assert o["score"] == pytest.approx(t["score"], abs=1e-5)
+        assert o["score"] == pytest.approx(t["score"], abs=tol)
+
+
+@pytest.fixture(scope="module", params=DEVICES)
+def device(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}-{c[1]}-{c[2] or 'single'}")
-def pair_of_classifiers(request, tiny):
+def pair_of_classifiers(request, tiny, device):
     folder = tiny(*request.param)
     # Parity with transformers is an fp32 property; the default dtype may be bf16 (docs/ENGINE.md).
-    return clearpipe.load(folder, device="cpu", dtype="float32"), pipeline(
-        "text-classification", model=str(folder), device="cpu"
-    )
+    ours = clearpipe.load(folder, device=device, dtype="float32")
+    assert ours.device.type == device
+    return ours, pipeline("text-classification", model=str(folder), device="cpu")
 
 
 @pytest.mark.parametrize("top_k", [clearpipe.BEST, 1, 2, None])
@@ -52,25 +61,27 @@ def test_batch_matches_transformers(pair_of_classifiers, top_k, function_to_appl
     got = ours(TEXTS, **kwargs)
     assert len(got) == len(expected)
     for g, e in zip(got, expected, strict=True):
-        _close(g, e)
+        _close(g, e, tolerance(ours.device, 1e-5))
 
 
 def test_single_text_shape_matches_contract(pair_of_classifiers):
     ours, theirs = pair_of_classifiers
+    tol = tolerance(ours.device, 1e-5)
     single = ours("the film was good")
     assert set(single) == {"label", "score"}
-    _close(single, theirs("the film was good")[0])
+    _close(single, theirs("the film was good")[0], tol)
     ranked = ours("the film was good", top_k=None)
     assert isinstance(ranked, list)
-    _close(ranked, theirs("the film was good", top_k=None))
+    _close(ranked, theirs("the film was good", top_k=None), tol)
 
 
 def test_pairs_match_transformers(pair_of_classifiers):
     ours, theirs = pair_of_classifiers
     for premise, hypothesis in PAIRS:
         expected = theirs({"text": premise, "text_pair": hypothesis}, truncation=True, top_k=None)
-        _close(ours((premise, hypothesis), top_k=None), expected)
-        _close(ours({"text": premise, "text_pair": hypothesis}, top_k=None), expected)
+        tol = tolerance(ours.device, 1e-5)
+        _close(ours((premise, hypothesis), top_k=None), expected, tol)
+        _close(ours({"text": premise, "text_pair": hypothesis}, top_k=None), expected, tol)
 
 
 def test_batch_size_does_not_change_answers(tiny):

@@ -18,6 +18,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import clearpipe
 from clearpipe.trace import SCHEMA_VERSION, json_schema
 from clearpipe.trace_html import to_html, write_html
+from devices import GPU_TOLERANCE, GPUS
 
 KINDS = ["bert", "distilbert", "roberta"]
 TEXT = "The naïve actor loved the café 😀 scenes!"
@@ -88,6 +89,22 @@ def test_prediction_is_what_the_classifier_returns(kind_clf):
     assert t.labels[t.prediction.label_id] == t.prediction.label
     for stage in (t.input, t.tokenizer, t.model, t.activation, t.prediction):
         assert stage.time_ms >= 0
+
+
+@pytest.mark.parametrize("device", GPUS)
+def test_a_trace_on_the_gpu_matches_the_cpus(tiny, device):
+    folder = tiny("bert", 2)
+    on_gpu = clearpipe.load(folder, device=device, dtype="float32").trace(TEXT)
+    on_cpu = clearpipe.load(folder, device="cpu", dtype="float32").trace(TEXT)
+    assert [t.id for t in on_gpu.tokenizer.tokens] == [t.id for t in on_cpu.tokenizer.tokens]
+    assert on_gpu.model.logits == pytest.approx(on_cpu.model.logits, abs=GPU_TOLERANCE)
+    gpu_norms = [layer.mean_norm for layer in on_gpu.model.layers]
+    assert gpu_norms == pytest.approx([layer.mean_norm for layer in on_cpu.model.layers], rel=1e-4)
+    assert on_gpu.prediction.label == on_cpu.prediction.label
+    gpu_attributions = [t.attribution for t in on_gpu.tokenizer.tokens]
+    cpu_attributions = [t.attribution for t in on_cpu.tokenizer.tokens]
+    assert None not in gpu_attributions
+    assert gpu_attributions == pytest.approx(cpu_attributions, abs=1e-3)
 
 
 def _wordpiece_form(chars: str) -> str:
