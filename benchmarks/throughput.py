@@ -229,9 +229,7 @@ def _int8_kernel(size: int):
     q = torch.randint(0, 256, (size, size), dtype=torch.uint8)
     packed = torch.ops.onednn.qlinear_prepack(torch.randint(-127, 128, (size, size), dtype=torch.int8), None)
     scale = torch.full((size,), 0.01)
-    return lambda: torch.ops.onednn.qlinear_pointwise(
-        q, 1.0, 128, packed, scale, None, None, 1.0, 0, torch.bfloat16, "none", [], ""
-    )
+    return lambda: int8.product(q, packed, scale, torch.bfloat16)  # the call Int8Linear makes
 
 
 def ceilings(results: dict, rates: dict, settings: list[str]) -> dict:

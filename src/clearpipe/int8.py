@@ -60,6 +60,20 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (torch.round(x / scale) + _SHIFT).to(torch.uint8), scale
 
 
+def product(
+    q: torch.Tensor, packed: torch.Tensor, weight_scale: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """oneDNN's u8 x s8 product of shifted rows `q` and a `qlinear_prepack`ed weight, in `dtype`.
+
+    The output is already times the per-channel `weight_scale`; `rescale` applies the row scales.
+
+    >>> y = product(q, torch.ops.onednn.qlinear_prepack(w, None), w_scale, torch.bfloat16)  # doctest: +SKIP
+    """
+    return torch.ops.onednn.qlinear_pointwise(
+        q, 1.0, _SHIFT, packed, weight_scale, None, None, 1.0, 0, dtype, "none", [], ""
+    )
+
+
 def rescale(
     y: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype
 ) -> torch.Tensor:
@@ -151,9 +165,7 @@ class Int8Linear(linears.KernelLinear):
         rows = x.reshape(-1, self.in_features)
         tokens = rows.shape[0]
         q, scale = _call(quantize_rows, tokens, rows)
-        y = torch.ops.onednn.qlinear_pointwise(
-            q, 1.0, _SHIFT, self.packed, self.weight_scale, None, None, 1.0, 0, self.dtype, "none", [], ""
-        )
+        y = product(q, self.packed, self.weight_scale, self.dtype)
         out = _call(rescale, tokens, y, scale, self.bias_, self.dtype)
         return out.reshape(*x.shape[:-1], self.out_features)
 
