@@ -232,18 +232,26 @@ def _int8_kernel(size: int):
     return lambda: int8.product(q, packed, scale, torch.bfloat16)  # the call Int8Linear makes
 
 
-def ceilings(results: dict, rates: dict, settings: list[str]) -> dict:
+def best_pipeline(raw: dict) -> dict[str, float]:
+    """Per dataset, the texts/s of the fastest transformers.pipeline setting: what ratios divide by."""
+    best: dict[str, float] = {}
+    for (setting, dataset), r in raw.items():
+        if setting.startswith("pipeline"):
+            best[dataset] = max(best.get(dataset, 0.0), r["texts_per_s"])
+    return best
+
+
+def ceilings(results: dict, rates: dict, best: dict[str, float]) -> dict:
     """Per dataset and number format: texts/s if every model FLOP ran at the measured matrix
     multiply rate (padding, attention's softmax, LayerNorm and the rest for free), and that as
     a multiple of the best pipeline. No setting can beat it: it says which targets this machine
     can reach at all."""
     out: dict = {}
-    for dataset in dict.fromkeys(d for _, d in results):
-        best = max(results[(s, dataset)]["texts_per_s"] for s in settings if s.startswith("pipeline"))
+    for dataset, pipeline in best.items():
         any_row = next(r for (_, d), r in results.items() if d == dataset)
         per_text = any_row["model_flops"] / any_row["texts"]
         out[dataset] = {
-            dtype: {"texts_per_s": rate / per_text, "ratio": rate / per_text / best}
+            dtype: {"texts_per_s": rate / per_text, "ratio": rate / per_text / pipeline}
             for dtype, rate in rates.items()
             if rate
         }
@@ -421,16 +429,16 @@ def main(args: argparse.Namespace) -> None:
         out["exports"] = {s: export(args, s, scratch) for s in settings if SETTINGS[s][0] == "onnx"}
         raw = {(s, d): spawn(args, s, d, scratch) for d in args.datasets for s in settings}
         rates = {dtype: matmul_rate(dtype, args.device) for dtype in ("float32", "bfloat16", "int8")}
+        best = best_pipeline(raw)
         results = {}
         for (setting, dataset), r in raw.items():
-            best = max(raw[(s, dataset)]["texts_per_s"] for s in settings if s.startswith("pipeline"))
             same, diff = agreement(scratch, setting, dataset)
             flops = model_flops(args.model, r.pop("real_tokens"))
             rate = rates.get(r["dtype"]) if r["dtype"] != "onnx" else rates["float32"]
             # ONNX Runtime's int8 kernels are not the ones measured: no MFU for them.
             unmeasured_kernels = setting == "clearpipe-onnx-int8"
             results[(setting, dataset)] = r | {
-                "ratio": r["texts_per_s"] / best,
+                "ratio": r["texts_per_s"] / best[dataset],
                 "label_agreement": same,
                 "max_score_diff": diff,
                 "model_flops": flops,
@@ -439,7 +447,7 @@ def main(args: argparse.Namespace) -> None:
             }
         out["matmul_flop_per_s"] = rates
         out["cpu"] = cpu_description()
-        out["ceilings"] = ceilings(results, rates, settings)
+        out["ceilings"] = ceilings(results, rates, best)
         out["results"] = [{"setting": s, "dataset": d} | r for (s, d), r in results.items()]
         if args.rss_rows:
             out["predict_rss"] = predict_memory(args, scratch)
