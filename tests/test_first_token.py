@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import random
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -74,18 +76,25 @@ def test_packed_batches_keep_the_full_layers_logits(tiny, kind, dtype):
         torch.testing.assert_close(clf.forward(packed), _full_logits(clf, padded), rtol=0.02, atol=0.02)
 
 
-def test_the_last_layer_runs_one_token_per_row_and_the_trace_sees_every_token(tiny_bert):
-    clf = clearpipe.load(tiny_bert, dtype="float32", device="cpu")
+@contextlib.contextmanager
+def _feed_forward_widths(model: torch.nn.Module) -> Iterator[list[int]]:
+    """The positions per row that the last layer's feed-forward block sees, a call each."""
     widths: list[int] = []
-    layer = _last_layer(clf.model)
+    layer = _last_layer(model)
     hook = layer.intermediate.register_forward_hook(lambda _m, inputs, _o: widths.append(inputs[0].shape[1]))
     try:
+        yield widths
+    finally:
+        hook.remove()
+
+
+def test_the_last_layer_runs_one_token_per_row_and_the_trace_sees_every_token(tiny_bert):
+    clf = clearpipe.load(tiny_bert, dtype="float32", device="cpu")
+    with _feed_forward_widths(clf.model) as widths:
         clf(["a good film with great actors", "bad"])
         assert widths == [1]  # the feed-forward block saw the first token of each row only
         widths.clear()
         trace = clf.trace("a good film with great actors", attributions=False)
-    finally:
-        hook.remove()
     tokens = len(trace.tokenizer.tokens)
     assert widths == [tokens]  # the trace runs the whole layer and records every position
     assert list(trace.model.layers[-1].shape)[1] == tokens
@@ -139,12 +148,7 @@ def test_an_attention_switched_after_load_runs_the_layer_whole(tiny):
     batch = clf.collate(tokenized, range(len(TEXTS)))
     clf.model.set_attn_implementation("clearpipe_test_unknown")
     assert first_token.installed(clf.model)
-    widths: list[int] = []
-    layer = _last_layer(clf.model)
-    hook = layer.intermediate.register_forward_hook(lambda _m, inputs, _o: widths.append(inputs[0].shape[1]))
-    try:
+    with _feed_forward_widths(clf.model) as widths:
         got = clf.forward(batch)
-    finally:
-        hook.remove()
     assert widths == [batch.input_ids.shape[1]]  # every position went through the layer
     torch.testing.assert_close(got, _full_logits(clf, batch), rtol=0, atol=0)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import clearpipe
 from clearpipe import packing
-from clearpipe.forward import can_pack
+from clearpipe.forward import can_pack, position_offset
 from clearpipe.inputs import normalize_inputs
 from clearpipe.preprocess import Tokenized
 
@@ -75,12 +75,8 @@ def test_packed_batches_give_the_padded_batches_logits(tiny, kind, dtype):
     for _ in range(5):
         rows = rng.sample(range(len(items)), k=rng.randint(1, len(items)))
         padded = clf.forward(clf.collate(tokenized, rows))
-        packed = clf.forward(packing.pack(tokenized, rows, clf_offset(clf)))
+        packed = clf.forward(packing.pack(tokenized, rows, position_offset(clf.model)))
         torch.testing.assert_close(packed, padded, rtol=0.02, atol=0.02)
-
-
-def clf_offset(clf: clearpipe.Classifier) -> int:
-    return clf.model.config.pad_token_id + 1 if clf.model.config.model_type == "roberta" else 0
 
 
 def test_the_engine_packs_batches_that_would_pad_a_lot_and_answers_the_same(tiny):
