@@ -133,7 +133,24 @@ def report(run: dict) -> str:
     return "Targets of issue 4 (against the best pipeline of this run):\n" + "\n".join(lines)
 
 
+def load_run(path: Path) -> dict:
+    """A saved `throughput.py --json` run; a missing, unreadable or foreign file exits with why.
+
+    >>> load_run(Path("missing.json"))  # doctest: +SKIP
+    SystemExit: targets: cannot read missing.json: No such file or directory
+    """
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        sys.exit(f"targets: cannot read {path}: {exc.strerror or exc}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        sys.exit(f"targets: {path} is not JSON: {exc}")
+    if not isinstance(run, dict) or not isinstance(run.get("results"), list):
+        sys.exit(f"targets: {path} has no 'results' list: not a `throughput.py --json` run")
+    return run
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit(__doc__.splitlines()[2].strip())
-    print(report(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))
+    print(report(load_run(Path(sys.argv[1]))))

@@ -79,3 +79,22 @@ def test_the_script_judges_a_saved_run(tmp_path):
     )
     assert "- fp32 path, agnews: at least 1.8x at >= 99.5% agreement: NOT met" in result.stdout
     assert "- default settings, sst2: at least 6.0x at >= 99.5% agreement: not measured" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (None, "cannot read"),
+        ("{not json", "is not JSON"),
+        ('{"results": {}}', "has no 'results' list"),
+        ("[1, 2]", "has no 'results' list"),
+    ],
+)
+def test_a_file_that_is_not_a_run_exits_with_why(tmp_path, content, why):
+    saved = tmp_path / "run.json"
+    if content is not None:
+        saved.write_text(content, encoding="utf-8")
+    result = subprocess.run([sys.executable, str(SCRIPT), str(saved)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.startswith("targets: ") and str(saved) in result.stderr
+    assert why in result.stderr and "Traceback" not in result.stderr
