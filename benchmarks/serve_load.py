@@ -48,7 +48,7 @@ class Offline:
         self.texts = texts
         self.clf = clearpipe.load(model, batch_size=batch_size, device="cpu")
         # Warm up on every text: the first calls after `load` also pay the collection it deferred
-        # (clearpipe.collector) and oneDNN's first kernels per shape, which skewed the thread pick.
+        # (clearpipe.engine.collector) and oneDNN's first kernels per shape, which skewed the thread pick.
         self.clf(texts)
 
     def throughput(self, texts: list[str] | None = None) -> float:

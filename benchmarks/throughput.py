@@ -8,7 +8,7 @@ settings, fp32, torch int8, and the ONNX Runtime exports (fp32 and int8, made by
 export` with its accuracy guard), each timed over `--repeats` passes (median). Reported per
 setting and dataset: texts/s, the ratio to the best transformers.pipeline setting, label
 agreement and largest |score difference| against fp32 eager (transformers.pipeline at batch size
-1), the share of texts that int8's float referee re-ran (`clearpipe.recheck`), peak RSS, and
+1), the share of texts that int8's float referee re-ran (`clearpipe.engine.recheck`), peak RSS, and
 model FLOP utilization: the FLOPs the texts need (real tokens; see `model_flops`) per second over
 a large matrix multiply's rate in the same number format (int8 included), measured here. Then
 the ceiling those rates put on any setting (texts/s with every FLOP at the measured rate, and
@@ -113,7 +113,7 @@ def rechecked_rows(clf, texts: list[str]) -> int | None:
     rows: list[int] = []
 
     def counting(batch):
-        rows.append(len(batch))  # padded or packed (`clearpipe.packing`): rows either way
+        rows.append(len(batch))  # padded or packed (`clearpipe.engine.packing`): rows either way
         return referee.forward(batch)
 
     clf.referee = dataclasses.replace(referee, forward=counting)
@@ -169,7 +169,7 @@ def model_flops(model: str, lengths: list[int]) -> float:
     """Multiply-add FLOPs that classifying texts of these token lengths needs, for a BERT-style
     encoder whose head reads the first token: every layer on every real token, except the last,
     where only the keys and values need every token and the rest the first token alone
-    (`clearpipe.first_token`). Padding and the last layer's unread positions are not counted,
+    (`clearpipe.engine.first_token`). Padding and the last layer's unread positions are not counted,
     so a setting that computes them (transformers.pipeline does) shows it as a lower MFU."""
     from transformers import AutoConfig
 
@@ -200,7 +200,7 @@ def matmul_rate(dtype_name: str, device: str, seconds: float = 2.0) -> float | N
     On the CPU, the faster of PyTorch's two kernels: `a @ b` (MKL for float32) and oneDNN's
     linear on a prepacked weight, which clearpipe runs and which is twice as fast in float32
     on some AVX-512 machines. Measuring against the slower one would put MFU above 100%. int8
-    is oneDNN's u8 x s8 product that `clearpipe.int8` runs (None where this build lacks it).
+    is oneDNN's u8 x s8 product that `clearpipe.engine.int8` runs (None where this build lacks it).
     """
     import torch
 
@@ -222,7 +222,7 @@ def matmul_rate(dtype_name: str, device: str, seconds: float = 2.0) -> float | N
 def _int8_kernel(size: int):
     import torch
 
-    from clearpipe import int8
+    from clearpipe.engine import int8
 
     if not int8.available():
         return None

@@ -8,8 +8,8 @@ import pytest
 from safetensors import safe_open
 
 import clearpipe
-from clearpipe.evaluation import evaluate_file
 from clearpipe.loading import DEFAULT_MODEL_DIR
+from clearpipe.training.evaluation import evaluate_file
 
 pytestmark = pytest.mark.default_model
 

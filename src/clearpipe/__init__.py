@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'clearpipe' has no attribute {name!r}")
-    from clearpipe import collector
+    from clearpipe.engine import collector
 
     with collector.paused():  # the first of these imports torch and transformers
         value = getattr(importlib.import_module(_LAZY[name]), name)

@@ -8,29 +8,29 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
 
-from clearpipe import (
+from clearpipe import longtext
+from clearpipe.engine import (
     allocator,
     attention,
+    batching,
     collector,
-    engine,
     first_token,
     int8,
-    longtext,
-    packing,
     precision,
     prepacked,
     recheck,
 )
+from clearpipe.engine import run as engine
+from clearpipe.engine.onnx_runtime import is_onnx_folder, load_onnx, load_tokenizer
+from clearpipe.engine.samples import builtin_sample
 from clearpipe.errors import InputError
-from clearpipe.forward import can_pack, position_offset
-from clearpipe.forward import forward as forward_stage
 from clearpipe.inputs import TextInput, normalize_inputs
 from clearpipe.loading import (
     Checkpoint,
@@ -40,7 +40,6 @@ from clearpipe.loading import (
     resolve_source,
     uses_token_type_ids,
 )
-from clearpipe.onnx_model import OnnxModel, is_onnx_folder, load_onnx, load_tokenizer
 from clearpipe.postprocess import (
     BEST,
     Activation,
@@ -52,10 +51,9 @@ from clearpipe.postprocess import (
     postprocess,
 )
 from clearpipe.preprocess import Encoded, Tokenized, collate, tokenize
-from clearpipe.validation import builtin_sample
 
 if TYPE_CHECKING:
-    from clearpipe.trace import Trace
+    from clearpipe.trace.record import Trace
 
 
 class LoadOptions(TypedDict, total=False):
@@ -105,15 +103,23 @@ class Classifier:
         self.tokenizer = checkpoint.tokenizer
         self.source = checkpoint.source
         self.settings = settings
-        self.device = _device_of(self.model)
-        # int8 models only: the float model that re-runs their close calls (see clearpipe.recheck).
+        self.device = self.model.device
+        # How the engine runs this model, and the float model that re-runs an int8 model's close
+        # calls (see clearpipe.engine.recheck): set by `load`, None for every other dtype.
+        self.runner = engine.Runner.of(self.model, self.device)
         self.referee: recheck.Referee | None = None
-        self._packs = can_pack(self.model)
 
     @property
     def packs(self) -> bool:
-        """True when this model runs padding-free batches (see `clearpipe.packing`)."""
-        return self._packs
+        """True when this model runs padding-free batches (see `clearpipe.engine.packing`)."""
+        return self.runner.pack_offset is not None
+
+    @property
+    def layout(self) -> engine.Layout:
+        """How the engine cuts rows into batches for this classifier (see `clearpipe.engine.run`)."""
+        s = self.settings
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        return engine.Layout(len(s.labels), pad_id, self.tokenizer.padding_side, s.max_tokens, s.batch_size)
 
     @property
     def labels(self) -> list[str]:
@@ -133,15 +139,8 @@ class Classifier:
 
     def collate(self, tokenized: Tokenized, rows: Sequence[int]) -> Encoded:
         """Pad the given rows of `tokenized` into one batch of tensors."""
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        return collate(tokenized, rows, pad_id, self.tokenizer.padding_side)
-
-    def batch(self, tokenized: Tokenized, rows: Sequence[int]) -> Encoded | packing.Packed:
-        """The engine's batch of these rows: padded, or packed when padding would waste much
-        and the model can run packed (see `clearpipe.packing`)."""
-        if self._packs and packing.should_pack([len(tokenized.input_ids[r]) for r in rows]):
-            return packing.pack(tokenized, rows, position_offset(self.model))
-        return self.collate(tokenized, rows)
+        layout = self.layout
+        return collate(tokenized, rows, layout.pad_id, layout.padding_side)
 
     def preprocess(self, inputs: object) -> Encoded:
         """Stage 1: texts -> one padded batch (input_ids, attention_mask, ...), in input order.
@@ -153,9 +152,13 @@ class Classifier:
         return self.collate(tokenized, range(len(tokenized)))
 
     # Stage 2 ---------------------------------------------------------------------------------
-    def forward(self, encoded: Encoded | packing.Packed) -> torch.Tensor:
-        """Stage 2: one batch -> float32 logits (batch, num_labels) on the CPU."""
-        return forward_stage(self.model, encoded, self.device)
+    def forward(self, encoded: Encoded) -> torch.Tensor:
+        """Stage 2: one padded batch -> float32 logits (batch, num_labels) on the CPU.
+
+        >>> clf.forward(clf.preprocess(["good", "bad"])).shape  # doctest: +SKIP
+        torch.Size([2, 2])
+        """
+        return self.runner.forward(encoded)
 
     # Stage 3 ---------------------------------------------------------------------------------
     def postprocess(
@@ -188,18 +191,13 @@ class Classifier:
         return self.postprocess(self.logits(self.tokenize(items)), activation)
 
     def logits(self, tokenized: Tokenized) -> np.ndarray:
-        """Stages 1b-2 for many rows: logits (rows, num_labels) in input order, via the batching engine.
-
-        An int8 classifier's close calls are re-run by its float referee (see `clearpipe.recheck`).
+        """Stages 1b-2 for many rows: logits (rows, num_labels) in input order, via the engine
+        (`clearpipe.engine.run`: batching, packing, and an int8 model's close calls re-run).
 
         >>> clf.logits(clf.tokenize(["good", "bad"])).shape  # doctest: +SKIP
         (2, 2)
         """
-        logits = self._run(tokenized, self.forward)
-        rows = self.close_calls(logits)
-        if len(rows) and self.referee is not None:
-            logits[rows] = self._run(tokenized, self.referee.forward, rows)
-        return logits
+        return engine.run(tokenized, self.runner, self.layout, self.referee)
 
     def close_calls(self, logits: np.ndarray) -> np.ndarray:
         """Rows of this classifier's `logits` that its referee re-runs (none without a referee).
@@ -209,38 +207,25 @@ class Classifier:
         """
         if self.referee is None:
             return np.empty(0, dtype=np.int64)
-        sigmoid = self.settings.activation is Activation.SIGMOID
-        return recheck.close_calls(logits, self.referee.margin, sigmoid)
-
-    def _run(
-        self,
-        tokenized: Tokenized,
-        forward: Callable[[Encoded | packing.Packed], torch.Tensor],
-        rows: Sequence[int] | None = None,
-    ) -> np.ndarray:
-        s = self.settings
-        return engine.run_batches(
-            tokenized, len(s.labels), s.batch_size, self.batch, forward, max_tokens=s.max_tokens, rows=rows
-        )
+        return self.referee.close_calls(logits)
 
     def referee_for(self, model: torch.nn.Module) -> recheck.Referee:
         """A referee for this (int8) classifier: `model`, in float, with a calibrated margin.
 
         Both models classify the built-in validation sample of this model's kind (see
-        `clearpipe.recheck` for the margin taken from them).
+        `clearpipe.engine.recheck` for the margin taken from them).
 
         >>> clf.referee = clf.referee_for(float_model)  # doctest: +SKIP
         """
 
-        def forward(encoded: Encoded | packing.Packed) -> torch.Tensor:
-            return forward_stage(model, encoded, self.device)
-
+        runner = engine.Runner.of(model, self.device)
         tokenized = self.tokenize(builtin_sample(self.labels)[1])
         with int8.plain_kernels():  # a one-off: compiling would cost more than it saves
-            fast = self._run(tokenized, self.forward)
-        margin = recheck.calibrate(fast, self._run(tokenized, forward))
+            fast = engine.run(tokenized, self.runner, self.layout)
+        margin = recheck.calibrate(fast, engine.run(tokenized, runner, self.layout))
         dtype = str(next(model.parameters()).dtype).removeprefix("torch.")  # e.g. "bfloat16"
-        return recheck.Referee(model=model, dtype=dtype, margin=margin, forward=forward)
+        sigmoid = self.settings.activation is Activation.SIGMOID
+        return recheck.Referee(model, dtype, margin, runner.forward, runner.pack_offset, sigmoid)
 
     def tokenize_windows(self, items: Sequence[TextInput]) -> longtext.Windows:
         """Tokenize for `long_text="chunk"`: every `max_length` window of every input, as rows."""
@@ -271,12 +256,12 @@ class Classifier:
 
     # Trace -----------------------------------------------------------------------------------
     def trace(self, text: str, pair: str | None = None, attributions: bool = True) -> Trace:
-        """Classify one text (or pair), recording every stage; see `clearpipe.trace`.
+        """Classify one text (or pair), recording every stage; see `clearpipe.trace.record`.
 
         >>> clf.trace("a good film").prediction.label  # doctest: +SKIP
         'positive'
         """
-        from clearpipe.trace import trace
+        from clearpipe.trace.record import trace
 
         return trace(self, text, pair, attributions)
 
@@ -298,7 +283,7 @@ def parse_activation(value: str | Activation) -> Activation:
         raise InputError(f'function_to_apply must be "softmax", "sigmoid" or "none", got {value!r}') from None
 
 
-@collector.paused()  # the whole load, the int8 referee's calibration included: see clearpipe.collector
+@collector.paused()  # the whole load, the int8 referee's calibration included: see clearpipe.engine.collector
 def load(
     model: str | os.PathLike[str] | None = None,
     *,
@@ -324,9 +309,9 @@ def load(
 
     Speed: `dtype` is "auto" (bf16 where the hardware has it, else fp32), "float32", "bfloat16",
     "float16" or "int8" (int8 linear layers, CPU; with `recheck`, the default, close calls are
-    re-run by a float copy of the model, see `clearpipe.recheck`, which `recheck=False` saves the
+    re-run by a float copy of the model, see `clearpipe.engine.recheck`, which `recheck=False` saves the
     memory of); batches hold up to `max_tokens` padded tokens
-    (default: `engine.DEFAULT_MAX_TOKENS` for the device) and `batch_size` rows (default: no cap); `threads` sets the intra-op thread count (default: physical cores).
+    (default: `engine.batching.DEFAULT_MAX_TOKENS` for the device) and `batch_size` rows (default: no cap); `threads` sets the intra-op thread count (default: physical cores).
     Long texts: `long_text="truncate"` or `"chunk"` (windows overlapping by `stride` tokens,
     probabilities combined by `aggregate`, "mean" or "max"); see docs/ENGINE.md.
 
@@ -344,7 +329,7 @@ def load(
     source = resolve_source(model)
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
-        allocator.keep_freed_memory()  # see clearpipe.allocator: page faults cost up to a third
+        allocator.keep_freed_memory()  # see clearpipe.engine.allocator: page faults cost up to a third
     checkpoint, resolved, float_model = _load_model(
         source, torch_device, dtype, trust_remote_code, threads, recheck
     )
@@ -363,7 +348,7 @@ def load(
         long_text=long_text,
         stride=max_len // 8 if stride is None else _check_stride(stride),
         aggregate=aggregate,
-        max_tokens=engine.default_max_tokens(torch_device) if max_tokens is None else max_tokens,
+        max_tokens=batching.default_max_tokens(torch_device) if max_tokens is None else max_tokens,
     )
     clf = Classifier(checkpoint, settings)
     if float_model is not None:
@@ -406,9 +391,9 @@ def _load_model(
 
 def _use_fast_paths(model: torch.nn.Module) -> None:
     """Switch a loaded model to clearpipe's faster paths where they apply: on the CPU, attention
-    for bf16/fp16 (see `clearpipe.attention`) and prepacked weights for fp32/bf16 linears
-    (`clearpipe.prepacked`); on any device, a last layer that computes only the first token
-    for the classifiers whose head reads nothing else (`clearpipe.first_token`)."""
+    for bf16/fp16 (see `clearpipe.engine.attention`) and prepacked weights for fp32/bf16 linears
+    (`clearpipe.engine.prepacked`); on any device, a last layer that computes only the first token
+    for the classifiers whose head reads nothing else (`clearpipe.engine.first_token`)."""
     attention.use_cpu_attention(model)
     prepacked.prepack_model(model)
     first_token.install(model)
@@ -416,7 +401,7 @@ def _use_fast_paths(model: torch.nn.Module) -> None:
 
 def _copy_in(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     """A copy of `model` with its parameters in `dtype`, never holding a float32 copy on the way
-    (which the allocator would keep, see `clearpipe.allocator`). Tied parameters stay tied."""
+    (which the allocator would keep, see `clearpipe.engine.allocator`). Tied parameters stay tied."""
     memo: dict[int, object] = {
         id(p): torch.nn.Parameter(p.detach().to(dtype), requires_grad=p.requires_grad)
         for p in model.parameters()
@@ -428,12 +413,6 @@ def _check_stride(stride: int) -> int:
     if stride < 0:
         raise InputError(f"stride must be 0 or more tokens, got {stride}")
     return stride
-
-
-def _device_of(model: torch.nn.Module | OnnxModel) -> torch.device:
-    if isinstance(model, OnnxModel):
-        return torch.device("cpu")  # ONNX Runtime takes and returns host arrays
-    return next(model.parameters()).device
 
 
 def _check_max_length(max_length: int | None, checkpoint: Checkpoint) -> int:

@@ -1,23 +1,26 @@
 """Stage 2, the model: padded tensors -> logits of shape (batch, num_labels).
 
-This is the only place that runs a model: it moves tensors to the device and turns on
-`torch.inference_mode` for PyTorch models, and feeds ONNX Runtime sessions for exported ones.
+It moves a padded batch to the device and calls the model under `torch.inference_mode`; ONNX
+Runtime sessions are called the same way (`clearpipe.engine.onnx_runtime`). The engine's
+padding-free batches run through `clearpipe.engine.packed_forward`, which ends in the same head.
 `forward` is what classification runs; `forward_recorded` is the same call with the model also
 asked to return what it produced on the way (for `clearpipe trace`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel
 
-from clearpipe import attention, first_token, packing
-from clearpipe.onnx_model import OnnxModel
 from clearpipe.preprocess import Encoded
+
+FIRST_TOKEN_KWARG = "clearpipe_first_token"
+"""The keyword argument of `model(...)` that asks a last layer prepared by
+`clearpipe.engine.first_token` to compute only the first token, the one the head reads."""
 
 
 def model_inputs(encoded: Encoded, device: torch.device) -> dict[str, torch.Tensor]:
@@ -32,25 +35,22 @@ def model_inputs(encoded: Encoded, device: torch.device) -> dict[str, torch.Tens
 
 
 def forward(
-    model: PreTrainedModel | OnnxModel, encoded: Encoded | packing.Packed, device: torch.device
+    model: PreTrainedModel, encoded: Encoded, device: torch.device, first_token_only: bool = False
 ) -> torch.Tensor:
-    """Run the model on one batch and return float32 logits (batch, num_labels) on the CPU.
+    """Run the model on one padded batch and return float32 logits (batch, num_labels) on the CPU.
 
-    The batch is padded (`Encoded`) or, for models `can_pack` accepts, packed (`packing.Packed`).
+    `model` is a transformers model or anything called the same way (an ONNX Runtime session in
+    `clearpipe.engine.onnx_runtime`). `first_token_only` passes `FIRST_TOKEN_KWARG`, for models
+    whose last layer the engine prepared for it; packed batches are the engine's
+    (`clearpipe.engine.packed_forward`).
 
     >>> logits = forward(model, preprocess(tokenizer, ["fine"], 128, True), torch.device("cpu"))
     >>> logits.shape  # doctest: +SKIP
     torch.Size([1, 2])
     """
-    if isinstance(encoded, packing.Packed):
-        if not can_pack(model):
-            raise ValueError(f"{type(model).__name__} cannot run a packed batch; see can_pack")
-        return _forward_packed(model, encoded, device)
-    if isinstance(model, OnnxModel):
-        return _forward_onnx(model, encoded)
     inputs = model_inputs(encoded, device)
-    if first_token.installed(model):  # the last layer computes only what the head reads
-        inputs[first_token.KWARG] = True
+    if first_token_only:  # the last layer computes only what the head reads
+        inputs[FIRST_TOKEN_KWARG] = True
     with torch.inference_mode():
         logits = model(**inputs).logits  # (B, num_labels)
     # bf16/fp16 logits are widened before softmax so scores keep float32 precision.
@@ -117,60 +117,3 @@ def _eager_attention(model: PreTrainedModel) -> Iterator[None]:
         yield
     finally:
         model.set_attn_implementation(current)
-
-
-# The classification heads of the models that can run packed, on each row's first token (rows, H),
-# as their own forward applies them to `hidden_states[:, 0]`.
-_HEADS: dict[str, Callable[[PreTrainedModel, torch.Tensor], torch.Tensor]] = {
-    "BertForSequenceClassification": lambda m, first: m.classifier(m.dropout(m.bert.pooler(first[:, None]))),
-    "DistilBertForSequenceClassification": lambda m, first: m.classifier(
-        m.dropout(torch.relu(m.pre_classifier(first)))
-    ),
-    "RobertaForSequenceClassification": lambda m, first: m.classifier(first[:, None]),
-}
-
-
-def can_pack(model: PreTrainedModel | OnnxModel) -> bool:
-    """True for the classifiers that `forward` can run on packed batches (see `clearpipe.packing`):
-    BERT, DistilBERT and RoBERTa on `clearpipe.attention` (bf16/fp16 on the CPU).
-
-    >>> can_pack(clearpipe.load(path, dtype="bfloat16").model)  # doctest: +SKIP
-    True
-    """
-    return type(model).__name__ in _HEADS and model.config._attn_implementation == attention.NAME
-
-
-def position_offset(model: PreTrainedModel) -> int:
-    """Where a row's position ids start: 0, or after the padding index for RoBERTa."""
-    return model.config.pad_token_id + 1 if model.config.model_type == "roberta" else 0
-
-
-def _forward_packed(model: PreTrainedModel, packed: packing.Packed, device: torch.device) -> torch.Tensor:
-    # `can_pack` models run `clearpipe.attention`, which only CPU models do: tensors stay put.
-    inputs = {"input_ids": packed.input_ids, "position_ids": packed.position_ids, "clearpipe_pack": packed}
-    if model.config.model_type != "distilbert":
-        # Explicit zeros: the models' default slices a buffer of max-length size, and a packed
-        # batch can be longer than that.
-        types = (
-            packed.token_type_ids if packed.token_type_ids is not None else torch.zeros_like(packed.input_ids)
-        )
-        inputs["token_type_ids"] = types
-    pruned = first_token.installed(model)
-    if pruned:
-        inputs[first_token.KWARG] = True
-    with torch.inference_mode():
-        hidden = model.base_model(**inputs).last_hidden_state  # (1, N, H), or (B, 1, H) when pruned
-        first = hidden[:, 0] if pruned else hidden[0, packed.starts]  # each row's first token
-        logits = _HEADS[type(model).__name__](model, first)  # (B, num_labels)
-    return logits.float().cpu()
-
-
-def _forward_onnx(model: OnnxModel, encoded: Encoded) -> torch.Tensor:
-    feeds = {"input_ids": encoded.input_ids.numpy(), "attention_mask": encoded.attention_mask.numpy()}
-    if "token_type_ids" in model.input_names:
-        types = encoded.token_type_ids
-        feeds["token_type_ids"] = (
-            types if types is not None else torch.zeros_like(encoded.input_ids)
-        ).numpy()
-    (logits,) = model.session.run(["logits"], feeds)  # (B, num_labels)
-    return torch.from_numpy(logits).float()

@@ -22,7 +22,6 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from clearpipe.errors import CheckpointError, InputError
-from clearpipe.onnx_model import OnnxModel
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 """Where the embedded default sentiment model lives inside the installed package."""
@@ -199,7 +198,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-def uses_token_type_ids(model: PreTrainedModel | OnnxModel, tokenizer: PreTrainedTokenizerBase) -> bool:
+def uses_token_type_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> bool:
     """Whether to feed token_type_ids: the tokenizer makes them and the model (or ONNX graph) takes them.
 
     >>> uses_token_type_ids(checkpoint.model, checkpoint.tokenizer)  # doctest: +SKIP
@@ -209,6 +208,7 @@ def uses_token_type_ids(model: PreTrainedModel | OnnxModel, tokenizer: PreTraine
 
     if "token_type_ids" not in tokenizer.model_input_names:
         return False
-    if isinstance(model, OnnxModel):
-        return "token_type_ids" in model.input_names
+    graph_inputs = getattr(model, "input_names", None)  # an ONNX graph's (clearpipe.engine.onnx_runtime)
+    if graph_inputs is not None:
+        return "token_type_ids" in graph_inputs
     return "token_type_ids" in inspect.signature(model.forward).parameters

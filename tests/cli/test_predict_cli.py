@@ -6,6 +6,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
+import clearpipe
 from cli.helpers import assert_user_error, popen, run
 
 
@@ -49,7 +50,10 @@ def test_predict_writes_every_format_with_top_k(tiny_bert, tmp_path, suffix):
         rows = list(csv.DictReader(out.open(encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE))
     assert [r["text"] for r in rows] == ["good", "bad", "", "the film was good"]
     top = rows[0]["top_k"] if suffix != "tsv" else json.loads(rows[0]["top_k"])
-    assert [d["label"] for d in top] == sorted([d["label"] for d in top], key=lambda x: 0) and len(top) == 2
+    expected = clearpipe.load(tiny_bert, device="cpu")("good", top_k=None)
+    assert [d["label"] for d in top] == [d["label"] for d in expected]  # best first, both labels
+    assert [d["score"] for d in top] == pytest.approx([d["score"] for d in expected], abs=0.01)
+    assert top[0]["score"] >= top[1]["score"]
 
 
 def test_gold_label_column_is_kept(tiny_bert, shared_data, tmp_path):

@@ -6,7 +6,7 @@ import json
 
 import jsonschema
 
-from clearpipe.trace import json_schema
+from clearpipe.trace.record import json_schema
 from cli.helpers import assert_user_error
 from cli.helpers import run as run_cli
 

@@ -22,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: one line per option in 80 columns (rich boxed them)
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command()(classify)

@@ -33,8 +33,8 @@ def evaluate(
     """Accuracy, precision/recall/F1 per class and macro/micro, confusion matrix, ROC AUC, log loss and
     calibration error of MODEL on DATA."""
     import clearpipe
-    from clearpipe.data import DataOptions
-    from clearpipe.evaluation import evaluate_file
+    from clearpipe.training.data import DataOptions
+    from clearpipe.training.evaluation import evaluate_file
 
     clf = clearpipe.load(model, max_length=max_length, batch_size=batch_size, device=device)
     startup.resume_collector()

@@ -34,10 +34,11 @@ def export(
 ) -> None:
     """Export MODEL to ONNX; exits non-zero if it agrees with fp32 on fewer than --threshold % labels."""
     startup.resume_collector()  # exporting runs long: start-up time does not matter
+    from clearpipe.engine.samples import builtin_sample
     from clearpipe.errors import InputError
-    from clearpipe.export import FORMATS, export_onnx
     from clearpipe.loading import load_config, resolve_source
-    from clearpipe.validation import builtin_sample, read_texts
+    from clearpipe.onnx.export import FORMATS, export_onnx
+    from clearpipe.onnx.validation import read_texts
 
     if format not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}")

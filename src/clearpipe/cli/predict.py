@@ -45,7 +45,7 @@ def predict(
     run continues with --resume, and every input row appears exactly once in the output.
     """
     import clearpipe
-    from clearpipe.predict_file import PredictJob, predict_file
+    from clearpipe.bulk.local import PredictJob, predict_file
 
     job = PredictJob(
         input=input,

@@ -38,13 +38,13 @@ def trace(
     startup.resume_collector()
     result = clf.trace(text, pair=pair, attributions=attributions)
     if html is not None:
-        from clearpipe.trace_html import write_html
+        from clearpipe.trace.html import write_html
 
         write_html(result, html)
     if as_json:
         print(result.to_json())
         return
-    from clearpipe.trace_view import render
+    from clearpipe.trace.terminal import render
 
     render(result, words=words)
     if html is not None:

@@ -83,9 +83,9 @@ def train(
 ) -> None:
     """Fine-tune BASE on DATA and write a Hugging Face checkpoint with metrics and a model card to OUTPUT."""
     startup.resume_collector()  # training runs long: start-up time does not matter
-    from clearpipe.data import DataOptions
-    from clearpipe.train import TrainConfig
-    from clearpipe.train import train as run
+    from clearpipe.training.data import DataOptions
+    from clearpipe.training.train import TrainConfig
+    from clearpipe.training.train import train as run
 
     options = DataOptions(
         text_column=text_column,

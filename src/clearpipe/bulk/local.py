@@ -1,0 +1,228 @@
+"""`clearpipe predict`: classify every row of a table file, in bounded memory, resumably.
+
+The input is streamed in chunks; each chunk is classified by the same `Classifier` (and so the
+same engine) as every other entry point and written as one atomic part file beside the output.
+A run that is interrupted leaves its complete parts and a manifest behind; `resume=True`
+checks that the manifest matches this run, skips the rows already done and carries on, so
+every input row appears exactly once, in order, in the assembled output.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from clearpipe.classifier import Classifier
+from clearpipe.errors import InputError, where
+from clearpipe.inputs import TextInput
+from clearpipe.postprocess import BEST, TopK
+from clearpipe.tables.columns import PAIR_NAMES, TEXT_NAMES, pick_column, pick_optional_column
+from clearpipe.tables.read import Chunk, Row, read_chunks, read_columns, table_format
+from clearpipe.tables.write import PART_SUFFIX, assemble, write_part
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class PredictJob:
+    """What to classify and where to write it."""
+
+    input: Path
+    output: Path
+    text_column: str | None = None
+    pair_column: str | None = None
+    top_k: TopK = BEST
+    chunk_rows: int = 4096
+    encoding: str = "utf-8"
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The resolved columns and formats of a job, recorded in the manifest for `--resume`."""
+
+    input: str
+    input_size: int
+    input_mtime_ns: int
+    output_format: str
+    text_column: str
+    pair_column: str | None
+    columns: list[str]
+    label_column: str
+    score_column: str
+    top_k_column: str | None
+    windows_column: str | None
+    top_k: int | str | None
+    chunk_rows: int
+    encoding: str
+    model: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    rows: int
+    resumed_rows: int
+    output: Path
+
+
+Progress = Callable[[Chunk], None]
+
+
+def predict_file(clf: Classifier, job: PredictJob, on_chunk: Progress | None = None) -> Summary:
+    """Classify every row of `job.input` into `job.output`; see the module docstring.
+
+    >>> predict_file(clearpipe.load(), PredictJob(Path("reviews.csv"), Path("labelled.csv")))  # doctest: +SKIP
+    Summary(rows=1200, resumed_rows=0, output=PosixPath('labelled.csv'))
+    """
+    if job.chunk_rows < 1:
+        raise InputError(f"chunk size must be at least 1 row, got {job.chunk_rows}")
+    plan = make_plan(clf, job)
+    parts_dir = job.output.with_name(job.output.name + ".parts")
+    done = _prepare_parts(parts_dir, plan, job.resume)
+    try:
+        rows, resumed = _write_parts(clf, job, plan, parts_dir, done, on_chunk)
+    except InputError:
+        # Bad input fails the same way on every attempt, so these parts can never be resumed;
+        # an interruption (kill, Ctrl-C, crash) keeps them for --resume.
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        raise
+    parts = sorted(parts_dir.glob(f"part-*.{PART_SUFFIX[plan.output_format]}"))
+    assemble(parts, plan.columns, plan.output_format, job.output)
+    shutil.rmtree(parts_dir)
+    return Summary(rows=rows, resumed_rows=resumed, output=job.output)
+
+
+def _write_parts(
+    clf: Classifier, job: PredictJob, plan: Plan, parts_dir: Path, done: int, on_chunk: Progress | None
+) -> tuple[int, int]:
+    rows = resumed = 0
+    for index, chunk in enumerate(read_chunks(job.input, job.chunk_rows, job.encoding)):
+        rows += len(chunk.rows)
+        if index < done:
+            resumed += len(chunk.rows)
+        else:
+            part = parts_dir / f"part-{index:06d}.{PART_SUFFIX[plan.output_format]}"
+            write_part(_classify_chunk(clf, chunk, plan, job), plan.columns, plan.output_format, part)
+        if on_chunk is not None:
+            on_chunk(chunk)
+    return rows, resumed
+
+
+def make_plan(clf: Classifier, job: PredictJob) -> Plan:
+    """Resolve formats and columns, refusing bad combinations before any work is done."""
+    table_format(job.input)
+    out_fmt = table_format(job.output, role="output")
+    if out_fmt == "txt":
+        raise InputError(
+            f"{job.output}: .txt cannot hold labels and scores; write .csv, .tsv, .jsonl, .json or .parquet"
+        )
+    if job.output.resolve() == job.input.resolve():
+        raise InputError(f"{job.output}: the output would overwrite the input; choose another file")
+    found = read_columns(job.input, job.encoding)
+    text = pick_column(found, job.text_column, TEXT_NAMES, "text", "--text-column", job.input)
+    pair = pick_optional_column(
+        [c for c in found if c != text], job.pair_column, PAIR_NAMES, "--text-pair-column", job.input
+    )
+    label, score, top_k_col, windows_col = _added_columns(found, job.top_k, clf.settings.long_text == "chunk")
+    stat = job.input.stat()
+    return Plan(
+        input=str(job.input.resolve()),
+        input_size=stat.st_size,
+        input_mtime_ns=stat.st_mtime_ns,
+        output_format=out_fmt,
+        text_column=text,
+        pair_column=pair,
+        columns=[*found, label, score] + [c for c in (top_k_col, windows_col) if c],
+        label_column=label,
+        score_column=score,
+        top_k_column=top_k_col,
+        windows_column=windows_col,
+        top_k="best" if job.top_k is BEST else job.top_k,
+        chunk_rows=job.chunk_rows,
+        encoding=job.encoding,
+        model=clf.source,
+    )
+
+
+def _added_columns(found: list[str], top_k: TopK, chunked: bool) -> tuple[str, str, str | None, str | None]:
+    # Inputs often carry a gold "label" column (SST-2 does): predictions then get a prefix
+    # rather than overwriting it.
+    wanted = {"label": True, "score": True, "top_k": top_k is not BEST, "windows": chunked}
+    names = [name for name, on in wanted.items() if on]
+    prefix = "predicted_" if any(name in found for name in names) else ""
+    clash = [prefix + name for name in names if prefix + name in found]
+    if clash:
+        raise InputError(f"the input already has columns {clash}; rename them before predicting")
+    named = {name: prefix + name if on else None for name, on in wanted.items()}
+    return named["label"], named["score"], named["top_k"], named["windows"]
+
+
+def _prepare_parts(parts_dir: Path, plan: Plan, resume: bool) -> int:
+    """Create the parts folder, or on resume check its manifest; return how many parts are done."""
+    manifest = parts_dir / MANIFEST
+    if not resume:
+        if parts_dir.exists():
+            raise InputError(
+                f"{parts_dir} holds an interrupted run: pass --resume to continue it, or delete the folder"
+            )
+        parts_dir.mkdir(parents=True)
+        manifest.write_text(json.dumps(asdict(plan), indent=2), encoding="utf-8")
+        return 0
+    if not manifest.is_file():
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(json.dumps(asdict(plan), indent=2), encoding="utf-8")
+        return 0
+    recorded = json.loads(manifest.read_text(encoding="utf-8"))
+    differences = [k for k, v in asdict(plan).items() if recorded.get(k) != v]
+    if differences:
+        raise InputError(
+            f"cannot resume {parts_dir}: this run differs from the interrupted one in {', '.join(differences)}; "
+            "rerun with the same input, options and model, or delete the folder to start over"
+        )
+    for stale in parts_dir.glob("*.tmp"):
+        stale.unlink()  # a part that was being written when the run stopped
+    suffix = PART_SUFFIX[plan.output_format]
+    done = 0
+    while (parts_dir / f"part-{done:06d}.{suffix}").is_file():
+        done += 1
+    return done
+
+
+def _classify_chunk(clf: Classifier, chunk: Chunk, plan: Plan, job: PredictJob) -> list[Row]:
+    items = [_item(row, chunk.first_row + i, plan, job.input) for i, row in enumerate(chunk.rows)]
+    predictions = clf.predict_items(items)
+    best = predictions.to_output()
+    ranked = None if plan.top_k_column is None else predictions.to_output(job.top_k)
+    out = []
+    for i, row in enumerate(chunk.rows):
+        record = dict(row)
+        record[plan.label_column] = best[i]["label"]
+        record[plan.score_column] = best[i]["score"]
+        if ranked is not None:
+            record[plan.top_k_column] = ranked[i]
+        if plan.windows_column is not None:
+            record[plan.windows_column] = best[i]["windows"]
+        out.append(record)
+    return out
+
+
+def _item(row: Row, number: int, plan: Plan, file: Path) -> TextInput:
+    text = _text(row, plan.text_column, number, file)
+    if plan.pair_column is None:
+        return text
+    return (text, _text(row, plan.pair_column, number, file))
+
+
+def _text(row: Row, column: str, number: int, file: Path) -> str:
+    value: Any = row.get(column)
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise InputError(f"{where(file, row=number, column=column)}: the text is missing (null)")
+    raise InputError(
+        f"{where(file, row=number, column=column)}: expected text, got {type(value).__name__} {value!r:.40}"
+    )

@@ -1,0 +1,182 @@
+"""`clearpipe export`: write a checkpoint as an ONNX Runtime model, refused if it lost accuracy.
+
+The export is written to `OUTPUT.partial`, loaded back through `clearpipe.load`, and compared
+with the fp32 PyTorch model on validation texts (the user's file or a built-in sample of the
+model's kind). Only an export that keeps at least `threshold` label agreement is moved to
+`OUTPUT`; a worse one is deleted and the command fails, naming the agreement it reached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from clearpipe.engine import first_token, linears
+from clearpipe.engine.onnx_runtime import EXPORT_INFO, ONNX_FILE
+from clearpipe.errors import InputError
+from clearpipe.forward import FIRST_TOKEN_KWARG
+from clearpipe.onnx.agreement import DEFAULT_THRESHOLD, Agreement, compare, require
+
+FORMATS = ("onnx",)
+QUANTIZATIONS = ("int8",)
+OPSET = 18
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What was written and how well it agrees with the fp32 model."""
+
+    output: str
+    format: str
+    quantize: str | None
+    check: str
+    agreement: Agreement
+    threshold: float
+
+
+class _LogitsOnly(torch.nn.Module):
+    """The classifier as a function of its input tensors returning logits, the ONNX graph's shape."""
+
+    def __init__(self, model: torch.nn.Module, use_token_type_ids: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.use_token_type_ids = use_token_type_ids
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        extra = {"token_type_ids": token_type_ids} if self.use_token_type_ids else {}
+        if first_token.installed(self.model):  # the graph computes what the head reads, as forward does
+            extra[FIRST_TOKEN_KWARG] = True
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
+
+
+def export_onnx(
+    model: str | None,
+    output: Path,
+    *,
+    texts: Sequence[str],
+    check_name: str,
+    quantize: str | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_length: int | None = None,
+) -> ExportReport:
+    """Export `model` to `output/model.onnx` (optionally int8) if it agrees with fp32 on `texts`.
+
+    >>> report = export_onnx("my-model", Path("my-model-onnx"), texts=["good", "bad"], check_name="x")  # doctest: +SKIP
+    >>> report.agreement.label_agreement  # doctest: +SKIP
+    1.0
+    """
+    from clearpipe.classifier import load
+
+    if quantize not in (None, *QUANTIZATIONS):
+        raise InputError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}; got {quantize!r}")
+    if output.exists() and any(output.iterdir()):
+        raise InputError(f"{output} already exists and is not empty; choose a new --output folder")
+    reference = load(model, dtype="float32", device="cpu", max_length=max_length)
+    linears.restore(reference.model)  # the exporter traces plain nn.Linear, not oneDNN's packed kernels
+    partial = output.with_name(output.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        _write_onnx(reference, partial / ONNX_FILE)
+        if quantize == "int8":
+            _quantize_int8(partial / ONNX_FILE)
+        reference.model.config.save_pretrained(partial)
+        reference.tokenizer.save_pretrained(partial)
+        agreement = check_export(reference, partial, texts, threshold, max_length=max_length, name=output)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    report = ExportReport(str(output), "onnx", quantize, check_name, agreement, threshold)
+    (partial / EXPORT_INFO).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
+    if output.exists():
+        output.rmdir()
+    partial.rename(output)
+    return report
+
+
+def check_export(
+    reference,
+    exported: Path,
+    texts: Sequence[str],
+    threshold: float,
+    max_length: int | None = None,
+    name: Path | None = None,
+) -> Agreement:
+    """Compare the exported folder with the fp32 `reference` Classifier; raise `AccuracyError` if worse.
+
+    >>> check_export(clearpipe.load("m", dtype="float32"), Path("m-onnx"), texts, 0.99)  # doctest: +SKIP
+    """
+    from clearpipe.classifier import load
+
+    if not texts:
+        raise InputError("the accuracy check needs at least one text")
+    candidate = load(str(exported), device="cpu", max_length=max_length)
+    agreement = compare(reference.predict_items(list(texts)), candidate.predict_items(list(texts)))
+    require(agreement, threshold, f"the export to {name or exported}")
+    return agreement
+
+
+def _write_onnx(reference, path: Path) -> None:
+    use_types = reference.settings.use_token_type_ids
+    wrapped = _LogitsOnly(reference.model, use_types).eval()
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] * use_types)
+    example = reference.preprocess(["an example text to trace", "and a shorter one"])
+    args = (example.input_ids, example.attention_mask) + ((example.token_type_ids,) if use_types else ())
+    batch = torch.export.Dim("batch")
+    seq = torch.export.Dim("sequence", max=reference.max_length)
+    # The exporter narrates every step on stdout and its logger; the command reports the outcome.
+    quiet = contextlib.redirect_stdout(io.StringIO())
+    with warnings.catch_warnings(), quiet, _silenced("torch.onnx", "torch.export", "torch._dynamo"):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapped,
+            args,
+            str(path),
+            dynamo=True,
+            input_names=names,
+            output_names=["logits"],
+            dynamic_shapes={name: {0: batch, 1: seq} for name in names},
+            opset_version=OPSET,
+            external_data=False,
+            verbose=False,
+        )
+
+
+@contextlib.contextmanager
+def _silenced(*loggers: str):
+    saved = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _quantize_int8(path: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    import onnx
+
+    model = onnx.load(str(path))
+    # The exporter's recorded intermediate shapes trip the quantizer's own shape inference;
+    # dropping them lets it infer every shape afresh.
+    del model.graph.value_info[:]
+    fp32 = path.with_name("model.fp32.onnx")
+    onnx.save(model, str(fp32))
+    path.unlink()
+    # Signed int8 weights (the VNNI kernels of x86 CPUs take them directly), one scale per output
+    # channel: on MiniLM this keeps more labels than one scale per tensor, at the same speed.
+    with _silenced("root"):
+        quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8, per_channel=True)
+    fp32.unlink()
