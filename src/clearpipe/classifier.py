@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,9 +47,12 @@ from clearpipe.postprocess import (
     Output,
     Predictions,
     TopK,
+    check_min_score,
     check_top_k,
     default_activation,
     postprocess,
+    saved_temperature,
+    saved_thresholds,
 )
 from clearpipe.preprocess import Encoded, Tokenized, collate, tokenize
 
@@ -72,6 +76,8 @@ class LoadOptions(TypedDict, total=False):
     max_tokens: int | None
     threads: int | None
     recheck: bool
+    calibrated: bool
+    min_score: float | None
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,9 @@ class Settings:
     stride: int = 0
     aggregate: str = "mean"
     max_tokens: int | None = None
+    temperature: float | None = None  # divides softmax logits; None: raw softmax
+    thresholds: tuple[float, ...] | None = None  # a multi-label model's, per label
+    min_score: float | None = None  # best scores below it are marked "decided": false
 
 
 class Classifier:
@@ -162,11 +171,22 @@ class Classifier:
 
     # Stage 3 ---------------------------------------------------------------------------------
     def postprocess(
-        self, logits: torch.Tensor | np.ndarray, function_to_apply: str | Activation | None = None
+        self,
+        logits: torch.Tensor | np.ndarray,
+        function_to_apply: str | Activation | None = None,
+        calibrated: bool = True,
     ) -> Predictions:
-        """Stage 3: logits -> scores per label (softmax, sigmoid or none)."""
+        """Stage 3: logits -> scores per label (softmax, sigmoid or none), softmax logits divided
+        by the saved temperature unless `calibrated=False` (or loaded so).
+
+        >>> clf.postprocess(logits, calibrated=False).temperature is None  # doctest: +SKIP
+        True
+        """
+        s = self.settings
         array = logits.numpy() if isinstance(logits, torch.Tensor) else np.asarray(logits)
-        return postprocess(array, self.settings.labels, self._activation(function_to_apply))
+        thresholds = None if s.thresholds is None else np.asarray(s.thresholds)
+        temperature = s.temperature if calibrated else None
+        return postprocess(array, s.labels, self._activation(function_to_apply), temperature, thresholds)
 
     def _activation(self, function_to_apply: str | Activation | None) -> Activation:
         return self.settings.activation if function_to_apply is None else parse_activation(function_to_apply)
@@ -235,24 +255,43 @@ class Classifier:
     def combine_windows(self, per_window: Predictions, windows: longtext.Windows) -> Predictions:
         """Aggregate per-window scores into one row per input (mean or max, see `load`)."""
         scores = longtext.aggregate_windows(per_window.scores, windows, self.settings.aggregate)
-        return Predictions(scores, per_window.labels, per_window.activation, windows=windows.counts)
+        return dataclasses.replace(per_window, scores=scores, windows=windows.counts)
 
     def warmup(self) -> None:
         """Run two small batches so that kernel selection and allocation happen before real work."""
         self.predict_items(["warm up " * 4, "warm up " * 30])
 
     def __call__(
-        self, inputs: object, top_k: TopK = BEST, function_to_apply: str | Activation | None = None
+        self,
+        inputs: object,
+        top_k: TopK = BEST,
+        function_to_apply: str | Activation | None = None,
+        min_score: float | None = None,
     ) -> Output | list[Output]:
         """Classify a text, a pair, or a list of them; see `clearpipe.postprocess` for the output.
+
+        `min_score` (default: the one given to `load`) adds `"decided"` to every result.
 
         >>> clf(["great", "awful"], top_k=None)  # doctest: +SKIP
         [[{'label': 'positive', 'score': 0.99}, {'label': 'negative', 'score': 0.01}], [...]]
         """
         top_k = check_top_k(top_k, len(self.settings.labels))
+        min_score = self.check_min_score(min_score, function_to_apply)
         batch = normalize_inputs(inputs)
-        outputs = self.predict_items(batch.items, function_to_apply).to_output(top_k)
+        outputs = self.predict_items(batch.items, function_to_apply).to_output(top_k, min_score)
         return outputs[0] if batch.single else outputs
+
+    def check_min_score(
+        self, min_score: float | None, function_to_apply: str | Activation | None = None
+    ) -> float | None:
+        """The `min_score` a call uses: its own, else the classifier's; checked against the scores
+        it would apply to (softmax only).
+
+        >>> clf.check_min_score(0.9)  # doctest: +SKIP
+        0.9
+        """
+        chosen = self.settings.min_score if min_score is None else min_score
+        return check_min_score(chosen, self._activation(function_to_apply))
 
     # Trace -----------------------------------------------------------------------------------
     def trace(self, text: str, pair: str | None = None, attributions: bool = True) -> Trace:
@@ -300,6 +339,8 @@ def load(
     max_tokens: int | None = None,
     threads: int | None = None,
     recheck: bool = True,
+    calibrated: bool = True,
+    min_score: float | None = None,
 ) -> Classifier:
     """Load a sequence-classification checkpoint (folder or hub id) as a `Classifier`.
 
@@ -314,6 +355,9 @@ def load(
     (default: `engine.batching.DEFAULT_MAX_TOKENS` for the device) and `batch_size` rows (default: no cap); `threads` sets the intra-op thread count (default: physical cores).
     Long texts: `long_text="truncate"` or `"chunk"` (windows overlapping by `stride` tokens,
     probabilities combined by `aggregate`, "mean" or "max"); see docs/ENGINE.md.
+    Trust: a temperature saved in the checkpoint (`clearpipe calibrate`) divides softmax logits
+    unless `calibrated=False`; `min_score` marks results below it `"decided": false`; a multi-label
+    model's saved thresholds say which labels apply (see `clearpipe.postprocess`).
 
     >>> clf = clearpipe.load("path/to/checkpoint", max_length=128, dtype="float32")  # doctest: +SKIP
     """
@@ -334,21 +378,26 @@ def load(
         source, torch_device, dtype, trust_remote_code, threads, recheck
     )
     max_len = _check_max_length(max_length, checkpoint)
+    config = checkpoint.model.config
+    activation = (
+        default_activation(config) if function_to_apply is None else parse_activation(function_to_apply)
+    )
+    names = _labels(checkpoint, labels)
+    thresholds = saved_thresholds(config, [str(config.id2label[i]) for i in range(config.num_labels)])
     settings = Settings(
         max_length=max_len,
         batch_size=batch_size,
-        activation=(
-            default_activation(checkpoint.model.config)
-            if function_to_apply is None
-            else parse_activation(function_to_apply)
-        ),
-        labels=_labels(checkpoint, labels),
+        activation=activation,
+        labels=names,
         use_token_type_ids=uses_token_type_ids(checkpoint.model, checkpoint.tokenizer),
         dtype=resolved,
         long_text=long_text,
         stride=max_len // 8 if stride is None else _check_stride(stride),
         aggregate=aggregate,
         max_tokens=batching.default_max_tokens(torch_device) if max_tokens is None else max_tokens,
+        temperature=saved_temperature(config) if calibrated else None,
+        thresholds=None if thresholds is None else tuple(float(t) for t in thresholds),
+        min_score=check_min_score(min_score, activation),
     )
     clf = Classifier(checkpoint, settings)
     if float_model is not None:

@@ -11,6 +11,20 @@ A single input gives a single result; a list gives a list. Nothing else changes 
 One addition: with `long_text="chunk"` (see `clearpipe.longtext`) every `{"label", "score"}` also
 carries `"windows": n`, the number of `max_length` windows the input was classified in. Truncate
 mode (the default) never adds the key.
+
+Scores, decisions and abstention (keys are only ever added, never a shape changed):
+
+* Calibration: a softmax model whose config.json holds `clearpipe_calibration` (written by
+  `clearpipe train` or `clearpipe calibrate`) has its logits divided by the saved temperature
+  before the softmax. Labels and their order never change; `calibrated=False` gives raw softmax.
+* Multi-label models (`problem_type` `multi_label_classification`, sigmoid scores): every
+  `{"label", "score"}` also carries `"applies": bool`, whether the score reaches that label's
+  threshold (`label_thresholds` in config.json, saved by `clearpipe train`; 0.5 without one). The
+  shapes are those above, so `top_k=None` lists every label with its decision, and the labels
+  that apply are those with `"applies": true`, possibly none.
+* Abstention: with `min_score` set (single-label softmax models only), every `{"label", "score"}`
+  also carries `"decided": bool`, whether its score reaches `min_score`. A best label with
+  `"decided": false` means "not sure": the label is still the model's best guess, never replaced.
 """
 
 from __future__ import annotations
@@ -22,7 +36,12 @@ from typing import Final, NotRequired, TypedDict
 import numpy as np
 from transformers import PretrainedConfig
 
-from clearpipe.errors import InputError
+from clearpipe.errors import CheckpointError, InputError
+
+CALIBRATION_KEY = "clearpipe_calibration"
+"""config.json key holding a fitted temperature (see `clearpipe.training.calibration`)."""
+THRESHOLDS_KEY = "label_thresholds"
+"""config.json key holding the per-label decision thresholds of a multi-label model."""
 
 
 class LabelScore(TypedDict):
@@ -31,6 +50,8 @@ class LabelScore(TypedDict):
     label: str
     score: float
     windows: NotRequired[int]  # only with long_text="chunk"
+    applies: NotRequired[bool]  # only for multi-label models: the score reaches the label's threshold
+    decided: NotRequired[bool]  # only with min_score: the score reaches it
 
 
 class _Best(enum.Enum):
@@ -81,17 +102,58 @@ def activate(logits: np.ndarray, activation: Activation) -> np.ndarray:
     return logits
 
 
+def is_multi_label(config: PretrainedConfig) -> bool:
+    return config.problem_type == "multi_label_classification"
+
+
+def saved_temperature(config: PretrainedConfig) -> float | None:
+    """The temperature saved under `clearpipe_calibration` in config.json, or None.
+
+    >>> saved_temperature(clf.model.config)  # doctest: +SKIP
+    1.84
+    """
+    saved = getattr(config, CALIBRATION_KEY, None)
+    if saved is None:
+        return None
+    fields = saved if isinstance(saved, dict) else {}
+    value = fields.get("temperature")
+    # A hand-edited or foreign key must not silently turn into wrong scores.
+    if fields.get("method") != "temperature" or not isinstance(value, int | float) or not 0 < value < np.inf:
+        raise CheckpointError(
+            f'config.json\'s "{CALIBRATION_KEY}" is not a temperature clearpipe can apply: {saved!r:.200}; '
+            "rerun `clearpipe calibrate`, or load with calibrated=False (--no-calibration)"
+        )
+    return float(value)
+
+
+def saved_thresholds(config: PretrainedConfig, labels: list[str]) -> np.ndarray | None:
+    """A multi-label model's per-label thresholds from config.json, in label order (0.5 where
+    none is saved); None for other models.
+
+    >>> saved_thresholds(clf.model.config, clf.labels)  # doctest: +SKIP
+    array([0.35, 0.6 , 0.5 ])
+    """
+    if not is_multi_label(config):
+        return None
+    saved = getattr(config, THRESHOLDS_KEY, None) or {}
+    return np.asarray([float(saved.get(name, 0.5)) for name in labels])
+
+
 @dataclass(frozen=True)
 class Predictions:
     """Scores for a batch: `scores` is (batch, num_labels), columns in the order of `labels`.
 
     `windows` (batch,) counts the windows each input was classified in; None unless chunked.
+    `temperature` is the one the logits were divided by (None: raw); `thresholds` (num_labels,)
+    decide which labels of a multi-label model apply (None for single-label scores).
     """
 
     scores: np.ndarray
     labels: list[str]
     activation: Activation
     windows: np.ndarray | None = None
+    temperature: float | None = None
+    thresholds: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -101,39 +163,88 @@ class Predictions:
         """Index of the best label per row, shape (batch,)."""
         return self.scores.argmax(axis=-1)
 
-    def to_output(self, top_k: TopK = BEST) -> list[Output]:
+    def decided(self, min_score: float) -> np.ndarray:
+        """Whether each row's best score reaches `min_score`, shape (batch,): False is "not sure"."""
+        return self.scores.max(axis=-1) >= min_score
+
+    def applies(self) -> np.ndarray | None:
+        """Which labels apply (batch, num_labels) by their thresholds; None for single-label scores."""
+        return None if self.thresholds is None else self.scores >= self.thresholds[None, :]
+
+    def to_output(self, top_k: TopK = BEST, min_score: float | None = None) -> list[Output]:
         """Format every row by the output contract (see the module docstring).
 
         >>> Predictions(np.array([[0.2, 0.8]]), ["neg", "pos"], Activation.SOFTMAX).to_output()
         [{'label': 'pos', 'score': 0.8}]
         """
         if top_k is BEST:
-            return [self._one(i, int(j), float(self.scores[i, j])) for i, j in enumerate(self.best)]
-        return [self._ranked(i, row, top_k) for i, row in enumerate(self.scores)]
+            return [
+                self._one(i, int(j), float(self.scores[i, j]), min_score) for i, j in enumerate(self.best)
+            ]
+        return [self._ranked(i, row, top_k, min_score) for i, row in enumerate(self.scores)]
 
-    def _one(self, row: int, label: int, score: float) -> LabelScore:
+    def _one(self, row: int, label: int, score: float, min_score: float | None = None) -> LabelScore:
         result = LabelScore(label=self.labels[label], score=score)
         if self.windows is not None:
             result["windows"] = int(self.windows[row])
+        if self.thresholds is not None:
+            result["applies"] = bool(score >= self.thresholds[label])
+        if min_score is not None:
+            result["decided"] = bool(score >= min_score)
         return result
 
-    def _ranked(self, i: int, row: np.ndarray, top_k: int | None) -> list[LabelScore]:
-        ranked = [self._one(i, j, float(s)) for j, s in enumerate(row)]
+    def _ranked(
+        self, i: int, row: np.ndarray, top_k: int | None, min_score: float | None
+    ) -> list[LabelScore]:
+        ranked = [self._one(i, j, float(s), min_score) for j, s in enumerate(row)]
         # A stable sort keeps label order among equal scores, as transformers does.
         ranked.sort(key=lambda x: x["score"], reverse=True)
         return ranked if top_k is None else ranked[:top_k]
 
 
-def postprocess(logits: np.ndarray, labels: list[str], activation: Activation) -> Predictions:
+def postprocess(
+    logits: np.ndarray,
+    labels: list[str],
+    activation: Activation,
+    temperature: float | None = None,
+    thresholds: np.ndarray | None = None,
+) -> Predictions:
     """Turn (batch, num_labels) logits into scores for each label.
+
+    A `temperature` divides softmax logits (it was fitted for softmax; sigmoid and raw scores
+    ignore it), which changes scores but never their order. `thresholds` go with sigmoid scores,
+    the ones they were tuned on.
 
     >>> postprocess(np.array([[0.0, 2.0]]), ["neg", "pos"], Activation.SOFTMAX).to_output()
     [{'label': 'pos', 'score': 0.8807970779778823}]
     """
     if logits.ndim != 2 or logits.shape[1] != len(labels):
         raise ValueError(f"expected logits of shape (batch, {len(labels)}), got {tuple(logits.shape)}")
-    scores = activate(logits.astype(np.float64, copy=False), activation)
-    return Predictions(scores=scores, labels=labels, activation=activation)
+    logits = logits.astype(np.float64, copy=False)  # (B, L)
+    temperature = temperature if activation is Activation.SOFTMAX else None
+    if temperature is not None:
+        logits = logits / temperature
+    return Predictions(
+        scores=activate(logits, activation),
+        labels=labels,
+        activation=activation,
+        temperature=temperature,
+        thresholds=thresholds if activation is Activation.SIGMOID else None,
+    )
+
+
+def check_min_score(min_score: float | None, activation: Activation) -> float | None:
+    """Validate a user's `min_score`: None, or a probability for single-label softmax scores."""
+    if min_score is None:
+        return None
+    if isinstance(min_score, bool) or not isinstance(min_score, int | float) or not 0 <= min_score <= 1:
+        raise InputError(f"min_score must be a number from 0 to 1, got {min_score!r}")
+    if activation is not Activation.SOFTMAX:
+        raise InputError(
+            f"min_score applies to softmax scores (single-label models); these are {activation.value} "
+            "scores (a multi-label model decides each label by its threshold instead)"
+        )
+    return float(min_score)
 
 
 def check_top_k(top_k: TopK, num_labels: int) -> TopK:

@@ -2,7 +2,7 @@
 
 `evaluate_scores(probs, labels, names)` returns an `Evaluation`: accuracy; precision, recall and F1
 per class and macro/micro; the confusion matrix; ROC AUC (one-vs-rest beyond two classes); log loss;
-expected calibration error; and the rows of the most confident mistakes. Multi-label data is scored
+expected calibration error; the Brier score; and the rows of the most confident mistakes. Multi-label data is scored
 per label after applying one decision threshold per label (`tune_thresholds` picks them).
 """
 
@@ -34,6 +34,11 @@ class Evaluation:
     multi_label: bool = False
     thresholds: dict[str, float] | None = None
     errors: list[dict] = field(default_factory=list)
+    brier: float | None = None  # scikit-learn's brier_score_loss; per label cell when multi-label
+    ece_bins: int = ECE_BINS
+    # With a saved temperature applied: it, and the raw softmax's figures (see `calibration_figures`).
+    temperature: float | None = None
+    uncalibrated: dict[str, float] | None = None
 
     @property
     def macro_f1(self) -> float:
@@ -90,6 +95,7 @@ def _single_label(probs, y, names, texts, rows, n_errors) -> Evaluation:
         ece=expected_calibration_error(confidence, pred == y),
         labels=names,
         errors=_confident_errors(pred != y, confidence, pred, y, names, texts, rows, n_errors),
+        brier=brier_score(probs, y),
     )
 
 
@@ -118,7 +124,38 @@ def _multi_label(probs, y, names, thresholds, texts, rows, n_errors) -> Evaluati
         multi_label=True,
         thresholds={n: float(t) for n, t in zip(names, thresholds, strict=True)},
         errors=_confident_errors(wrong_rows, row_conf, pred, y, names, texts, rows, n_errors),
+        brier=brier_score(probs, y),
     )
+
+
+def brier_score(probs: np.ndarray, y: np.ndarray) -> float:
+    """scikit-learn's Brier score: of the positive class for two classes, summed over classes for
+    more, and the mean over label cells for a multi-label 0/1 matrix `y`.
+
+    >>> brier_score(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 1]))
+    0.025
+    """
+    from sklearn.metrics import brier_score_loss
+
+    if y.ndim == 2:
+        return round(float(((probs - y) ** 2).mean()), 6)
+    return round(float(brier_score_loss(y, probs, labels=list(range(probs.shape[1])))), 6)
+
+
+def calibration_figures(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """ECE, log loss and Brier score of single-label probabilities (N, L) against label ids (N,).
+
+    >>> calibration_figures(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 1]))["ece"]
+    0.15
+    """
+    from sklearn.metrics import log_loss
+
+    pred = probs.argmax(axis=1)
+    return {
+        "ece": expected_calibration_error(probs.max(axis=1), pred == y),
+        "log_loss": float(log_loss(y, _clip(probs), labels=list(range(probs.shape[1])))),
+        "brier": brier_score(probs, y),
+    }
 
 
 def _prf(y, pred, ids, average: str) -> dict[str, float]:

@@ -1,10 +1,12 @@
-"""Training plots with matplotlib (headless): loss and accuracy per epoch, and a confusion matrix."""
+"""Training plots with matplotlib (headless): loss and accuracy per epoch, a confusion matrix, and
+for `clearpipe evaluate --plots` a reliability diagram and a risk-coverage curve."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from clearpipe.training.metrics import Evaluation
+from clearpipe.training.trust import COVERAGES, Trust
 
 
 def _pyplot():
@@ -57,6 +59,55 @@ def confusion(evaluation: Evaluation, path: Path) -> None:
         ax.set_xticks(range(len(ticks)), ticks, rotation=45, ha="right")
         ax.set_yticks(range(len(ticks)), ticks)
         ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def reliability(
+    after: Trust, path: Path, before: Trust | None = None, temperature: float | None = None
+) -> None:
+    """Reliability diagram: accuracy against mean confidence per bin, the diagonal being perfect
+    calibration; with `before`, the raw softmax's bins beside the calibrated ones."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    series = [("calibrated" if before else "scores", after)]
+    if before is not None:
+        series.insert(0, ("raw softmax", before))
+    for name, trust in series:
+        points = [(b.confidence, b.accuracy) for b in trust.reliability]
+        sizes = [20 + 200 * b.rows / trust.rows for b in trust.reliability]
+        ax.plot(*zip(*points, strict=True), marker="o", markersize=0, label=name)
+        ax.scatter(*zip(*points, strict=True), s=sizes, alpha=0.6)
+    title = "reliability" + (f" (T = {temperature:.3f})" if temperature else "")
+    ax.set(title=title, xlabel="confidence (best label's score)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def risk_coverage(trust: Trust, path: Path) -> None:
+    """Accuracy of the kept predictions against coverage as `min_score` rises (right to left)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([p.coverage for p in trust.curve], [p.accuracy for p in trust.curve])
+    for coverage in COVERAGES:
+        point = trust.at_coverage(coverage)
+        ax.scatter([point.coverage], [point.accuracy], color="black", zorder=3)
+        ax.annotate(
+            f"{point.accuracy:.3f} at {point.coverage:.0%}\n(min_score {point.min_score:.3f})",
+            (point.coverage, point.accuracy),
+            textcoords="offset points",
+            xytext=(-10, 10),
+            ha="right",
+            fontsize=8,
+        )
+    ax.set(title="risk-coverage", xlabel="coverage (share of predictions kept)", ylabel="accuracy of kept")
+    ax.set_xlim(0, 1.02)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,0 +1,262 @@
+"""Temperature scaling (Guo et al., 2017): one number T, fitted on held-out labelled data, that
+divides a softmax model's logits so that its scores mean what they say.
+
+T minimizes the negative log-likelihood (NLL) of the held-out labels under softmax(logits / T).
+A positive T never changes which label is best, only how sure the model says it is, so
+accuracy and every label stay exactly as they were. The fit is scipy's bounded 1-D search over
+log T (the NLL is convex in 1/T: one minimum). `clearpipe train` fits T on its validation
+split, `clearpipe calibrate` on any labelled file; both save it in config.json under
+`clearpipe_calibration`, which `clearpipe.postprocess` applies at prediction time and plain
+`transformers.pipeline` ignores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clearpipe.classifier import Classifier
+from clearpipe.errors import InputError
+from clearpipe.postprocess import CALIBRATION_KEY, Activation, activate, default_activation, is_multi_label
+from clearpipe.training.data import Split
+from clearpipe.training.metrics import ECE_BINS, expected_calibration_error
+
+MIN_ROWS = 50
+"""Fewest labelled rows a temperature is fitted on: on fewer, it follows their noise."""
+BOUNDS = (0.05, 20.0)
+"""The temperatures searched: from 20x sharper to 20x softer than the raw softmax."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A fitted temperature and what it did on the rows it was fitted on; `to_dict()` is what
+    config.json holds under `clearpipe_calibration` (and metrics.json under `calibration`)."""
+
+    temperature: float
+    fitted_on: str
+    rows: int
+    ece_before: float
+    ece_after: float
+    nll_before: float
+    nll_after: float
+    method: str = "temperature"
+    ece_bins: int = ECE_BINS
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, **{k: v for k, v in asdict(self).items() if k != "method"}}
+
+    def summary(self) -> str:
+        """One line for the terminal.
+
+        >>> Calibration(1.5, "dev.tsv", 872, 0.08, 0.02, 0.36, 0.27).summary()
+        'temperature 1.500 fitted on dev.tsv (872 rows): ECE 0.0800 -> 0.0200, log loss 0.3600 -> 0.2700'
+        """
+        return (
+            f"temperature {self.temperature:.3f} fitted on {self.fitted_on} ({self.rows} rows): "
+            f"ECE {self.ece_before:.4f} -> {self.ece_after:.4f}, "
+            f"log loss {self.nll_before:.4f} -> {self.nll_after:.4f}"
+        )
+
+
+def nll(logits: np.ndarray, y: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of label ids `y` (N,) under softmax(logits / temperature).
+
+    >>> round(nll(np.array([[0.0, 0.0]]), np.array([1])), 4)
+    0.6931
+    """
+    z = logits / temperature  # (N, L)
+    z = z - z.max(axis=1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-log_probs[np.arange(len(y)), y].mean())
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature in `BOUNDS` that minimizes `nll(logits, y, T)`.
+
+    >>> fit_temperature(np.array([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [4.0, 0.0]]), np.array([0, 1, 0, 1]))  # doctest: +SKIP
+    3.6
+    """
+    from scipy.optimize import minimize_scalar
+
+    logits = np.asarray(logits, dtype=np.float64)
+    low, high = np.log(BOUNDS)
+    found = minimize_scalar(
+        lambda log_t: nll(logits, y, float(np.exp(log_t))),
+        bounds=(low, high),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
+    return float(np.exp(found.x))
+
+
+def check_fittable(y: np.ndarray, labels: list[str], source: str) -> None:
+    """Refuse data a temperature cannot be fitted on, saying why."""
+    if len(y) < MIN_ROWS:
+        raise InputError(
+            f"{source}: {len(y)} labelled rows are too few to fit a temperature; it needs at least "
+            f"{MIN_ROWS}, and a few hundred held-out rows give a steadier one"
+        )
+    present = np.unique(y)
+    if len(present) < 2:
+        raise InputError(
+            f"{source}: every row has the label {labels[int(present[0])]!r}; a temperature needs at "
+            "least two classes in the data (on one class the best fit is to be sure of everything)"
+        )
+
+
+def check_calibratable(classifier: Classifier) -> None:
+    """Refuse models whose scores are not one softmax over their labels."""
+    config = classifier.model.config
+    if is_multi_label(config):
+        raise InputError(
+            f"{classifier.source} is a multi-label model: each label gets its own sigmoid score and is "
+            "decided by its saved threshold (label_thresholds); temperature scaling fits softmax models"
+        )
+    activation = default_activation(config)
+    if activation is not Activation.SOFTMAX:
+        raise InputError(
+            f"{classifier.source} scores with {activation.value}, not softmax "
+            f"({config.num_labels} output(s), problem_type {config.problem_type}); "
+            "temperature scaling fits single-label softmax models"
+        )
+
+
+def fit(logits: np.ndarray, y: np.ndarray, fitted_on: str) -> Calibration:
+    """Fit a temperature on `logits` (N, L) and label ids `y` (N,), with ECE and NLL around it.
+
+    >>> fit(val_logits, val_labels, "dev.tsv").temperature  # doctest: +SKIP
+    1.84
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(y)
+    temperature = fit_temperature(logits, y)
+
+    def ece(t: float) -> float:
+        probs = activate(logits / t, Activation.SOFTMAX)
+        return expected_calibration_error(probs.max(axis=1), probs.argmax(axis=1) == y)
+
+    return Calibration(
+        temperature=round(temperature, 6),
+        fitted_on=fitted_on,
+        rows=len(y),
+        ece_before=ece(1.0),
+        ece_after=ece(temperature),
+        nll_before=round(nll(logits, y), 6),
+        nll_after=round(nll(logits, y, temperature), 6),
+    )
+
+
+def calibrate_split(classifier: Classifier, split: Split, fitted_on: str) -> Calibration:
+    """Fit a temperature for `classifier` on a labelled split, from its raw logits.
+
+    The data is checked before the model runs, so a refusal is immediate.
+
+    >>> calibrate_split(clearpipe.load("out"), data.validation, "validation").temperature  # doctest: +SKIP
+    1.84
+    """
+    check_calibratable(classifier)
+    y = np.asarray(split.labels)
+    check_fittable(y, classifier.labels, fitted_on)
+    logits = classifier.logits(classifier.tokenize(split.items))  # (N, L), never temperature-scaled
+    return fit(logits, y, fitted_on)
+
+
+def write_calibration(folder: Path, calibration: Calibration) -> None:
+    """Save `calibration` into `folder`'s config.json (and metrics.json and model card, if there).
+
+    config.json is rewritten the way transformers writes it (sorted keys, two-space indent), with
+    only the `clearpipe_calibration` key added or replaced.
+    """
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config[CALIBRATION_KEY] = calibration.to_dict()
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    metrics_path = folder / "metrics.json"
+    if metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        metrics["calibration"] = calibration.to_dict()
+        metrics_path.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    card = folder / "README.md"
+    if card.is_file():
+        card.write_text(with_card_section(card.read_text(encoding="utf-8"), calibration), encoding="utf-8")
+
+
+def card_section(calibration: Calibration) -> list[str]:
+    """The model card's "Calibration" section."""
+    c = calibration
+    return [
+        "## Calibration",
+        "",
+        f"Scores are temperature-scaled (Guo et al., 2017): logits are divided by T = {c.temperature:.4f}, "
+        f"fitted on {c.fitted_on} ({c.rows} rows) to minimize log loss. Labels never change.",
+        "",
+        "| on the fitting data | ECE | log loss |",
+        "| --- | --- | --- |",
+        f"| raw softmax | {c.ece_before:.4f} | {c.nll_before:.4f} |",
+        f"| calibrated | {c.ece_after:.4f} | {c.nll_after:.4f} |",
+        "",
+        f"ECE uses {c.ece_bins} equal-width confidence bins. clearpipe applies T (config.json key "
+        f"`{CALIBRATION_KEY}`; `calibrated=False` or `--no-calibration` turns it off); "
+        "`transformers.pipeline` ignores the key and gives the raw softmax.",
+        "",
+    ]
+
+
+def with_card_section(card: str, calibration: Calibration) -> str:
+    """`card` with its Calibration section added before "## Use" (or at the end), or replaced."""
+    card = re.sub(r"## Calibration\n.*?(?=^## |\Z)", "", card, flags=re.S | re.M)
+    section = "\n".join(card_section(calibration)) + "\n"
+    if "\n## Use\n" in card:
+        return card.replace("\n## Use\n", "\n" + section + "## Use\n", 1)
+    return card.rstrip("\n") + "\n\n" + section
+
+
+def write_calibrated_copy(source: str, output: Path, calibration: Calibration) -> Path:
+    """Copy checkpoint `source` (a folder, or a hub id through the local cache) to `output` with
+    `calibration` saved in it. The copy is assembled beside `output` and renamed into place, so
+    `output` is either absent or complete.
+    """
+    check_output(source, output)
+    tmp = output.with_name(f".{output.name}.clearpipe-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _copy_checkpoint(source, tmp)
+        write_calibration(tmp, calibration)
+        if output.exists():
+            output.rmdir()  # checked empty: a folder made for us
+        os.replace(tmp, output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return output
+
+
+def check_output(source: str, output: Path) -> None:
+    """Refuse an output folder that holds anything, or that is the source itself or inside it."""
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise InputError(f"{output} already exists and is not an empty folder; choose a new output folder")
+    folder = Path(source)
+    if folder.is_dir() and output.resolve().is_relative_to(folder.resolve()):
+        raise InputError(f"{output} is inside the model folder {source}; write the calibrated copy elsewhere")
+
+
+def _copy_checkpoint(source: str, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if Path(source).is_dir():
+        # Symlinks (a hub cache snapshot) are copied as the files they point to.
+        shutil.copytree(source, destination, ignore=shutil.ignore_patterns("checkpoints", ".git"))
+        return
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from clearpipe.loading import quiet_transformers
+
+    # A hub id: the weights as published (not the copy clearpipe loaded and tuned for speed).
+    with quiet_transformers():
+        model = AutoModelForSequenceClassification.from_pretrained(source, dtype="auto")
+    model.save_pretrained(str(destination))
+    AutoTokenizer.from_pretrained(source).save_pretrained(str(destination))
