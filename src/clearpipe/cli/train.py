@@ -15,10 +15,16 @@ def train(
         Path,
         typer.Argument(help="Training data: .csv, .tsv, .json, .jsonl, .parquet or a save_to_disk folder."),
     ],
-    base: Annotated[str, typer.Option("--base", help="Checkpoint folder or hub id to fine-tune.")],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for the trained model and its reports.")
     ],
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="Folder, hub id or named base (`clearpipe bases`) to fine-tune. Default: minilm-l6.",
+        ),
+    ] = None,
     validation: Annotated[
         Path | None, typer.Option("--validation", help="Validation data. Default: a stratified 10% of DATA.")
     ] = None,
@@ -80,10 +86,28 @@ def train(
         str, typer.Option("--save-dtype", help='Weights dtype on disk: "float32", "float16" or "bfloat16".')
     ] = "float32",
     max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = -1,
+    teacher: Annotated[
+        str | None,
+        typer.Option(
+            "--teacher", help="Distil from this classifier (folder or hub id) with the same labels."
+        ),
+    ] = None,
+    distill_temperature: Annotated[
+        float, typer.Option("--distill-temperature", help="Softening of the teacher's scores.")
+    ] = 2.0,
+    distill_weight: Annotated[
+        float, typer.Option("--distill-weight", help="Share of the loss from the teacher (0-1).")
+    ] = 0.5,
+    unlabeled: Annotated[
+        Path | None,
+        typer.Option("--unlabeled", help="Texts without labels, learnt from the --teacher alone."),
+    ] = None,
 ) -> None:
-    """Fine-tune BASE on DATA and write a Hugging Face checkpoint with metrics and a model card to OUTPUT."""
+    """Fine-tune a base on DATA and write a Hugging Face checkpoint with metrics and a model card to OUTPUT."""
     startup.resume_collector()  # training runs long: start-up time does not matter
+    from clearpipe.errors import InputError
     from clearpipe.training.data import DataOptions
+    from clearpipe.training.distill import Distillation
     from clearpipe.training.train import TrainConfig
     from clearpipe.training.train import train as run
 
@@ -120,5 +144,9 @@ def train(
         keep_checkpoints=keep_checkpoints,
         save_dtype=save_dtype,
         max_steps=max_steps,
+        distillation=Distillation(teacher, distill_temperature, distill_weight) if teacher else None,
+        unlabeled=str(unlabeled) if unlabeled else None,
     )
+    if unlabeled and not teacher:
+        raise InputError("--unlabeled rows learn from a teacher: pass --teacher too")
     run(config)

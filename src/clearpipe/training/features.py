@@ -157,4 +157,7 @@ class Collator:
             batch["token_type_ids"] = encoded.token_type_ids
         dtype = torch.float32 if self.multi_label else torch.long
         batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=dtype)  # (B,) or (B, L)
+        if "teacher_logits" in features[0]:  # a distillation run's training rows (training.distill)
+            batch["teacher_logits"] = torch.tensor([f["teacher_logits"] for f in features])  # (B, L)
+            batch["labelled"] = torch.tensor([f["labelled"] for f in features], dtype=torch.bool)  # (B,)
         return batch

@@ -284,6 +284,19 @@ def write_run(output: Path, run: RunArtifacts) -> None:
     (output / "README.md").write_text(model_card(output, run), encoding="utf-8")
 
 
+def _teacher_lines(teacher: dict | None) -> list[str]:
+    """The model card's sentence on distillation (`clearpipe train --teacher`), if there was one."""
+    if not teacher:
+        return []
+    scores = ", ".join(f"{name} accuracy {acc:.4f}" for name, acc in teacher.get("accuracy", {}).items())
+    return [
+        f"Distilled from the teacher `{teacher['source']}` ({scores or 'not scored'}) at temperature "
+        f"{teacher['temperature']} with weight {teacher['weight']} on its scores; "
+        f"{teacher['unlabeled_rows']} unlabelled rows learnt from the teacher alone.",
+        "",
+    ]
+
+
 def _write_json(path: Path, value: object) -> None:
     path.write_text(
         json.dumps(value, indent=2, ensure_ascii=False, default=_jsonable) + "\n", encoding="utf-8"
@@ -350,6 +363,7 @@ def model_card(output: Path, run: RunArtifacts) -> str:
             }.items()
         ],
         "",
+        *_teacher_lines(res.get("teacher")),
         "Training keeps fp32 master weights (a half-precision base is upcast when loaded)"
         + (" with bf16 autocast" if res["bf16"] else "")
         + f"; the weights are saved as {cfg['save_dtype']}.",

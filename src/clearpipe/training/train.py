@@ -39,8 +39,9 @@ from clearpipe.loading import (
     uses_token_type_ids,
 )
 from clearpipe.postprocess import Activation, activate
-from clearpipe.training import report
-from clearpipe.training.data import DataOptions, TrainingData, read_training_data
+from clearpipe.training import bases, distill, report
+from clearpipe.training.data import DataOptions, Split, TrainingData, read_training_data
+from clearpipe.training.distill import Distillation
 from clearpipe.training.evaluation import THRESHOLDS_KEY, evaluate_split
 from clearpipe.training.features import Collator, LengthStats, length_stats, to_dataset
 from clearpipe.training.metrics import selection_metrics, tune_thresholds
@@ -57,8 +58,10 @@ class TrainConfig:
     """
 
     data: str
-    base: str
     output: str
+    base: str | None = (
+        None  # a folder, a hub id or a named base (`clearpipe.training.bases`); None: minilm-l6
+    )
     validation: str | None = None
     test: str | None = None
     data_options: DataOptions = field(default_factory=DataOptions)
@@ -79,6 +82,8 @@ class TrainConfig:
     keep_checkpoints: bool = False
     save_dtype: str = "float32"  # or "float16" for a half-size shipped model
     max_steps: int = -1  # a hard cap on optimizer steps, for smoke runs
+    distillation: Distillation | None = None  # learn from a teacher's scores too (`training.distill`)
+    unlabeled: str | None = None  # a table of texts without labels, learnt from the teacher alone
 
 
 @dataclass
@@ -99,20 +104,38 @@ class ClearpipeTrainer(Trainer):
 
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, class_weights: torch.Tensor | None, multi_label: bool, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        class_weights: torch.Tensor | None,
+        multi_label: bool,
+        distillation: Distillation | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.class_weights = class_weights
         self.multi_label = multi_label
+        self.distillation = distillation
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
+        teacher = inputs.pop("teacher_logits", None)  # training batches of a distillation run only
+        labelled = inputs.pop("labelled", None)
         outputs = model(**inputs)
         logits = outputs.logits.float()  # (B, L)
         weights = None if self.class_weights is None else self.class_weights.to(logits.device)
+        reduction = "mean" if teacher is None else "none"
         if self.multi_label:
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, pos_weight=weights)
+            f = torch.nn.functional.binary_cross_entropy_with_logits
+            loss = f(logits, labels, pos_weight=weights, reduction=reduction)
         else:
-            loss = torch.nn.functional.cross_entropy(logits, labels, weight=weights)
+            loss = torch.nn.functional.cross_entropy(logits, labels, weight=weights, reduction=reduction)
+        if teacher is not None:
+            hard = loss.mean(dim=1) if self.multi_label else loss  # (B,)
+            hard = torch.where(labelled, hard, torch.zeros_like(hard))
+            loss = distill.loss(
+                logits, teacher.float(), labels, labelled, self.distillation, hard, self.multi_label
+            )
         return (loss, outputs) if return_outputs else loss
 
 
@@ -156,7 +179,7 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
     data = read_training_data(config.data, config.validation, config.test, config.data_options)
     if main:
         report.print_data_report(data.report)
-    source = resolve_source(config.base)
+    source = resolve_source(bases.resolve_base(config.base))
     set_seed(config.seed)  # the new classification head is drawn from the global generator
     tokenizer, model = _load_base(source, data)
     use_types = uses_token_type_ids(model, tokenizer)
@@ -171,6 +194,8 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
     multi = data.labels.multi_label
     num_labels = len(data.labels.names)
     train_ds = to_dataset(tokenizer, data.train, lengths.max_length, use_types, num_labels, multi)
+    if config.distillation is not None:
+        train_ds = _with_teacher(config, data, train_ds, tokenizer, lengths.max_length, use_types, output)
     val_ds = to_dataset(tokenizer, data.validation, lengths.max_length, use_types, num_labels, multi)
     metric = _selection_metric(config, data)
     collator = Collator(tokenizer.pad_token_id or 0, tokenizer.padding_side, multi)
@@ -187,6 +212,7 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
         callbacks=[table, *_early_stopping(config), *(callbacks or [])],
         class_weights=_class_weights(config, data, main),
         multi_label=multi,
+        distillation=config.distillation,
     )
     _quiet_progress(trainer)
     resume_from = _resume_point(output, config.resume)
@@ -195,6 +221,35 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
     if not trainer.is_world_process_zero():
         return TrainResult(output, trainer.state.global_step, None, {}, time.monotonic() - started)
     return _finish(config, trainer, data, lengths, collator, table, flow, metric, started)
+
+
+def _with_teacher(
+    config: TrainConfig, data: TrainingData, train_ds, tokenizer, max_length, use_types, output
+):
+    """The training dataset with the teacher's logits per row, and the unlabelled rows appended."""
+    import datasets
+
+    distillation = config.distillation
+    distillation.check()
+    if _distributed():
+        raise InputError("--teacher runs on one process; start it without torchrun")
+    if data.labels.multi_label and config.unlabeled:
+        raise InputError("--unlabeled rows need a single-label task")
+    if data.train.items and not isinstance(data.train.items[0], str) and config.unlabeled:
+        raise InputError("--unlabeled rows are single texts; this task classifies pairs")
+    names = data.labels.names
+    column = config.data_options.text_column
+    extra = distill.read_unlabeled(Path(config.unlabeled), column) if config.unlabeled else []
+    logits = distill.teacher_logits(distillation, [*data.train.items, *extra], names, output)
+    train_ds = train_ds.add_column("labelled", [True] * len(data.train))
+    if extra:
+        placeholder = Split(
+            "unlabeled", config.unlabeled, extra, [0] * len(extra), list(range(1, len(extra) + 1))
+        )
+        more = to_dataset(tokenizer, placeholder, max_length, use_types, len(names), False)
+        more = more.add_column("labelled", [False] * len(extra)).cast(train_ds.features)
+        train_ds = datasets.concatenate_datasets([train_ds, more])
+    return train_ds.add_column("teacher_logits", logits.tolist())
 
 
 def _check_output(output: Path, resume: bool) -> None:
@@ -351,9 +406,12 @@ def _finish(
     seconds = time.monotonic() - started
     state = trainer.state
     best_epoch = _best_epoch(state)
+    resolved = _resolved(trainer, lengths, metric)
+    if config.distillation is not None:
+        resolved["teacher"] = _teacher_report(config, data, len(trainer.train_dataset) - len(data.train))
     artifacts = report.RunArtifacts(
         config=asdict(config),
-        resolved=_resolved(trainer, lengths, metric),
+        resolved=resolved,
         data=data.report,
         lengths=lengths,
         epochs=table.rows,
@@ -369,6 +427,22 @@ def _finish(
         shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
     metrics = {name: ev.to_dict() for name, ev in evaluations.items()}
     return TrainResult(output, state.global_step, best_epoch, metrics, seconds)
+
+
+def _teacher_report(config: TrainConfig, data: TrainingData, unlabeled_rows: int) -> dict:
+    """The teacher's own accuracy on this run's validation and test data (single-label), for the record."""
+    import clearpipe
+
+    teacher = clearpipe.load(config.distillation.teacher)
+    order = distill.label_order(teacher.labels, data.labels.names, config.distillation.teacher)
+    accuracy = {}
+    for name, split in (("validation", data.validation), ("test", data.test)):
+        if split is not None and len(split) and not data.labels.multi_label:
+            logits = teacher.logits(teacher.tokenize(split.items))[:, order]
+            accuracy[name] = float(np.mean(logits.argmax(axis=1) == np.asarray(split.labels)))
+    return {**asdict(config.distillation), "source": teacher.source, "accuracy": accuracy} | {
+        "unlabeled_rows": unlabeled_rows
+    }
 
 
 def _tune(trainer: Trainer, data: TrainingData) -> list[float]:
@@ -411,6 +485,7 @@ def _grouping_of(args: TrainingArguments) -> bool:
 def _resolved(trainer: Trainer, lengths: LengthStats, metric: str) -> dict:
     args = trainer.args
     return {
+        "base": trainer.model.config._name_or_path,  # the folder or hub id `--base` resolved to
         "max_length": lengths.max_length,
         "selection_metric": metric,
         "bf16": args.bf16,

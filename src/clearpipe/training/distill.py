@@ -1,0 +1,163 @@
+"""Knowledge distillation: a student trained toward a larger teacher's softened scores.
+
+With `clearpipe train --teacher MODEL`, the teacher classifies every training row once, through
+clearpipe's own engine (`clearpipe.load`: token-budget batches, bf16 where the CPU has it), and
+its logits are cached beside the run in parts, so an interrupted run reuses what was done. The
+loss of a labelled row mixes the teacher's distribution at temperature T (KL divergence, scaled
+by T² so its gradients keep their size as T grows; Hinton et al. 2015) with cross-entropy on the
+true label: `weight * KD + (1 - weight) * CE`. Rows without a label (`--unlabeled FILE`:
+unlabelled or augmented text) learn from the teacher alone. Multi-label models use the
+teacher's sigmoid scores as soft targets of a binary cross-entropy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clearpipe.errors import InputError
+from clearpipe.inputs import TextInput
+from clearpipe.loading import load_config, resolve_source
+from clearpipe.tables.columns import TEXT_NAMES, pick_column
+from clearpipe.tables.read import read_chunks, read_columns
+
+CACHE = "teacher_logits"
+CHUNK_ROWS = 4096
+"""Rows per cached part: a part is the most an interrupted teacher pass loses."""
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """The teacher and how much the student listens to it.
+
+    >>> Distillation(teacher="runs/teacher").temperature
+    2.0
+    """
+
+    teacher: str
+    temperature: float = 2.0
+    weight: float = 0.5  # share of a labelled row's loss that comes from the teacher
+
+    def check(self) -> None:
+        """Refuse settings that make no sense, naming the flag."""
+        if self.temperature <= 0:
+            raise InputError(f"--distill-temperature must be above 0, got {self.temperature}")
+        if not 0.0 <= self.weight <= 1.0:
+            raise InputError(f"--distill-weight must be between 0 and 1, got {self.weight}")
+
+
+def label_order(teacher_labels: Sequence[str], student_labels: Sequence[str], teacher: str) -> list[int]:
+    """The teacher's output index of each student label, refusing a teacher with other labels.
+
+    >>> label_order(["pos", "neg"], ["neg", "pos"], "t")
+    [1, 0]
+    """
+    if sorted(teacher_labels) != sorted(student_labels):
+        raise InputError(
+            f"--teacher {teacher} has labels {', '.join(teacher_labels)} but the data has "
+            f"{', '.join(student_labels)}: a teacher must score the same labels"
+        )
+    return [list(teacher_labels).index(name) for name in student_labels]
+
+
+def teacher_logits(
+    distillation: Distillation, items: Sequence[TextInput], labels: Sequence[str], run: Path
+) -> np.ndarray:
+    """The teacher's logits (rows, labels) for `items`, in the student's label order, cached.
+
+    Parts already in `run/teacher_logits/<fingerprint>/` are reused; the fingerprint covers the
+    teacher's folder or id, its config and weights' size and the texts, so a changed teacher or
+    changed data never reuses stale logits.
+
+    >>> teacher_logits(Distillation("runs/teacher"), ["good", "bad"], ["negative", "positive"], out)  # doctest: +SKIP
+    array([[-3.1,  2.9], [ 2.7, -2.5]], dtype=float32)
+    """
+    import clearpipe
+
+    source = resolve_source(distillation.teacher)
+    config = load_config(source)
+    names = [str(config.id2label[i]) for i in range(config.num_labels)]
+    order = label_order(names, labels, distillation.teacher)
+    folder = run / CACHE / _fingerprint(source, items)
+    folder.mkdir(parents=True, exist_ok=True)
+    classifier = None  # loaded only when a part is missing: a resumed run may need no teacher at all
+    parts = []
+    for start in range(0, len(items), CHUNK_ROWS):
+        path = folder / f"part-{start // CHUNK_ROWS:05d}.npy"
+        if not path.is_file():
+            classifier = classifier or clearpipe.load(source)
+            chunk = items[start : start + CHUNK_ROWS]
+            logits = classifier.logits(classifier.tokenize(chunk)).astype(np.float32)
+            partial = path.with_suffix(".partial.npy")
+            np.save(partial, logits)
+            partial.replace(path)  # a part is whole or absent
+            print(f"teacher: {min(start + CHUNK_ROWS, len(items))}/{len(items)} rows scored", flush=True)
+        parts.append(np.load(path))
+    return np.concatenate(parts)[:, order] if parts else np.zeros((0, len(labels)), np.float32)
+
+
+def read_unlabeled(path: Path, text_column: str | None = None) -> list[str]:
+    """The texts of a table for `--unlabeled` (.txt, .csv, .tsv, .jsonl, .json, .parquet); any label
+    column is ignored and empty texts are skipped.
+
+    >>> read_unlabeled(Path("augmented.tsv"))[:1]  # doctest: +SKIP
+    ['a charming , often affecting journey']
+    """
+    column = pick_column(read_columns(path), text_column, TEXT_NAMES, "text", "--text-column", path)
+    texts = [
+        str(row[column]).strip()
+        for chunk in read_chunks(path, chunk_rows=CHUNK_ROWS)
+        for row in chunk.rows
+        if row.get(column) is not None and str(row[column]).strip()
+    ]
+    if not texts:
+        raise InputError(f"{path}: --unlabeled holds no texts")
+    return texts
+
+
+def _fingerprint(source: str, items: Sequence[TextInput]) -> str:
+    digest = hashlib.sha256(source.encode())
+    config = Path(source) / "config.json"
+    if config.is_file():
+        digest.update(config.read_bytes())
+        for weights in sorted(Path(source).glob("*.safetensors")):
+            digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    digest.update(json.dumps(list(items), ensure_ascii=False).encode())
+    return digest.hexdigest()[:16]
+
+
+def loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    labels: torch.Tensor,
+    labelled: torch.Tensor,
+    distillation: Distillation,
+    hard_loss: torch.Tensor,
+    multi_label: bool,
+) -> torch.Tensor:
+    """The batch's distillation loss: per row `weight*KD + (1-weight)*CE`, KD alone when unlabelled.
+
+    `student` and `teacher` are logits (B, L), `labelled` a (B,) bool mask, `hard_loss` the (B,)
+    per-row loss on the true labels (zero where unlabelled).
+
+    >>> loss(s, t, y, torch.tensor([True]), Distillation("t"), ce, False)  # doctest: +SKIP
+    tensor(0.41)
+    """
+    t = distillation.temperature
+    if multi_label:
+        soft = torch.sigmoid(teacher / t)
+        kd = torch.nn.functional.binary_cross_entropy_with_logits(student / t, soft, reduction="none")
+        kd = kd.mean(dim=1) * t * t  # (B,)
+    else:
+        log_student = torch.log_softmax(student / t, dim=1)
+        log_teacher = torch.log_softmax(teacher / t, dim=1)
+        kd = (log_teacher.exp() * (log_teacher - log_student)).sum(dim=1) * t * t  # (B,) KL(teacher||student)
+    w = distillation.weight
+    mixed = torch.where(labelled, w * kd + (1 - w) * hard_loss, kd)
+    return mixed.mean()
