@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.helpers import assert_user_error, run
 from clearpipe.errors import CheckpointError
 from clearpipe.training import bases
+from cli.helpers import assert_user_error, run
 
 ASSETS = Path(__file__).parents[1] / "assets"
 

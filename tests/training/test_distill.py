@@ -12,12 +12,12 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_
 
 import clearpipe
 from checkpoints import make_sensitive
-from cli.helpers import assert_user_error, run
 from clearpipe.errors import InputError
 from clearpipe.training import distill
 from clearpipe.training.data import DataOptions
 from clearpipe.training.distill import Distillation
 from clearpipe.training.train import TrainConfig, train
+from cli.helpers import assert_user_error, run
 from tiny_bases import word_base
 
 ASSETS = Path(__file__).parents[1] / "assets"
