@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from safetensors import safe_open
 
 import clearpipe
@@ -22,6 +23,16 @@ def test_shipped_files_and_dtype():
     assert dtypes == {"F16"}
     config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"}
+    # Half-size weights, float32 config: plain transformers must not run it in float16 on a CPU.
+    assert config["dtype"] == "float32"
+
+
+def test_plain_transformers_runs_it_in_float32():
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=str(DEFAULT_MODEL_DIR), device="cpu")
+    assert pipe.model.dtype == torch.float32
+    assert pipe("I love this movie!")[0]["label"] == "positive"
 
 
 def test_default_pipeline_reads_sentiment():

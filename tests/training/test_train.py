@@ -185,3 +185,25 @@ def test_class_weights_weight_the_loss():
     assert loss == pytest.approx(expected.item())
     assert expected.item() == pytest.approx(float((per_row * weights[labels]).sum() / weights[labels].sum()))
     assert not np.isclose(loss.item(), per_row.mean().item())
+
+
+def test_half_precision_weights_keep_a_float32_config(base, tmp_path):
+    from safetensors import safe_open
+    from transformers import pipeline
+
+    output = tmp_path / "half"
+    config = TrainConfig(
+        data=str(SST2),
+        validation=str(SST2),
+        base=str(base),
+        output=str(output),
+        data_options=DataOptions(label_names=["negative", "positive"]),
+        max_steps=1,
+        save_dtype="float16",
+        **FAST,
+    )
+    train(config)
+    with safe_open(output / "model.safetensors", "pt") as weights:
+        assert {str(weights.get_slice(k).get_dtype()) for k in weights.keys()} == {"F16"}  # noqa: SIM118
+    assert json.loads((output / "config.json").read_text())["dtype"] == "float32"
+    assert pipeline("text-classification", model=str(output), device="cpu").model.dtype == torch.float32
