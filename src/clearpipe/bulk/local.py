@@ -106,7 +106,7 @@ def _write_parts(
             resumed += len(chunk.rows)
         else:
             part = parts_dir / f"part-{index:06d}.{PART_SUFFIX[plan.output_format]}"
-            write_part(_classify_chunk(clf, chunk, plan, job), plan.columns, plan.output_format, part)
+            write_part(classify_chunk(clf, chunk, plan, job), plan.columns, plan.output_format, part)
         if on_chunk is not None:
             on_chunk(chunk)
     return rows, resumed
@@ -123,16 +123,28 @@ def make_plan(clf: Classifier, job: PredictJob) -> Plan:
     if job.output.resolve() == job.input.resolve():
         raise InputError(f"{job.output}: the output would overwrite the input; choose another file")
     found = read_columns(job.input, job.encoding)
+    stat = job.input.stat()
+    return plan_for(clf, job, found, out_fmt, str(job.input.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def plan_for(
+    clf: Classifier, job: PredictJob, found: list[str], out_fmt: str, input: str, size: int, mtime_ns: int
+) -> Plan:
+    """The plan of a job whose input has the columns `found`: the text and pair columns, the added
+    ones, and what `--resume` compares. `bulk.ray` calls it too, for an input of many files.
+
+    >>> plan_for(clf, job, ["id", "review"], "csv", "reviews.csv", 2048, 0).text_column  # doctest: +SKIP
+    'review'
+    """
     text = pick_column(found, job.text_column, TEXT_NAMES, "text", "--text-column", job.input)
     pair = pick_optional_column(
         [c for c in found if c != text], job.pair_column, PAIR_NAMES, "--text-pair-column", job.input
     )
     label, score, top_k_col, windows_col = _added_columns(found, job.top_k, clf.settings.long_text == "chunk")
-    stat = job.input.stat()
     return Plan(
-        input=str(job.input.resolve()),
-        input_size=stat.st_size,
-        input_mtime_ns=stat.st_mtime_ns,
+        input=input,
+        input_size=size,
+        input_mtime_ns=mtime_ns,
         output_format=out_fmt,
         text_column=text,
         pair_column=pair,
@@ -192,9 +204,14 @@ def _prepare_parts(parts_dir: Path, plan: Plan, resume: bool) -> int:
     return done
 
 
-def _classify_chunk(clf: Classifier, chunk: Chunk, plan: Plan, job: PredictJob) -> list[Row]:
-    items = [_item(row, chunk.first_row + i, plan, job.input) for i, row in enumerate(chunk.rows)]
-    predictions = clf.predict_items(items)
+def classify_chunk(clf: Classifier, chunk: Chunk, plan: Plan, job: PredictJob) -> list[Row]:
+    """The rows of `chunk` with the plan's added columns (label, score, ...): the one place that
+    turns predictions into output rows, for `predict_file` and for `bulk.ray`'s workers.
+
+    >>> classify_chunk(clf, chunk, plan, job)[0]  # doctest: +SKIP
+    {'id': '1', 'review': 'Great phone.', 'label': 'positive', 'score': 0.98}
+    """
+    predictions = clf.predict_items(chunk_items(chunk, plan, job.input))
     best = predictions.to_output()
     ranked = None if plan.top_k_column is None else predictions.to_output(job.top_k)
     out = []
@@ -208,6 +225,15 @@ def _classify_chunk(clf: Classifier, chunk: Chunk, plan: Plan, job: PredictJob) 
             record[plan.windows_column] = best[i]["windows"]
         out.append(record)
     return out
+
+
+def chunk_items(chunk: Chunk, plan: Plan, file: Path) -> list[TextInput]:
+    """The texts (or pairs) of `chunk`'s rows, or an `InputError` naming the first missing one.
+
+    >>> chunk_items(Chunk([{"text": "good"}], 1, 5), plan, Path("in.txt"))  # doctest: +SKIP
+    ['good']
+    """
+    return [_item(row, chunk.first_row + i, plan, file) for i, row in enumerate(chunk.rows)]
 
 
 def _item(row: Row, number: int, plan: Plan, file: Path) -> TextInput:

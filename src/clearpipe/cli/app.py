@@ -8,6 +8,7 @@ import sys
 import typer
 
 from clearpipe.cli import startup
+from clearpipe.cli.calibrate import calibrate
 from clearpipe.cli.classify import classify
 from clearpipe.cli.evaluate import evaluate
 from clearpipe.cli.export import export
@@ -29,6 +30,7 @@ app.command()(classify)
 app.command()(predict)
 app.command()(train)
 app.command()(evaluate)
+app.command()(calibrate)
 app.command()(serve)
 app.command()(trace)
 app.command()(export)

@@ -25,6 +25,8 @@ def classify(
     dtype: options.Dtype = "auto",
     recheck: options.Recheck = True,
     long_text: options.LongText = "truncate",
+    calibrated: options.Calibrated = True,
+    min_score: options.MinScore = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON result per line, in input order.")
     ] = False,
@@ -44,6 +46,8 @@ def classify(
         dtype=dtype,
         recheck=recheck,
         long_text=long_text,
+        calibrated=calibrated,
+        min_score=min_score,
     )
     startup.resume_collector()
     results = clf(list(texts), top_k=k)
@@ -58,14 +62,25 @@ def _print_table(texts: list[str], results: list) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    rows = [[result] if isinstance(result, dict) else result for result in results]
+    # Multi-label thresholds and --min-score add a decision column; plain results keep three.
+    decisions = any("applies" in r or "decided" in r for ranked in rows for r in ranked)
     table = Table(show_edge=False, header_style="bold")
-    for column in ("label", "score", "text"):
+    for column in ("label", "score", *(["decision"] if decisions else []), "text"):
         table.add_column(column, justify="right" if column == "score" else "left")
-    for text, result in zip(texts, results, strict=True):
-        ranked = [result] if isinstance(result, dict) else result
+    for text, ranked in zip(texts, rows, strict=True):
         table.add_row(
             "\n".join(r["label"] for r in ranked),
             "\n".join(f"{r['score']:.4f}" for r in ranked),
+            *(["\n".join(_decision(r) for r in ranked)] if decisions else []),
             text if len(text) <= 200 else text[:197] + "...",
         )
     Console(soft_wrap=False).print(table)
+
+
+def _decision(result: dict) -> str:
+    if result.get("decided") is False:
+        return "not sure"
+    if "applies" in result:
+        return "applies" if result["applies"] else "no"
+    return "decided" if result.get("decided") else ""

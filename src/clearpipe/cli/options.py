@@ -59,6 +59,24 @@ LongText = Annotated[
     ),
 ]
 Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding of input files.")]
+Calibrated = Annotated[
+    bool,
+    typer.Option(
+        "--calibration/--no-calibration",
+        help="Apply the temperature saved in the model (clearpipe calibrate). --no-calibration: raw "
+        "softmax scores, as transformers.pipeline gives. Labels are the same either way.",
+    ),
+]
+MinScore = Annotated[
+    float | None,
+    typer.Option(
+        "--min-score",
+        min=0.0,
+        max=1.0,
+        help='Mark results whose score is below this as not decided ("decided": false); '
+        "single-label models. Default: decide every input.",
+    ),
+]
 OutputPath = Annotated[Path, typer.Option("--output", "-o", help="Where to write the results.")]
 
 

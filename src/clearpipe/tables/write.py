@@ -21,8 +21,14 @@ from clearpipe.tables.read import Row
 PART_SUFFIX = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "json": "jsonl", "parquet": "parquet"}
 
 
-def write_part(rows: Sequence[Row], columns: Sequence[str], fmt: str, path: Path) -> None:
-    """Write `rows` as one complete part file at `path` (atomically: temp file, then rename)."""
+def write_part(
+    rows: Sequence[Row], columns: Sequence[str], fmt: str, path: Path, header: bool = False
+) -> None:
+    """Write `rows` as one complete part file at `path` (atomically: temp file, then rename).
+
+    `header=True` starts a CSV/TSV part with the column names, for parts that are read on their
+    own (`clearpipe.bulk.ray` publishes a folder of them) rather than assembled.
+    """
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "parquet":
         import pyarrow as pa
@@ -31,8 +37,17 @@ def write_part(rows: Sequence[Row], columns: Sequence[str], fmt: str, path: Path
         pq.write_table(pa.Table.from_pylist(list(rows)), tmp)
     else:
         with open(tmp, "w", encoding="utf-8", newline="") as out:
+            if header:
+                _write_header(out, columns, fmt)
             _write_text_rows(out, rows, columns, fmt)
     os.replace(tmp, path)
+
+
+def _write_header(out: Any, columns: Sequence[str], fmt: str) -> None:
+    if fmt == "csv":
+        csv.writer(out, lineterminator="\n").writerow(columns)
+    elif fmt == "tsv":
+        out.write(_tsv_line([_cell(c, fmt) for c in columns]))
 
 
 def _write_text_rows(out: Any, rows: Sequence[Row], columns: Sequence[str], fmt: str) -> None:
@@ -69,10 +84,7 @@ def assemble(parts: Sequence[Path], columns: Sequence[str], fmt: str, output: Pa
         _assemble_parquet(parts, tmp)
     else:
         with open(tmp, "w", encoding="utf-8", newline="") as out:
-            if fmt == "csv":
-                csv.writer(out, lineterminator="\n").writerow(columns)
-            elif fmt == "tsv":
-                out.write(_tsv_line([_cell(c, fmt) for c in columns]))
+            _write_header(out, columns, fmt)
             if fmt == "json":
                 _assemble_json(parts, out)
             else:
