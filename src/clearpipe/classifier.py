@@ -46,6 +46,7 @@ from clearpipe.postprocess import (
     Activation,
     Output,
     Predictions,
+    Temperature,
     TopK,
     check_min_score,
     check_top_k,
@@ -94,7 +95,7 @@ class Settings:
     stride: int = 0
     aggregate: str = "mean"
     max_tokens: int | None = None
-    temperature: float | None = None  # divides softmax logits; None: raw softmax
+    temperature: Temperature | None = None  # scales softmax logits; None: raw softmax
     thresholds: tuple[float, ...] | None = None  # a multi-label model's, per label
     min_score: float | None = None  # best scores below it are marked "decided": false
 

@@ -16,7 +16,8 @@ Scores, decisions and abstention (keys are only ever added, never a shape change
 
 * Calibration: a softmax model whose config.json holds `clearpipe_calibration` (written by
   `clearpipe train` or `clearpipe calibrate`) has its logits divided by the saved temperature
-  before the softmax. Labels and their order never change; `calibrated=False` gives raw softmax.
+  (`Temperature`) before the softmax. Labels and their order never change; `calibrated=False`
+  gives the raw softmax.
 * Multi-label models (`problem_type` `multi_label_classification`, sigmoid scores): every
   `{"label", "score"}` also carries `"applies": bool`, whether the score reaches that label's
   threshold (`label_thresholds` in config.json, saved by `clearpipe train`; 0.5 without one). The
@@ -106,24 +107,66 @@ def is_multi_label(config: PretrainedConfig) -> bool:
     return config.problem_type == "multi_label_classification"
 
 
-def saved_temperature(config: PretrainedConfig) -> float | None:
+@dataclass(frozen=True)
+class Temperature:
+    """A temperature fitted for a model's softmax logits (see `clearpipe.training.calibration`).
+
+    With `power` 1 (method "temperature", Guo et al. 2017) every row is divided by `value`.
+    Otherwise (method "margin_temperature") a row's temperature is `value * margin ** (1 - power)`,
+    margin being the gap between its two best logits, so that the gap becomes
+    `margin ** power / value`: confidence then grows with the margin at a fitted rate. Either
+    way a row is divided by one positive number, so its best label never changes.
+
+    >>> Temperature(2.0).apply(np.array([[0.0, 4.0]]))
+    array([[0., 2.]])
+    """
+
+    value: float
+    power: float = 1.0
+
+    @property
+    def method(self) -> str:
+        return "temperature" if self.power == 1.0 else "margin_temperature"
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        """Scale (batch, num_labels) logits row by row."""
+        if self.power == 1.0:
+            return logits / self.value
+        top2 = np.sort(logits, axis=-1)[:, -2:]  # (B, 2)
+        margin = np.maximum(top2[:, 1] - top2[:, 0], _MIN_MARGIN)  # (B,)
+        return logits * (margin ** (self.power - 1.0) / self.value)[:, None]
+
+    def to_dict(self) -> dict[str, str | float]:
+        extra = {} if self.power == 1.0 else {"power": self.power}
+        return {"method": self.method, "temperature": self.value, **extra}
+
+
+_MIN_MARGIN = 1e-6  # a tie's margin: a power above 1 spreads it evenly, as it should
+
+
+def saved_temperature(config: PretrainedConfig) -> Temperature | None:
     """The temperature saved under `clearpipe_calibration` in config.json, or None.
 
     >>> saved_temperature(clf.model.config)  # doctest: +SKIP
-    1.84
+    Temperature(value=1.84, power=1.0)
     """
     saved = getattr(config, CALIBRATION_KEY, None)
     if saved is None:
         return None
     fields = saved if isinstance(saved, dict) else {}
-    value = fields.get("temperature")
+    value, power = fields.get("temperature"), fields.get("power", 1.0)
+    method = "temperature" if power == 1.0 else "margin_temperature"
     # A hand-edited or foreign key must not silently turn into wrong scores.
-    if fields.get("method") != "temperature" or not isinstance(value, int | float) or not 0 < value < np.inf:
+    if fields.get("method") != method or not all(_positive(x) for x in (value, power)):
         raise CheckpointError(
             f'config.json\'s "{CALIBRATION_KEY}" is not a temperature clearpipe can apply: {saved!r:.200}; '
             "rerun `clearpipe calibrate`, or load with calibrated=False (--no-calibration)"
         )
-    return float(value)
+    return Temperature(float(value), float(power))
+
+
+def _positive(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and 0 < x < np.inf
 
 
 def saved_thresholds(config: PretrainedConfig, labels: list[str]) -> np.ndarray | None:
@@ -144,7 +187,7 @@ class Predictions:
     """Scores for a batch: `scores` is (batch, num_labels), columns in the order of `labels`.
 
     `windows` (batch,) counts the windows each input was classified in; None unless chunked.
-    `temperature` is the one the logits were divided by (None: raw); `thresholds` (num_labels,)
+    `temperature` is the one the logits were scaled by (None: raw); `thresholds` (num_labels,)
     decide which labels of a multi-label model apply (None for single-label scores).
     """
 
@@ -152,7 +195,7 @@ class Predictions:
     labels: list[str]
     activation: Activation
     windows: np.ndarray | None = None
-    temperature: float | None = None
+    temperature: Temperature | None = None
     thresholds: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -206,7 +249,7 @@ def postprocess(
     logits: np.ndarray,
     labels: list[str],
     activation: Activation,
-    temperature: float | None = None,
+    temperature: Temperature | None = None,
     thresholds: np.ndarray | None = None,
 ) -> Predictions:
     """Turn (batch, num_labels) logits into scores for each label.
@@ -223,7 +266,7 @@ def postprocess(
     logits = logits.astype(np.float64, copy=False)  # (B, L)
     temperature = temperature if activation is Activation.SOFTMAX else None
     if temperature is not None:
-        logits = logits / temperature
+        logits = temperature.apply(logits)
     return Predictions(
         scores=activate(logits, activation),
         labels=labels,

@@ -4,10 +4,19 @@ divides a softmax model's logits so that its scores mean what they say.
 T minimizes the negative log-likelihood (NLL) of the held-out labels under softmax(logits / T).
 A positive T never changes which label is best, only how sure the model says it is, so
 accuracy and every label stay exactly as they were. The fit is scipy's bounded 1-D search over
-log T (the NLL is convex in 1/T: one minimum). `clearpipe train` fits T on its validation
-split, `clearpipe calibrate` on any labelled file; both save it in config.json under
-`clearpipe_calibration`, which `clearpipe.postprocess` applies at prediction time and plain
-`transformers.pipeline` ignores.
+log T (the NLL is convex in 1/T: one minimum).
+
+One variant, kept only when it predicts unseen rows better: a margin temperature (see
+`clearpipe.postprocess.Temperature`) whose second parameter, a power, lets confidence grow
+faster or slower with the gap between a row's two best logits. It still divides each row by one
+positive number, so labels never change either. With `method="auto"` (the default) both are
+fitted on `FOLDS` folds of the data and scored on the fold left out; the margin temperature is
+chosen only if its held-out NLL is lower by more than `MIN_GAIN`. A per-class bias (Platt
+scaling) would fit more, but it moves the decision boundary and so changes labels.
+
+`clearpipe train` fits on its validation split, `clearpipe calibrate` on any labelled file; both
+save the result in config.json under `clearpipe_calibration`, which `clearpipe.postprocess`
+applies at prediction time and plain `transformers.pipeline` ignores.
 """
 
 from __future__ import annotations
@@ -23,7 +32,14 @@ import numpy as np
 
 from clearpipe.classifier import Classifier
 from clearpipe.errors import InputError
-from clearpipe.postprocess import CALIBRATION_KEY, Activation, activate, default_activation, is_multi_label
+from clearpipe.postprocess import (
+    CALIBRATION_KEY,
+    Activation,
+    Temperature,
+    activate,
+    default_activation,
+    is_multi_label,
+)
 from clearpipe.training.data import Split
 from clearpipe.training.metrics import ECE_BINS, expected_calibration_error
 
@@ -31,6 +47,12 @@ MIN_ROWS = 50
 """Fewest labelled rows a temperature is fitted on: on fewer, it follows their noise."""
 BOUNDS = (0.05, 20.0)
 """The temperatures searched: from 20x sharper to 20x softer than the raw softmax."""
+POWER_BOUNDS = (0.2, 5.0)
+"""The margin temperature's powers searched; 1 is plain temperature scaling."""
+FOLDS = 5
+MIN_GAIN = 0.001
+"""Relative drop of held-out NLL the margin temperature needs to be chosen over plain temperature."""
+METHODS = ("auto", "temperature", "margin_temperature")
 
 
 @dataclass(frozen=True)
@@ -38,39 +60,47 @@ class Calibration:
     """A fitted temperature and what it did on the rows it was fitted on; `to_dict()` is what
     config.json holds under `clearpipe_calibration` (and metrics.json under `calibration`)."""
 
-    temperature: float
+    scaling: Temperature
     fitted_on: str
     rows: int
     ece_before: float
     ece_after: float
     nll_before: float
     nll_after: float
-    method: str = "temperature"
     ece_bins: int = ECE_BINS
+    held_out_nll: dict[str, float] | None = None  # per method, when `method="auto"` compared them
+
+    @property
+    def temperature(self) -> float:
+        return self.scaling.value
 
     def to_dict(self) -> dict:
-        return {"method": self.method, **{k: v for k, v in asdict(self).items() if k != "method"}}
+        found = {k: v for k, v in asdict(self).items() if k != "scaling"}
+        if self.held_out_nll is None:
+            del found["held_out_nll"]
+        return {**self.scaling.to_dict(), **found}
 
     def summary(self) -> str:
         """One line for the terminal.
 
-        >>> Calibration(1.5, "dev.tsv", 872, 0.08, 0.02, 0.36, 0.27).summary()
+        >>> Calibration(Temperature(1.5), "dev.tsv", 872, 0.08, 0.02, 0.36, 0.27).summary()
         'temperature 1.500 fitted on dev.tsv (872 rows): ECE 0.0800 -> 0.0200, log loss 0.3600 -> 0.2700'
         """
+        power = "" if self.scaling.power == 1.0 else f" with margin power {self.scaling.power:.3f}"
         return (
-            f"temperature {self.temperature:.3f} fitted on {self.fitted_on} ({self.rows} rows): "
+            f"temperature {self.temperature:.3f}{power} fitted on {self.fitted_on} ({self.rows} rows): "
             f"ECE {self.ece_before:.4f} -> {self.ece_after:.4f}, "
             f"log loss {self.nll_before:.4f} -> {self.nll_after:.4f}"
         )
 
 
-def nll(logits: np.ndarray, y: np.ndarray, temperature: float = 1.0) -> float:
-    """Mean negative log-likelihood of label ids `y` (N,) under softmax(logits / temperature).
+def nll(logits: np.ndarray, y: np.ndarray, scaling: Temperature | None = None) -> float:
+    """Mean negative log-likelihood of label ids `y` (N,) under the softmax of scaled `logits`.
 
     >>> round(nll(np.array([[0.0, 0.0]]), np.array([1])), 4)
     0.6931
     """
-    z = logits / temperature  # (N, L)
+    z = logits if scaling is None else scaling.apply(logits)  # (N, L)
     z = z - z.max(axis=1, keepdims=True)
     log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     return float(-log_probs[np.arange(len(y)), y].mean())
@@ -87,12 +117,55 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     logits = np.asarray(logits, dtype=np.float64)
     low, high = np.log(BOUNDS)
     found = minimize_scalar(
-        lambda log_t: nll(logits, y, float(np.exp(log_t))),
+        lambda log_t: nll(logits, y, Temperature(float(np.exp(log_t)))),
         bounds=(low, high),
         method="bounded",
         options={"xatol": 1e-6},
     )
     return float(np.exp(found.x))
+
+
+def fit_margin_temperature(logits: np.ndarray, y: np.ndarray) -> Temperature:
+    """The margin temperature (value and power, within `BOUNDS` and `POWER_BOUNDS`) minimizing NLL,
+    searched from the plain temperature's fit with scipy's L-BFGS-B.
+
+    >>> fit_margin_temperature(val_logits, val_labels)  # doctest: +SKIP
+    Temperature(value=7.16, power=2.22)
+    """
+    from scipy.optimize import minimize
+
+    logits = np.asarray(logits, dtype=np.float64)
+    start = np.log([fit_temperature(logits, y), 1.0])
+    found = minimize(
+        lambda x: nll(logits, y, Temperature(*np.exp(x))),
+        start,
+        method="L-BFGS-B",
+        bounds=[tuple(np.log(BOUNDS)), tuple(np.log(POWER_BOUNDS))],
+    )
+    best = found.x if found.fun < nll(logits, y, Temperature(*np.exp(start))) else start
+    return Temperature(*(round(float(v), 6) for v in np.exp(best)))
+
+
+def _fit_method(logits: np.ndarray, y: np.ndarray, method: str) -> Temperature:
+    if method == "margin_temperature":
+        return fit_margin_temperature(logits, y)
+    return Temperature(round(fit_temperature(logits, y), 6))
+
+
+def held_out_nll(logits: np.ndarray, y: np.ndarray, folds: int = FOLDS, seed: int = 0) -> dict[str, float]:
+    """Each method's NLL on rows it was not fitted on: `folds`-fold cross-validation, shuffled.
+
+    >>> held_out_nll(val_logits, val_labels)  # doctest: +SKIP
+    {'temperature': 0.267, 'margin_temperature': 0.256}
+    """
+    order = np.random.default_rng(seed).permutation(len(y))
+    totals = dict.fromkeys(METHODS[1:], 0.0)
+    for part in np.array_split(order, folds):
+        rest = np.setdiff1d(order, part)
+        for method in totals:
+            scaling = _fit_method(logits[rest], y[rest], method)
+            totals[method] += nll(logits[part], y[part], scaling) * len(part)
+    return {method: round(total / len(y), 6) for method, total in totals.items()}
 
 
 def check_fittable(y: np.ndarray, labels: list[str], source: str) -> None:
@@ -127,32 +200,44 @@ def check_calibratable(classifier: Classifier) -> None:
         )
 
 
-def fit(logits: np.ndarray, y: np.ndarray, fitted_on: str) -> Calibration:
+def fit(logits: np.ndarray, y: np.ndarray, fitted_on: str, method: str = "auto") -> Calibration:
     """Fit a temperature on `logits` (N, L) and label ids `y` (N,), with ECE and NLL around it.
+
+    `method` is "temperature", "margin_temperature", or "auto": the margin temperature only
+    where cross-validation says it predicts unseen rows better (see the module docstring).
 
     >>> fit(val_logits, val_labels, "dev.tsv").temperature  # doctest: +SKIP
     1.84
     """
+    if method not in METHODS:
+        raise InputError(f"the calibration method must be one of {', '.join(METHODS)}, got {method!r}")
     logits = np.asarray(logits, dtype=np.float64)
     y = np.asarray(y)
-    temperature = fit_temperature(logits, y)
+    compared = held_out_nll(logits, y) if method == "auto" else None
+    if compared is not None:
+        gain = 1 - compared["margin_temperature"] / compared["temperature"]
+        method = "margin_temperature" if gain > MIN_GAIN else "temperature"
+    scaling = _fit_method(logits, y, method)
 
-    def ece(t: float) -> float:
-        probs = activate(logits / t, Activation.SOFTMAX)
+    def ece(t: Temperature | None) -> float:
+        probs = activate(logits if t is None else t.apply(logits), Activation.SOFTMAX)
         return expected_calibration_error(probs.max(axis=1), probs.argmax(axis=1) == y)
 
     return Calibration(
-        temperature=round(temperature, 6),
+        scaling=scaling,
         fitted_on=fitted_on,
         rows=len(y),
-        ece_before=ece(1.0),
-        ece_after=ece(temperature),
+        ece_before=ece(None),
+        ece_after=ece(scaling),
         nll_before=round(nll(logits, y), 6),
-        nll_after=round(nll(logits, y, temperature), 6),
+        nll_after=round(nll(logits, y, scaling), 6),
+        held_out_nll=compared,
     )
 
 
-def calibrate_split(classifier: Classifier, split: Split, fitted_on: str) -> Calibration:
+def calibrate_split(
+    classifier: Classifier, split: Split, fitted_on: str, method: str = "auto"
+) -> Calibration:
     """Fit a temperature for `classifier` on a labelled split, from its raw logits.
 
     The data is checked before the model runs, so a refusal is immediate.
@@ -164,7 +249,7 @@ def calibrate_split(classifier: Classifier, split: Split, fitted_on: str) -> Cal
     y = np.asarray(split.labels)
     check_fittable(y, classifier.labels, fitted_on)
     logits = classifier.logits(classifier.tokenize(split.items))  # (N, L), never temperature-scaled
-    return fit(logits, y, fitted_on)
+    return fit(logits, y, fitted_on, method)
 
 
 def write_calibration(folder: Path, calibration: Calibration) -> None:
@@ -190,11 +275,17 @@ def write_calibration(folder: Path, calibration: Calibration) -> None:
 def card_section(calibration: Calibration) -> list[str]:
     """The model card's "Calibration" section."""
     c = calibration
+    how = (
+        f"logits are divided by T = {c.temperature:.4f}"
+        if c.scaling.power == 1.0
+        else f"each row's logits are divided by T = {c.temperature:.4f} x margin^(1 - {c.scaling.power:.4f}), "
+        "margin being the gap between its two best logits"
+    )
     return [
         "## Calibration",
         "",
-        f"Scores are temperature-scaled (Guo et al., 2017): logits are divided by T = {c.temperature:.4f}, "
-        f"fitted on {c.fitted_on} ({c.rows} rows) to minimize log loss. Labels never change.",
+        f"Scores are temperature-scaled (Guo et al., 2017): {how}, fitted on {c.fitted_on} ({c.rows} rows) "
+        "to minimize log loss. Labels never change.",
         "",
         "| on the fitting data | ECE | log loss |",
         "| --- | --- | --- |",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from clearpipe.classifier import Classifier
-from clearpipe.postprocess import THRESHOLDS_KEY, is_multi_label, saved_thresholds
+from clearpipe.postprocess import THRESHOLDS_KEY, Temperature, is_multi_label, saved_thresholds
 from clearpipe.training.data import DataOptions, Split, SplitReport, read_evaluation_data
 from clearpipe.training.metrics import Evaluation, calibration_figures, evaluate_scores
 
@@ -37,7 +37,7 @@ class Scored:
     scores: np.ndarray
     raw: np.ndarray | None
     y: np.ndarray
-    temperature: float | None
+    temperature: Temperature | None
 
 
 def score_split(classifier: Classifier, split: Split) -> Scored:
@@ -85,7 +85,9 @@ def evaluate_scored(classifier: Classifier, split: Split, scored: Scored, n_erro
     if scored.raw is None:
         return evaluation
     return dataclasses.replace(
-        evaluation, temperature=scored.temperature, uncalibrated=calibration_figures(scored.raw, scored.y)
+        evaluation,
+        calibration=scored.temperature.to_dict(),
+        uncalibrated=calibration_figures(scored.raw, scored.y),
     )
 
 

@@ -37,7 +37,7 @@ class Evaluation:
     brier: float | None = None  # scikit-learn's brier_score_loss; per label cell when multi-label
     ece_bins: int = ECE_BINS
     # With a saved temperature applied: it, and the raw softmax's figures (see `calibration_figures`).
-    temperature: float | None = None
+    calibration: dict[str, str | float] | None = None
     uncalibrated: dict[str, float] | None = None
 
     @property
