@@ -16,10 +16,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from clearpipe.classifier import Classifier
 from clearpipe.errors import InputError, where
 from clearpipe.inputs import TextInput
-from clearpipe.postprocess import BEST, TopK
+from clearpipe.postprocess import BEST, Predictions, TopK
 from clearpipe.tables.columns import PAIR_NAMES, TEXT_NAMES, pick_column, pick_optional_column
 from clearpipe.tables.read import Chunk, Row, read_chunks, read_columns, table_format
 from clearpipe.tables.write import PART_SUFFIX, assemble, write_part
@@ -39,6 +41,7 @@ class PredictJob:
     chunk_rows: int = 4096
     encoding: str = "utf-8"
     resume: bool = False
+    min_score: float | None = None  # adds a "decided" column; checked by `Classifier.check_min_score`
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Plan:
     chunk_rows: int
     encoding: str
     model: str
+    labels_column: str | None = None  # a multi-label model's labels that apply, by their thresholds
+    decided_column: str | None = None  # with a min_score: whether the best score reaches it
+    min_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class Summary:
     rows: int
     resumed_rows: int
     output: Path
+    undecided: int | None = None  # rows classified by this run below min_score; None without one
 
 
 Progress = Callable[[Chunk], None]
@@ -84,7 +91,7 @@ def predict_file(clf: Classifier, job: PredictJob, on_chunk: Progress | None = N
     parts_dir = job.output.with_name(job.output.name + ".parts")
     done = _prepare_parts(parts_dir, plan, job.resume)
     try:
-        rows, resumed = _write_parts(clf, job, plan, parts_dir, done, on_chunk)
+        rows, resumed, undecided = _write_parts(clf, job, plan, parts_dir, done, on_chunk)
     except InputError:
         # Bad input fails the same way on every attempt, so these parts can never be resumed;
         # an interruption (kill, Ctrl-C, crash) keeps them for --resume.
@@ -93,23 +100,31 @@ def predict_file(clf: Classifier, job: PredictJob, on_chunk: Progress | None = N
     parts = sorted(parts_dir.glob(f"part-*.{PART_SUFFIX[plan.output_format]}"))
     assemble(parts, plan.columns, plan.output_format, job.output)
     shutil.rmtree(parts_dir)
-    return Summary(rows=rows, resumed_rows=resumed, output=job.output)
+    return Summary(rows=rows, resumed_rows=resumed, output=job.output, undecided=undecided)
 
 
 def _write_parts(
     clf: Classifier, job: PredictJob, plan: Plan, parts_dir: Path, done: int, on_chunk: Progress | None
-) -> tuple[int, int]:
-    rows = resumed = 0
+) -> tuple[int, int, int | None]:
+    rows = resumed = undecided = 0
     for index, chunk in enumerate(read_chunks(job.input, job.chunk_rows, job.encoding)):
         rows += len(chunk.rows)
         if index < done:
             resumed += len(chunk.rows)
         else:
             part = parts_dir / f"part-{index:06d}.{PART_SUFFIX[plan.output_format]}"
-            write_part(classify_chunk(clf, chunk, plan, job), plan.columns, plan.output_format, part)
+            records = classify_chunk(clf, chunk, plan, job)
+            undecided += count_undecided(records, plan)
+            write_part(records, plan.columns, plan.output_format, part)
         if on_chunk is not None:
             on_chunk(chunk)
-    return rows, resumed
+    return rows, resumed, None if plan.decided_column is None else undecided
+
+
+def count_undecided(records: list[Row], plan: Plan) -> int:
+    """How many of `classify_chunk`'s rows are not decided (best score below the plan's min_score)."""
+    column = plan.decided_column
+    return 0 if column is None else sum(1 for record in records if record[column] is False)
 
 
 def make_plan(clf: Classifier, job: PredictJob) -> Plan:
@@ -140,7 +155,13 @@ def plan_for(
     pair = pick_optional_column(
         [c for c in found if c != text], job.pair_column, PAIR_NAMES, "--text-pair-column", job.input
     )
-    label, score, top_k_col, windows_col = _added_columns(found, job.top_k, clf.settings.long_text == "chunk")
+    added = _added_columns(
+        found,
+        top_k=job.top_k is not BEST,
+        windows=clf.settings.long_text == "chunk",
+        labels=clf.settings.thresholds is not None,
+        decided=job.min_score is not None,
+    )
     return Plan(
         input=input,
         input_size=size,
@@ -148,29 +169,32 @@ def plan_for(
         output_format=out_fmt,
         text_column=text,
         pair_column=pair,
-        columns=[*found, label, score] + [c for c in (top_k_col, windows_col) if c],
-        label_column=label,
-        score_column=score,
-        top_k_column=top_k_col,
-        windows_column=windows_col,
+        columns=[*found, *(c for c in added.values() if c)],
+        label_column=added["label"],
+        score_column=added["score"],
+        top_k_column=added["top_k"],
+        windows_column=added["windows"],
         top_k="best" if job.top_k is BEST else job.top_k,
         chunk_rows=job.chunk_rows,
         encoding=job.encoding,
         model=clf.source,
+        labels_column=added["labels"],
+        decided_column=added["decided"],
+        min_score=job.min_score,
     )
 
 
-def _added_columns(found: list[str], top_k: TopK, chunked: bool) -> tuple[str, str, str | None, str | None]:
+def _added_columns(found: list[str], **wanted: bool) -> dict[str, str | None]:
+    """The names of the added columns, in order: label, score, then those `wanted` (None if not)."""
+    wanted = {"label": True, "score": True, **wanted}
+    names = [name for name, on in wanted.items() if on]
     # Inputs often carry a gold "label" column (SST-2 does): predictions then get a prefix
     # rather than overwriting it.
-    wanted = {"label": True, "score": True, "top_k": top_k is not BEST, "windows": chunked}
-    names = [name for name, on in wanted.items() if on]
     prefix = "predicted_" if any(name in found for name in names) else ""
     clash = [prefix + name for name in names if prefix + name in found]
     if clash:
         raise InputError(f"the input already has columns {clash}; rename them before predicting")
-    named = {name: prefix + name if on else None for name, on in wanted.items()}
-    return named["label"], named["score"], named["top_k"], named["windows"]
+    return {name: prefix + name if on else None for name, on in wanted.items()}
 
 
 def _prepare_parts(parts_dir: Path, plan: Plan, resume: bool) -> int:
@@ -212,8 +236,9 @@ def classify_chunk(clf: Classifier, chunk: Chunk, plan: Plan, job: PredictJob) -
     {'id': '1', 'review': 'Great phone.', 'label': 'positive', 'score': 0.98}
     """
     predictions = clf.predict_items(chunk_items(chunk, plan, job.input))
-    best = predictions.to_output()
-    ranked = None if plan.top_k_column is None else predictions.to_output(job.top_k)
+    best = predictions.to_output(min_score=plan.min_score)
+    ranked = None if plan.top_k_column is None else predictions.to_output(job.top_k, plan.min_score)
+    applying = _applying(predictions) if plan.labels_column is not None else None
     out = []
     for i, row in enumerate(chunk.rows):
         record = dict(row)
@@ -223,8 +248,20 @@ def classify_chunk(clf: Classifier, chunk: Chunk, plan: Plan, job: PredictJob) -
             record[plan.top_k_column] = ranked[i]
         if plan.windows_column is not None:
             record[plan.windows_column] = best[i]["windows"]
+        if applying is not None:
+            record[plan.labels_column] = applying[i]
+        if plan.decided_column is not None:
+            record[plan.decided_column] = best[i]["decided"]
         out.append(record)
     return out
+
+
+def _applying(predictions: Predictions) -> list[list[str]]:
+    """Per row, the labels that apply by their thresholds, highest score first (maybe none)."""
+    applies = predictions.applies()
+    assert applies is not None  # a multi-label model's sigmoid scores
+    order = np.argsort(-predictions.scores, axis=1, kind="stable")  # (N, L)
+    return [[predictions.labels[j] for j in row if applies[i, j]] for i, row in enumerate(order)]
 
 
 def chunk_items(chunk: Chunk, plan: Plan, file: Path) -> list[TextInput]:

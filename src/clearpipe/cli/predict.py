@@ -31,6 +31,8 @@ def predict(
     dtype: options.Dtype = "auto",
     recheck: options.Recheck = True,
     long_text: options.LongText = "truncate",
+    calibrated: options.Calibrated = True,
+    min_score: options.MinScore = None,
     encoding: options.Encoding = "utf-8",
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="Rows read, classified and written at a time.")
@@ -39,7 +41,8 @@ def predict(
         bool, typer.Option("--resume", help="Continue an interrupted run into the same OUTPUT.")
     ] = False,
 ) -> None:
-    """Classify INPUT into OUTPUT, keeping INPUT's columns and adding label and score.
+    """Classify INPUT into OUTPUT, keeping INPUT's columns and adding label and score (and for a
+    multi-label model, labels: those that apply; with --min-score, decided).
 
     The output is written to a temporary file and renamed into place at the end; an interrupted
     run continues with --resume, and every input row appears exactly once in the output.
@@ -56,6 +59,7 @@ def predict(
         chunk_rows=chunk_rows,
         encoding=encoding,
         resume=resume,
+        min_score=min_score,
     )
     clf = clearpipe.load(
         model,
@@ -66,8 +70,10 @@ def predict(
         dtype=dtype,
         recheck=recheck,
         long_text=long_text,
+        calibrated=calibrated,
     )
     startup.resume_collector()
+    clf.check_min_score(min_score)  # a multi-label model decides by thresholds instead
     progress = _Progress(input)
     try:
         summary = predict_file(clf, job, progress if sys.stderr.isatty() else None)
@@ -75,6 +81,12 @@ def predict(
         progress.close()
     resumed = f" ({summary.resumed_rows} from the interrupted run)" if summary.resumed_rows else ""
     print(f"wrote {summary.rows} rows{resumed} to {summary.output}", file=sys.stderr)
+    if summary.undecided is not None:
+        scope = " of the rows classified now" if summary.resumed_rows else ""
+        print(
+            f"{summary.undecided} rows{scope} not decided (best score below --min-score {min_score})",
+            file=sys.stderr,
+        )
 
 
 class _Progress:
