@@ -69,15 +69,16 @@ def assemble(work: Path) -> Path:
 
 
 def clearpipe_train(
-    data: Path, validation: Path, test: Path, base: Path, output: Path, flags: list[str]
+    data: Path, validation: Path, test: Path, base: Path | None, output: Path, flags: list[str]
 ) -> None:
-    """One `clearpipe train` run in a subprocess, resuming when `output` holds a checkpoint."""
-    resume = ["--resume"] if output.is_dir() and any(output.glob("checkpoint-*")) else []
+    """One `clearpipe train` run in a subprocess, resuming when `output` holds an epoch checkpoint."""
     if (output / "metrics.json").is_file():
         print(f"{output} is finished; remove it to train again")
         return
+    resume = ["--resume"] if any((output / "checkpoints").glob("checkpoint-*")) else []
     command = [sys.executable, "-m", "clearpipe", "train", str(data), "--validation", str(validation)]
-    command += ["--test", str(test), "--base", str(base), "--output", str(output), *flags, *resume]
+    command += ["--test", str(test), "--output", str(output), *flags, *resume]
+    command += ["--base", str(base)] if base is not None else []
     print("+", " ".join(command), flush=True)
     paths = [str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
     returncode = subprocess.run(command, env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)}).returncode

@@ -78,6 +78,14 @@ MinScore = Annotated[
     ),
 ]
 OutputPath = Annotated[Path, typer.Option("--output", "-o", help="Where to write the results.")]
+NoHeader = Annotated[
+    bool,
+    typer.Option(
+        "--no-header",
+        help='CSV/TSV input without a header row: columns are named by number, "1" for the first '
+        "(e.g. --text-column 2 --label-column 1).",
+    ),
+]
 
 
 def parse_top_k(value: str | None) -> object:

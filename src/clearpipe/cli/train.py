@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import startup
+from clearpipe.cli import options, startup
 
 
 def train(
@@ -50,6 +50,7 @@ def train(
     label_sep: Annotated[
         str, typer.Option("--label-sep", help="Separator of labels in a multi-label cell.")
     ] = ",",
+    no_header: options.NoHeader = False,
     max_length: Annotated[
         int | None, typer.Option("--max-length", help="Tokens per row. Default: the data's 99th percentile.")
     ] = None,
@@ -119,6 +120,7 @@ def train(
         multi_label=multi_label,
         label_sep=label_sep,
         seed=seed,
+        header=not no_header,
     )
     config = TrainConfig(
         data=str(data),

@@ -55,6 +55,12 @@ def pick_column(
     if len(matches) == 1:
         return matches[0]
     if not matches:
+        if looks_like_data(found):
+            raise InputError(
+                f"{file}: the file seems to have no header row: its first row ({_list(found, 60)}) "
+                f"looks like data, not column names. Add a header line (e.g. label<TAB>text), or pass "
+                f"--no-header and name the columns by number, 1 for the first (e.g. {flag} 2)"
+            )
         raise InputError(
             f"{file}: cannot tell which column holds the {role}; columns found: {_list(found)}. "
             f"Name it with {flag}"
@@ -77,5 +83,22 @@ def pick_optional_column(
     return pick_column(found, wanted, candidates, "text pair", flag, file)
 
 
-def _list(names: Sequence[str]) -> str:
-    return ", ".join(f'"{n}"' for n in names) or "none"
+def looks_like_data(names: Sequence[str]) -> bool:
+    """True when a table's "column names" read like a data row: a number, or a sentence.
+
+    A headerless `label<TAB>text` file (as many public datasets ship) has, as its first row, a
+    label such as "0" or "3" and a text of several words; real column names are neither.
+
+    >>> looks_like_data(["1", "it 's a charming and often affecting journey ."])
+    True
+    >>> looks_like_data(["id", "review text", "label"])
+    False
+    """
+    numeric = any(name.strip().lstrip("+-").replace(".", "", 1).isdigit() for name in names)
+    sentence = any(len(name.split()) >= 4 or len(name) > 40 for name in names)
+    return numeric or sentence
+
+
+def _list(names: Sequence[str], width: int | None = None) -> str:
+    cut = [n if width is None or len(n) <= width else n[: width - 3] + "..." for n in names]
+    return ", ".join(f'"{n}"' for n in cut) or "none"

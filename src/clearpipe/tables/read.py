@@ -9,6 +9,7 @@ line by line, strictly, so an undecodable byte is reported with its line number.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -47,8 +48,11 @@ def table_format(path: Path, role: str = "input") -> str:
     return suffix
 
 
-def read_columns(path: Path, encoding: str = "utf-8") -> list[str]:
+def read_columns(path: Path, encoding: str = "utf-8", header: bool = True) -> list[str]:
     """The column names of a table: its header, its Parquet schema, or its first record's keys.
+
+    `header=False` reads a CSV/TSV file whose first line is already data: its columns are
+    named by number, "1" for the first.
 
     >>> read_columns(Path("reviews.csv"))  # doctest: +SKIP
     ['id', 'text']
@@ -59,13 +63,14 @@ def read_columns(path: Path, encoding: str = "utf-8") -> list[str]:
     if fmt == "parquet":
         return list(open_parquet(path).schema_arrow.names)
     if fmt in ("csv", "tsv"):
-        return _csv_header(path, encoding)
+        names = _csv_header(path, encoding)
+        return names if header else numbered(len(names))
     first = next(read_chunks(path, chunk_rows=1, encoding=encoding), None)
     return list(first.rows[0]) if first else ["text"] if fmt == "txt" else []
 
 
-def read_chunks(path: Path, chunk_rows: int, encoding: str = "utf-8") -> Iterator[Chunk]:
-    """Yield the rows of `path` in chunks of at most `chunk_rows`.
+def read_chunks(path: Path, chunk_rows: int, encoding: str = "utf-8", header: bool = True) -> Iterator[Chunk]:
+    """Yield the rows of `path` in chunks of at most `chunk_rows` (`header`: as in `read_columns`).
 
     >>> next(read_chunks(Path("reviews.csv"), chunk_rows=1000)).rows[0]  # doctest: +SKIP
     {'id': '1', 'text': 'Great phone.'}
@@ -84,7 +89,8 @@ def read_chunks(path: Path, chunk_rows: int, encoding: str = "utf-8") -> Iterato
     rows: list[Row] = []
     first = 1
     consumed = 0
-    for number, row, position in readers[fmt](path, encoding):
+    rows_of = readers[fmt] if header or fmt not in ("csv", "tsv") else _headerless_csv_rows
+    for number, row, position in rows_of(path, encoding):
         if not rows:
             first = number
         rows.append(row)
@@ -138,7 +144,20 @@ def _csv_reader(lines: Any, path: Path) -> Any:
     return csv.reader(lines)
 
 
-def _csv_rows(path: Path, encoding: str) -> RowStream:
+def numbered(count: int) -> list[str]:
+    """Column names for a file without a header row: "1", "2", ... (1-based, as people count).
+
+    >>> numbered(2)
+    ['1', '2']
+    """
+    return [str(i) for i in range(1, count + 1)]
+
+
+def _headerless_csv_rows(path: Path, encoding: str) -> RowStream:
+    return _csv_rows(path, encoding, header=False)
+
+
+def _csv_rows(path: Path, encoding: str, header: bool = True) -> RowStream:
     position = 0
 
     def tracked() -> Iterator[str]:
@@ -149,19 +168,22 @@ def _csv_rows(path: Path, encoding: str) -> RowStream:
 
     reader = _csv_reader(tracked(), path)
     try:
-        header = next(reader, None)
-        if header is None:
+        first = next(reader, None)
+        if first is None:
             return
-        _check_header(header, path)
-        for number, cells in enumerate(reader, start=1):
+        names = first if header else numbered(len(first))
+        _check_header(names, path)
+        rows = reader if header else itertools.chain([first], reader)
+        for number, cells in enumerate(rows, start=1):
             if not cells:
                 continue  # a blank line, typically the last one
-            if len(cells) != len(header):
+            if len(cells) != len(names):
+                what = "the header has" if header else "the first row has"
                 raise InputError(
                     f"{where(path, row=number)} (line {reader.line_num}): has {len(cells)} fields, "
-                    f"the header has {len(header)}"
+                    f"{what} {len(names)}"
                 )
-            yield number, dict(zip(header, cells, strict=True)), position
+            yield number, dict(zip(names, cells, strict=True)), position
     except csv.Error as exc:
         raise InputError(
             f"{path}, line {reader.line_num}: malformed {path.suffix[1:].upper()}: {exc}"

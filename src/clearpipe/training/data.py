@@ -38,6 +38,7 @@ class DataOptions:
     label_sep: str = ","
     validation_fraction: float = 0.1
     seed: int = 42
+    header: bool = True  # False: CSV/TSV files start with data, columns named "1", "2", ...
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ class _Raw:
 
 
 def _read_raw(path: str | Path, columns: Columns | None, options: DataOptions) -> tuple:
-    table = read_table(path)
+    table = read_table(path, options.header)
     found = list(table.column_names)
     if columns is None:
         columns = pick_columns(found, options, path)

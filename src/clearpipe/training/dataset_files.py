@@ -10,12 +10,16 @@ import csv
 from pathlib import Path
 
 from clearpipe.errors import InputError, where
+from clearpipe.tables.read import numbered
 
 SUFFIXES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
-def read_table(path: str | Path):
+def read_table(path: str | Path, header: bool = True):
     """Read a data file or `save_to_disk` folder into a `datasets.Dataset`, or raise `InputError`.
+
+    `header=False` reads a CSV/TSV file whose first line is already data, naming its columns by
+    number ("1" for the first, `clearpipe.tables.read.numbered`).
 
     >>> read_table("reviews.csv").column_names  # doctest: +SKIP
     ['review', 'label']
@@ -41,8 +45,10 @@ def read_table(path: str | Path):
     if builder == "csv":
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
         quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-        _check_rows(path, delimiter, quoting)
+        width = _check_rows(path, delimiter, quoting, header)
         options = {"delimiter": delimiter, "quoting": quoting, "keep_default_na": False}
+        if not header:
+            options |= {"header": None, "column_names": numbered(width)}
     try:
         table = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except Exception as exc:  # datasets wraps parser errors in its own types
@@ -66,23 +72,27 @@ def _read_folder(path: Path):
     return table
 
 
-def _check_rows(path: Path, delimiter: str, quoting: int) -> None:
-    # pandas reports ragged rows by line number, or silently pads short ones: check first.
+def _check_rows(path: Path, delimiter: str, quoting: int, header: bool = True) -> int:
+    """The file's column count, after checking every row has it (pandas reports ragged rows by
+    line number, or silently pads short ones)."""
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
-        header = next(reader, None)
-        if not header:
+        first = next(reader, None)
+        if not first:
             raise InputError(f"{path}: the file is empty")
-        rows = 0
-        for row_number, row in enumerate(reader, start=1):
-            if row and len(row) != len(header):
-                raise InputError(
-                    f"{where(path, row=row_number)}: has {len(row)} fields but the header has "
-                    f"{len(header)} ({', '.join(header)})"
-                )
+        rows = 0 if header else 1
+        what = (
+            f"the header has {len(first)} ({', '.join(first)})"
+            if header
+            else f"the first row has {len(first)}"
+        )
+        for row_number, row in enumerate(reader, start=1 if header else 2):
+            if row and len(row) != len(first):
+                raise InputError(f"{where(path, row=row_number)}: has {len(row)} fields but {what}")
             rows += bool(row)
     if rows == 0:
         raise InputError(f"{path}: the file has no data rows")
+    return len(first)
 
 
 def _root_cause(exc: BaseException) -> str:
