@@ -28,26 +28,125 @@ def evaluate(
     max_length: options.MaxLength = None,
     batch_size: options.BatchSize = 64,
     device: options.Device = "auto",
+    calibrated: options.Calibrated = True,
+    plots: Annotated[
+        Path | None,
+        typer.Option("--plots", help="Write reliability.png and risk_coverage.png into this folder."),
+    ] = None,
+    target_accuracy: Annotated[
+        float | None,
+        typer.Option(
+            "--target-accuracy",
+            min=0.0,
+            max=1.0,
+            help="Print the smallest --min-score whose kept predictions reach this accuracy on DATA, "
+            "and the share of rows it keeps.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
 ) -> None:
-    """Accuracy, precision/recall/F1 per class and macro/micro, confusion matrix, ROC AUC, log loss and
-    calibration error of MODEL on DATA."""
+    """Accuracy, precision/recall/F1 per class and macro/micro, confusion matrix, ROC AUC, log loss,
+    calibration (ECE before and after the saved temperature, Brier score) and accuracy at 90% and 80%
+    coverage of MODEL on DATA."""
     import clearpipe
     from clearpipe.training.data import DataOptions
-    from clearpipe.training.evaluation import evaluate_file
+    from clearpipe.training.evaluation import evaluate_scored, read_file, score_split
 
-    clf = clearpipe.load(model, max_length=max_length, batch_size=batch_size, device=device)
+    clf = clearpipe.load(
+        model, max_length=max_length, batch_size=batch_size, device=device, calibrated=calibrated
+    )
     startup.resume_collector()
+    multi = clf.settings.thresholds is not None
+    if multi and (plots or target_accuracy is not None):
+        raise _single_label_only(clf.source)
     data_options = DataOptions(
         text_column=text_column, pair_column=text_pair_column, label_column=label_column, label_sep=label_sep
     )
-    result, report = evaluate_file(clf, data, data_options, n_errors=errors)
+    split, report = read_file(clf, data, data_options)
+    scored = score_split(clf, split)
+    result = evaluate_scored(clf, split, scored, n_errors=errors)
+    trust = None if multi else _trust(scored)
+    if plots is not None and trust is not None:
+        _plot(trust, scored, plots)
+    target = None if target_accuracy is None or trust is None else trust.min_score_for(target_accuracy)
     if as_json:
         out = result.to_dict()
         out["dropped"] = {reason: len(rows) for reason, rows in report.dropped.items()}
+        if trust is not None:
+            out["trust"] = trust.to_dict()
+        if target_accuracy is not None:
+            out["target"] = {
+                "accuracy": target_accuracy,
+                "reached": None if target is None else target.__dict__,
+            }
         print(json.dumps(out, ensure_ascii=False, default=str))
         return
     _print(result, report)
+    if trust is not None:
+        _print_trust(result, trust, target_accuracy, target)
+
+
+def _single_label_only(source: str) -> Exception:
+    from clearpipe.errors import InputError
+
+    return InputError(
+        f"{source} is a multi-label model: --plots and --target-accuracy describe single-label scores "
+        "(each label of a multi-label model is decided by its saved threshold)"
+    )
+
+
+def _trust(scored):
+    from clearpipe.training.trust import assess_scores
+
+    return assess_scores(scored.scores, scored.y)
+
+
+def _plot(trust, scored, folder: Path) -> None:
+    from clearpipe.training import plots
+    from clearpipe.training.trust import assess_scores
+
+    folder.mkdir(parents=True, exist_ok=True)
+    before = None if scored.raw is None else assess_scores(scored.raw, scored.y)
+    t = scored.temperature
+    note = (
+        None
+        if t is None
+        else f"T = {t.value:.3f}" + ("" if t.power == 1.0 else f", margin power {t.power:.3f}")
+    )
+    plots.reliability(trust, folder / "reliability.png", before, note)
+    plots.risk_coverage(trust, folder / "risk_coverage.png")
+
+
+def _print_trust(result, trust, target_accuracy: float | None, target) -> None:
+    from clearpipe.training.trust import COVERAGES
+
+    if result.calibration is not None:
+        c, raw = result.calibration, result.uncalibrated
+        power = f", margin power {c['power']:.3f}" if "power" in c else ""
+        print(
+            f"calibration: temperature {c['temperature']:.3f}{power}: ECE {raw['ece']:.4f} -> {result.ece:.4f}, "
+            f"log loss {raw['log_loss']:.4f} -> {result.log_loss:.4f}, Brier {raw['brier']:.4f} -> {result.brier:.4f}"
+        )
+    else:
+        print(f"calibration: none applied (raw softmax); ECE {result.ece:.4f}, Brier {result.brier:.4f}")
+    kept = [trust.at_coverage(c) for c in COVERAGES]
+    print(
+        "accuracy at coverage: "
+        + ", ".join(f"{k.accuracy:.4f} at {k.coverage:.0%} (min_score {k.min_score:.3f})" for k in kept)
+    )
+    if target_accuracy is None:
+        return
+    if target is None:
+        best = max(trust.curve, key=lambda k: k.accuracy)
+        print(
+            f"target accuracy {target_accuracy}: no min_score reaches it on this data "
+            f"(best {best.accuracy:.4f}, keeping {best.rows} rows)"
+        )
+    else:
+        print(
+            f"target accuracy {target_accuracy}: --min-score {target.min_score:.4f} keeps {target.coverage:.1%} "
+            f"of rows ({target.rows} of {trust.rows}) at accuracy {target.accuracy:.4f}"
+        )
 
 
 def _print(result, report) -> None:

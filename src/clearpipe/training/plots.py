@@ -64,11 +64,10 @@ def confusion(evaluation: Evaluation, path: Path) -> None:
     plt.close(fig)
 
 
-def reliability(
-    after: Trust, path: Path, before: Trust | None = None, temperature: float | None = None
-) -> None:
-    """Reliability diagram: accuracy against mean confidence per bin, the diagonal being perfect
-    calibration; with `before`, the raw softmax's bins beside the calibrated ones."""
+def reliability(after: Trust, path: Path, before: Trust | None = None, note: str | None = None) -> None:
+    """Reliability diagram: accuracy against mean confidence per bin (marker size: the bin's rows),
+    the diagonal being perfect calibration; with `before`, the raw softmax's bins beside the
+    calibrated ones. `note` goes into the title (the temperature, say)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
@@ -80,7 +79,7 @@ def reliability(
         sizes = [20 + 200 * b.rows / trust.rows for b in trust.reliability]
         ax.plot(*zip(*points, strict=True), marker="o", markersize=0, label=name)
         ax.scatter(*zip(*points, strict=True), s=sizes, alpha=0.6)
-    title = "reliability" + (f" (T = {temperature:.3f})" if temperature else "")
+    title = "reliability" + (f" ({note})" if note else "")
     ax.set(title=title, xlabel="confidence (best label's score)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")

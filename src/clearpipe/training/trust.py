@@ -132,3 +132,12 @@ def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> list[Kept]:
         )
         for end in ends
     ]
+
+
+def assess_scores(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> Trust:
+    """`assess` of single-label scores (N, L) against label ids (N,): confidence is the best score.
+
+    >>> assess_scores(np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([0, 0])).curve[-1].accuracy
+    0.5
+    """
+    return assess(probs.max(axis=1), probs.argmax(axis=1) == y, bins)
