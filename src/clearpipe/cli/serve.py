@@ -50,6 +50,8 @@ def serve(
     dtype: options.Dtype = "auto",
     recheck: options.Recheck = True,
     long_text: options.LongText = "truncate",
+    calibrated: options.Calibrated = True,
+    min_score: options.MinScore = None,
     max_batch_tokens: Annotated[
         int, typer.Option("--max-batch-tokens", min=1, help="Token budget of one micro-batch.")
     ] = 8192,
@@ -97,6 +99,8 @@ def serve(
         recheck=recheck,
         long_text=long_text,
         threads=threads,
+        calibrated=calibrated,
+        min_score=min_score,
     )
     startup.resume_collector()
     clf.settings = dataclasses.replace(clf.settings, batch_size=rows_per_pass(batch_size, clf.packs))

@@ -122,6 +122,11 @@ def _add_routes(app: FastAPI) -> None:
             version=clearpipe.__version__,
             function_to_apply=clf.settings.activation.value,
             long_text=list(LONG_TEXT),
+            calibration=None if clf.settings.temperature is None else clf.settings.temperature.to_dict(),
+            thresholds=None
+            if clf.settings.thresholds is None
+            else dict(zip(clf.labels, clf.settings.thresholds, strict=True)),
+            min_score=clf.settings.min_score,
             limits={
                 "max_inputs": config.max_inputs,
                 "max_chars": config.max_chars,

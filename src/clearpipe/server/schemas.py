@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, WithJsonSchema
 
 _TEXT = {"type": "string"}
 _PAIR_ARRAY = {"type": "array", "items": _TEXT, "minItems": 2, "maxItems": 2}
@@ -39,6 +39,7 @@ class ClassifyRequest(BaseModel):
 
     Leaving `top_k` out returns one best `{"label", "score"}` per input; `top_k: k` the k best;
     `top_k: null` every label. `function_to_apply` overrides the model's default activation.
+    `min_score` adds `"decided"` to every result (false: the model is not sure).
     """
 
     model_config = ConfigDict(
@@ -61,6 +62,13 @@ class ClassifyRequest(BaseModel):
         'windows and average their probabilities; each result then carries "windows"). '
         "Default: the server's --long-text.",
     )
+    min_score: StrictFloat | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description='Results whose score is below it get "decided": false (abstention), those at or '
+        'above it "decided": true; single-label models. Default: the server\'s --min-score, else none.',
+    )
 
 
 class ExplainRequest(BaseModel):
@@ -77,6 +85,11 @@ class ExplainRequest(BaseModel):
 class LabelScore(BaseModel):
     label: str
     score: float
+    windows: int | None = Field(default=None, description='With long_text "chunk": windows classified.')
+    applies: bool | None = Field(
+        default=None, description="Multi-label models: the score reaches this label's saved threshold."
+    )
+    decided: bool | None = Field(default=None, description="With min_score: the score reaches it.")
 
 
 ClassifyResponse = LabelScore | list[LabelScore] | list[list[LabelScore]]
@@ -98,4 +111,7 @@ class Info(BaseModel):
     version: str
     function_to_apply: str
     long_text: list[str]
+    calibration: dict[str, str | float] | None = None
+    thresholds: dict[str, float] | None = None
+    min_score: float | None = None
     limits: dict[str, int | float]

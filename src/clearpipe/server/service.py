@@ -3,8 +3,8 @@
 `Service` holds the classifier, the settings, the batcher and the metrics. `Service.classify`
 is the whole of `POST /classify` after the body is parsed: check the limits, tokenize with the
 classifier's own tokenizer, queue in the batcher, and post-process the request's share of the
-batch's logits with its own activation and `top_k`, so that requests with different options
-still share one forward pass. Its answer is exactly the Python API's output contract
+batch's logits with its own activation, `top_k` and `min_score`, so that requests with different
+options still share one forward pass. Its answer is exactly the Python API's output contract
 (`Predictions.to_output`). Both doors to it, FastAPI's route and the lean ASGI one
 (`clearpipe.server.fast_route`), call this one function.
 """
@@ -79,7 +79,7 @@ class Service:
         """
         started = time.monotonic()
         clf = self.classifier
-        batch, top_k, activation = self._parse(body)
+        batch, top_k, activation, min_score = self._parse(body)
         # Chunked inputs travel as their windows (one row each) and are aggregated afterwards.
         chunk = (body.long_text or clf.settings.long_text) == "chunk"
         windows = await _tokenize(clf.tokenize_windows, batch) if chunk else None
@@ -90,7 +90,7 @@ class Service:
         predictions = clf.postprocess(answer.logits, activation)
         if windows:
             predictions = clf.combine_windows(predictions, windows)
-        outputs = predictions.to_output(top_k)
+        outputs = predictions.to_output(top_k, min_score)
         headers = {
             "X-Tokenization-Time": _ms(tokenized_at - started),
             "X-Queue-Time": _ms(answer.queue_s),
@@ -100,7 +100,7 @@ class Service:
         }
         return Classified(outputs[0] if batch.single else outputs, headers)
 
-    def _parse(self, body: schemas.ClassifyRequest) -> tuple[Batch, TopK, Activation]:
+    def _parse(self, body: schemas.ClassifyRequest) -> tuple[Batch, TopK, Activation, float | None]:
         """Check a request against the limits and turn it into normalized inputs and options."""
         batch = normalize_inputs(body.inputs)
         limit = self.config.max_inputs
@@ -114,7 +114,8 @@ class Service:
         activation = self.classifier.settings.activation
         if body.function_to_apply is not None:
             activation = parse_activation(body.function_to_apply)
-        return batch, top_k, activation
+        min_score = self.classifier.check_min_score(body.min_score, activation)
+        return batch, top_k, activation, min_score
 
 
 def check_text(text: str, limit: int, where: str) -> None:

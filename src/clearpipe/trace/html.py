@@ -12,7 +12,7 @@ from html import escape
 from pathlib import Path
 
 from clearpipe.errors import InputError
-from clearpipe.trace.record import SCHEMA_VERSION, Trace
+from clearpipe.trace.record import SCHEMA_VERSION, Trace, temperature_text
 from clearpipe.trace.terminal import attribution_scale, recheck_line, shade
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -178,7 +178,8 @@ def _activation(trace: Trace) -> str:
         f"<tr><td>{escape(label)}</td><td class='num'>{p:.4f}</td></tr>"
         for label, p in stage.probabilities.items()
     )
-    body = f"<p><b>{stage.function}</b>: {escape(stage.reason)}</p><table>{rows}</table>"
+    scaling = f"<p>{escape(temperature_text(stage.temperature))}</p>" if stage.function == "softmax" else ""
+    body = f"<p><b>{stage.function}</b>: {escape(stage.reason)}</p>{scaling}<table>{rows}</table>"
     return _section(4, "activation", stage.time_ms, body)
 
 

@@ -139,12 +139,18 @@ class ModelStage:
 
 @dataclass(frozen=True)
 class ActivationStage:
-    """Stage 4: the function turning logits into scores, why it was chosen, and the score per label."""
+    """Stage 4: the function turning logits into scores, why it was chosen, and the score per label.
+
+    `temperature` is the saved calibration the logits were scaled by before a softmax
+    (`Temperature.to_dict()`: method, temperature and, for a margin temperature, power); None
+    when the scores are raw.
+    """
 
     function: str
     reason: str
     probabilities: dict[str, float]
     time_ms: float
+    temperature: dict[str, str | float] | None = None
 
 
 @dataclass(frozen=True)
@@ -273,6 +279,7 @@ def trace(clf: Traced, text: str, pair: str | None = None, attributions: bool = 
             label: float(p) for label, p in zip(predictions.labels, predictions.scores[0], strict=True)
         },
         time_ms=_ms(start),
+        temperature=None if predictions.temperature is None else predictions.temperature.to_dict(),
     )
 
     start = time.perf_counter()
@@ -508,16 +515,34 @@ def _model_dict(stage: ModelStage, tokens: list[Token]) -> dict[str, Any]:
 
 
 def _activation_dict(stage: ActivationStage, model: ModelStage) -> dict[str, Any]:
+    scaled = "" if stage.temperature is None else "temperature-scaled "
     return _stage(
         "activation",
         f"logits {model.logits_shape}",
-        f"{stage.function} scores {model.logits_shape}",
+        f"{scaled}{stage.function} scores {model.logits_shape}",
         model.logits_shape,
         stage.time_ms,
         function=stage.function,
         reason=stage.reason,
         probabilities=dict(stage.probabilities),
+        temperature=None if stage.temperature is None else dict(stage.temperature),
     )
+
+
+def temperature_text(temperature: dict[str, str | float] | None) -> str:
+    """How the logits were scaled before the activation, in words, for the terminal and HTML views.
+
+    >>> temperature_text({"method": "temperature", "temperature": 2.0})
+    'logits divided by the saved temperature 2.0000 (clearpipe_calibration in config.json)'
+    """
+    if temperature is None:
+        return "raw logits (no saved temperature, or loaded with calibrated=False)"
+    t = float(temperature["temperature"])
+    if "power" in temperature:
+        how = f"logits divided by the saved margin temperature {t:.4f} x margin^(1 - {float(temperature['power']):.4f})"
+    else:
+        how = f"logits divided by the saved temperature {t:.4f}"
+    return f"{how} (clearpipe_calibration in config.json)"
 
 
 def _prediction_dict(stage: PredictionStage, activation: ActivationStage) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from clearpipe.trace.record import Recheck, Token, Trace
+from clearpipe.trace.record import Recheck, Token, Trace, temperature_text
 
 Rgb = tuple[int, int, int]
 
@@ -127,7 +127,10 @@ def recheck_line(recheck: Recheck) -> str:
 def _activation(trace: Trace) -> Group:
     stage = trace.activation
     scores = "  ".join(f"{label} {p:.4f}" for label, p in stage.probabilities.items())
-    return Group(Text(f"{stage.function}: {stage.reason}"), Text(scores))
+    lines = [Text(f"{stage.function}: {stage.reason}"), Text(scores)]
+    if stage.function == "softmax":
+        lines.insert(1, Text(temperature_text(stage.temperature)))
+    return Group(*lines)
 
 
 def _attributions(trace: Trace, words: bool) -> Group:
