@@ -1,0 +1,426 @@
+"""`clearpipe predict --engine ray`: one table classified by a pool of workers on a Ray cluster.
+
+The driver checks what it can before Ray starts (the model loads, the columns exist, every text
+file decodes and parses), cuts the input into units (`bulk.units`) and hands them to Ray Data:
+`map_batches` with a callable class runs a fixed pool of actors, each holding one `Classifier`
+built by `clearpipe.load` with the local path's options, so each unit goes through the same
+engine and the same output rows (`bulk.local.classify_chunk`) as `clearpipe predict` on one
+machine, and is written as one staged part (`bulk.staging`). Ray restarts an actor that dies and
+retries its task; the part it rewrites has the same name. When every unit is done the driver
+counts the rows of every part against the input's and publishes. Ray is imported only here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import resource
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from clearpipe.bulk import staging
+from clearpipe.bulk.files import InputFile, filesystem, fingerprint, list_inputs, local_copy, named_as
+from clearpipe.bulk.local import Plan, PredictJob, chunk_items, classify_chunk, count_undecided, plan_for
+from clearpipe.bulk.units import Reading, Unit, cut_units, read_unit
+from clearpipe.classifier import Classifier
+from clearpipe.errors import ClearpipeError, InputError
+from clearpipe.tables.read import Chunk, open_parquet, read_columns
+
+PART_FORMATS = ("parquet", "csv", "tsv", "jsonl")
+
+
+@dataclass(frozen=True)
+class RayJob:
+    """A local `PredictJob` (columns, top-k, chunk size, encoding, resume) spread over a cluster.
+
+    `load_options` are `clearpipe.load`'s keyword arguments as the local path passes them; each
+    worker adds its own `threads` (and `device="cuda"` with `gpus_per_worker`).
+    """
+
+    predict: PredictJob
+    input: str  # a file, folder or glob; a local path or a URI (s3://...)
+    output: str  # a folder
+    model: str | None = None
+    load_options: dict[str, Any] = field(default_factory=dict)
+    output_format: str | None = None  # default: OUTPUT's suffix when it names one, else parquet
+    address: str | None = None  # default: start a Ray on this machine
+    workers: int | None = None  # default: one per machine (CPU), one per GPU share (GPU)
+    gpus_per_worker: float = 0.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    rows: int  # done, those of an interrupted run included
+    total: int
+    seconds: float  # since the workers were asked to start
+    new_rows: int  # done in this run
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    worker: str  # host:pid
+    parts: int
+    rows: int
+    seconds: float  # reading, classifying and writing, model load excluded
+    peak_rss_mib: float
+    undecided: int = 0
+
+
+@dataclass(frozen=True)
+class RaySummary:
+    rows: int
+    resumed_rows: int
+    parts: int
+    output: str
+    workers: list[WorkerStats]
+    undecided: int | None = None  # rows classified by this run below min_score; None without one
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What every actor needs, built once on the driver and passed to the actor's constructor."""
+
+    model: str | None
+    load_options: dict[str, Any]
+    files: list[InputFile]
+    plan: Plan
+    job: PredictJob
+    staging: str
+    suffix: str
+
+
+def predict_on_ray(
+    clf: Classifier, job: RayJob, on_progress: Callable[[Progress], None] | None = None
+) -> RaySummary:
+    """Classify every row of `job.input` into a folder of parts at `job.output`, exactly once.
+
+    `clf` is the driver's copy of the model: loading it proves the model and options are good
+    before any worker starts, and gives the added columns. See the module docstring.
+
+    >>> predict_on_ray(clearpipe.load(), RayJob(PredictJob(Path("in"), Path("out")), "in/*.csv", "out"))  # doctest: +SKIP
+    RaySummary(rows=120000, resumed_rows=0, parts=30, output='out', workers=[...])
+    """
+    require_ray()
+    files = list_inputs(job.input)
+    plan = _plan(clf, job, files, output_format(job))
+    identity = {**asdict(plan), "fingerprint": fingerprint(files), "options": _recorded(job.load_options)}
+    run_id = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    out = staging.Output.at(job.output)
+    staged = staging.inspect(out, run_id, identity, job.predict.resume)
+    if staged.manifest is not None:  # --resume of a run that was published already
+        rows = int(staged.manifest["rows"])
+        return RaySummary(rows, rows, len(staged.manifest["parts"]), job.output, [])
+    units = [Unit(**u) for u in staged.record["units"]] if staged.record else _cut(files, plan, job)
+    if staged.record is None:
+        record = {"run_id": run_id, "identity": identity, "units": [asdict(u) for u in units]}
+        staging.begin(out, run_id, record)
+    suffix = plan.output_format
+    todo = [u for u in units if u.part(suffix) not in staged.finished]
+    spec = WorkerSpec(_portable(job.model, clf), job.load_options, files, plan, job.predict, "", suffix)
+    spec = replace(spec, staging=out.staging_uri(run_id))
+    resumed = sum(u.rows for u in units) - sum(u.rows for u in todo)
+    try:
+        stats = _run(job, spec, todo, resumed, on_progress) if todo else []
+    except InputError:
+        staging.discard(out, run_id)  # bad input fails the same way every time: nothing to resume
+        raise
+    manifest = _manifest(out, run_id, identity, files, units, plan, stats)
+    staging.publish(out, run_id, manifest)
+    undecided = None if plan.decided_column is None else sum(s.undecided for s in stats)
+    return RaySummary(manifest["rows"], resumed, len(units), job.output, stats, undecided)
+
+
+def require_ray() -> None:
+    """Refuse, in one line, to run without Ray Data installed (the `clearpipe[ray]` extra)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.data") is None:
+        raise InputError("--engine ray needs Ray Data: pip install 'clearpipe[ray]'")
+
+
+def output_format(job: RayJob) -> str:
+    """The parts' format: `--output-format`, else OUTPUT's suffix when it names one, else Parquet."""
+    if job.output_format is not None:
+        chosen = job.output_format.lower().lstrip(".")
+        if chosen not in PART_FORMATS:
+            raise InputError(
+                f"unknown --output-format {job.output_format!r}; use one of {', '.join(PART_FORMATS)}"
+            )
+        return chosen
+    suffix = PurePosixPath(job.output.rstrip("/")).suffix.lower().lstrip(".")
+    suffix = "jsonl" if suffix == "ndjson" else suffix
+    if suffix == "txt":
+        raise InputError(f"{job.output}: .txt cannot hold labels and scores; use {', '.join(PART_FORMATS)}")
+    if suffix == "json":
+        raise InputError(f"{job.output}: parts are written as JSON lines; name the folder .jsonl")
+    return suffix if suffix in PART_FORMATS else "parquet"
+
+
+# The driver -------------------------------------------------------------------------------------
+def _plan(clf: Classifier, job: RayJob, files: list[InputFile], out_fmt: str) -> Plan:
+    if filesystem(job.output)[1].rstrip("/") in {f.uri for f in files} | {filesystem(job.input)[1]}:
+        raise InputError(f"{job.output}: the output would overwrite the input; choose another folder")
+    found = _columns(files[0], _reading(job))
+    if files[0].format != "jsonl":  # JSON records may differ in their keys; tables may not
+        for other in files[1:]:
+            theirs = _columns(other, _reading(job))
+            if theirs != found:
+                raise InputError(
+                    f"{other.name} has columns {theirs}, {files[0].name} has {found}: every input "
+                    "file must have the same columns"
+                )
+    first = replace(job.predict, input=Path(files[0].name))  # a missing column is named in this file
+    size = sum(f.size for f in files)
+    return plan_for(clf, first, found, out_fmt, job.input, size, max(f.mtime_ns for f in files))
+
+
+def _reading(job: RayJob) -> Reading:
+    return Reading(job.predict.chunk_rows, job.predict.encoding, job.predict.header)
+
+
+def _columns(file: InputFile, reading: Reading) -> list[str]:
+    if file.format == "parquet":
+        fs, path = filesystem(file.uri)
+        with fs.open_input_file(path) as source:
+            return list(open_parquet(file.name, source).schema_arrow.names)
+    with local_copy(file) as copy, named_as(copy, file.name):
+        return read_columns(copy, reading.encoding, reading.header)
+
+
+def _cut(files: list[InputFile], plan: Plan, job: RayJob) -> list[Unit]:
+    def check(chunk: Chunk, file: InputFile) -> None:
+        chunk_items(chunk, plan, Path(file.name))  # a missing text fails here, as it does locally
+
+    texts = [c for c in (plan.text_column, plan.pair_column) if c is not None]
+    return cut_units(files, _reading(job), texts, check)
+
+
+def _recorded(load_options: dict[str, Any]) -> dict[str, Any]:
+    # Where and on how many threads a worker runs may change between a run and its resume.
+    return {k: v for k, v in sorted(load_options.items()) if k not in ("device", "threads")}
+
+
+def _portable(model: str | None, clf: Classifier) -> str | None:
+    """The model as workers should load it: None stays the embedded default (installed on every
+    machine, maybe elsewhere), a folder becomes absolute (workers do not share the driver's cwd)."""
+    return None if model is None else clf.source
+
+
+def _manifest(
+    out: staging.Output,
+    run_id: str,
+    identity: dict[str, Any],
+    files: list[InputFile],
+    units: list[Unit],
+    plan: Plan,
+    stats: list[WorkerStats],
+) -> dict[str, Any]:
+    """The manifest, after counting every part's rows from the part itself: a part missing or
+    holding other than its unit's rows stops the run before anything is published."""
+    from clearpipe import __version__
+
+    parts = []
+    for unit in units:
+        name = unit.part(plan.output_format)
+        folder = out.staging(run_id)
+        folder = folder if staging.exists(out.fs, f"{folder}/{name}") else out.path
+        rows = staging.count_rows(out, folder, name, plan.output_format)
+        if rows != unit.rows:
+            raise RuntimeError(
+                f"{name} holds {rows} rows where its input has {unit.rows}; nothing was published"
+            )
+        parts.append(
+            {"file": name, "rows": rows, "input": files[unit.file].name, "first_row": unit.first_row}
+        )
+    return {
+        "clearpipe": __version__,
+        "run_id": run_id,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows": sum(p["rows"] for p in parts),
+        "format": plan.output_format,
+        "columns": plan.columns,
+        "model": plan.model,
+        "options": identity["options"],
+        "plan": asdict(plan),
+        "input": {
+            "spec": plan.input,
+            "fingerprint": identity["fingerprint"],
+            "files": [asdict(f) for f in files],
+        },
+        "parts": parts,
+        "workers": [asdict(s) for s in stats],
+    }
+
+
+# Ray --------------------------------------------------------------------------------------------
+def _run(
+    job: RayJob,
+    spec: WorkerSpec,
+    todo: list[Unit],
+    resumed: int,
+    on_progress: Callable[[Progress], None] | None,
+) -> list[WorkerStats]:
+    import ray
+    import ray.data
+
+    started_ray = _connect(job.address)
+    try:
+        workers, cpus = _pool(job, len(todo))
+        device = "cuda" if job.gpus_per_worker else job.load_options.get("device", "auto")
+        spec = replace(spec, load_options={**spec.load_options, "threads": cpus, "device": device})
+        units = ray.data.from_items(
+            [{"unit": json.dumps(asdict(u))} for u in todo], override_num_blocks=len(todo)
+        )
+        results = units.map_batches(
+            Predictor,
+            fn_constructor_kwargs={"spec": spec},
+            batch_size=1,  # one unit per call: one part per task, so a retry redoes one part
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=cpus,
+            num_gpus=job.gpus_per_worker or None,
+        )
+        return _collect(results, sum(u.rows for u in todo) + resumed, resumed, on_progress)
+    except Exception as exc:
+        user = _user_error(exc)
+        if user is not None:
+            raise user from None
+        raise
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _connect(address: str | None) -> bool:
+    """Join the cluster at `address`, or start a Ray on this machine; True when this call started it."""
+    import ray
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False  # progress is ours, on one line
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    if ray.is_initialized():
+        return False
+    # Ray's C++ core logs an error-level line for every Ray Data actor pool (its constructor
+    # arguments sit in the object store, ray-project/ray#53727); failures still reach us as
+    # exceptions. RAY_BACKEND_LOG_LEVEL=info brings the logs back.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    quiet: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
+    except ConnectionError as exc:
+        raise InputError(f"cannot reach a Ray cluster at {address}: {exc}") from None
+    return True
+
+
+def _pool(job: RayJob, units: int) -> tuple[int, int]:
+    """Workers and CPUs per worker: on CPUs, the cluster's cores split evenly (threads per actor =
+    cores / workers); on GPUs, one actor per `gpus_per_worker` share, with a few cores to tokenize."""
+    import ray
+
+    resources = ray.cluster_resources()
+    cpus, gpus = int(resources.get("CPU", 1)), float(resources.get("GPU", 0))
+    if job.gpus_per_worker:
+        workers = job.workers or int(gpus // job.gpus_per_worker)
+        if workers < 1 or workers * job.gpus_per_worker > gpus:
+            raise InputError(
+                f"{max(workers, 1)} workers x --gpus-per-worker {job.gpus_per_worker:g} need more GPUs than "
+                f"the cluster's {gpus:g}"
+            )
+        return min(workers, units), max(1, min(4, cpus // workers))
+    workers = job.workers or sum(1 for node in ray.nodes() if node["Alive"])
+    if workers > cpus:
+        raise InputError(f"--workers {workers} is more than the cluster's {cpus} CPUs")
+    return min(workers, units), max(1, cpus // workers)
+
+
+def _collect(
+    results: Any, total: int, resumed: int, on_progress: Callable[[Progress], None] | None
+) -> list[WorkerStats]:
+    reports: dict[str, dict[str, Any]] = {}
+    start = time.perf_counter()
+    for report in results.iter_rows():
+        reports.setdefault(report["part"], report)  # a part reported twice (a retried task) counts once
+        if on_progress is not None:
+            new = sum(r["rows"] for r in reports.values())
+            on_progress(Progress(resumed + new, total, time.perf_counter() - start, new))
+    return _stats(list(reports.values()))
+
+
+def _stats(reports: list[dict[str, Any]]) -> list[WorkerStats]:
+    by_worker: dict[str, list[dict[str, Any]]] = {}
+    for report in reports:
+        by_worker.setdefault(report["worker"], []).append(report)
+    return [
+        WorkerStats(
+            worker=worker,
+            parts=len(done),
+            rows=sum(int(r["rows"]) for r in done),
+            seconds=round(sum(float(r["seconds"]) for r in done), 3),
+            peak_rss_mib=max(float(r["peak_rss_mib"]) for r in done),
+            undecided=sum(int(r["undecided"]) for r in done),
+        )
+        for worker, done in sorted(by_worker.items())
+    ]
+
+
+def _user_error(exc: BaseException | None) -> ClearpipeError | None:
+    """The `ClearpipeError` a worker raised, out of Ray's wrappers (their text holds a traceback)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        cause = getattr(exc, "cause", None)  # RayTaskError keeps the worker's exception here
+        if isinstance(cause, BaseException):
+            exc = cause
+            continue
+        if isinstance(exc, ClearpipeError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+class Predictor:
+    """One Ray actor: one `Classifier`, loaded once, turning unit after unit into staged parts."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        from clearpipe.classifier import load
+
+        self.spec = spec
+        self.clf = load(spec.model, **spec.load_options)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        reports = [self.classify(Unit(**json.loads(str(text)))) for text in batch["unit"]]
+        return {key: [r[key] for r in reports] for key in reports[0]}
+
+    def classify(self, unit: Unit) -> dict[str, Any]:
+        """Read, classify and stage one unit; report what was done, by whom, in how long."""
+        start = time.perf_counter()
+        file = self.spec.files[unit.file]
+        job = self.spec.job
+        chunk, types = read_unit(file, unit, Reading(job.chunk_rows, job.encoding, job.header))
+        rows = classify_chunk(self.clf, chunk, self.spec.plan, replace(job, input=Path(file.name)))
+        name = unit.part(self.spec.suffix)
+        staging.put_part(self.spec.staging, name, rows, self.spec.plan.columns, self.spec.suffix, types)
+        return {
+            "part": name,
+            "rows": len(rows),
+            "worker": self.worker,
+            "seconds": time.perf_counter() - start,
+            "peak_rss_mib": _peak_rss_mib(),
+            "undecided": count_undecided(rows, self.spec.plan),
+        }
+
+
+def _peak_rss_mib() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
