@@ -1,13 +1,15 @@
-"""Issue 4's targets, checked against one run of `benchmarks/throughput.py`.
+"""Issues 4 and 19's targets, checked against one run of `benchmarks/throughput.py`.
 
     PYTHONPATH=src python benchmarks/targets.py RUN.json
 
 `throughput.py` prints these lines after its table; this script prints them again for a saved
-`--json` file, so that a run can be judged later. Every ratio is against the best
-transformers.pipeline setting measured in the same run, as the issue asks; next to each target
-stands the ceiling of that run (every FLOP at the measured matrix-multiply rate), which says
-whether the machine allows the target at all. The exit status is 0 whatever is met: this is a
-report, not a test.
+`--json` file, so that a run can be judged later. Issue 4's ratios are against the best fp32
+transformers.pipeline setting measured in the same run; next to each target stands the ceiling
+of that run (every FLOP at the measured matrix-multiply rate), which says whether the machine
+allows the target at all. Issue 19's ratios are against the fastest rival of the same run (any
+setting that is not clearpipe's: the pipelines, OpenVINO, CTranslate2) whose label agreement
+with fp32 reaches the target's bar. `train_line` judges a `train_speed.py` run. The exit status
+is 0 whatever is met: this is a report, not a test.
 """
 
 from __future__ import annotations
@@ -44,6 +46,32 @@ SPEEDS = (
     Speed("fastest explicit mode", FASTEST, "agnews", 6.0, 0.99, "int8"),
 )
 MIN_MFU = 0.5  # of the default path, against the measured rate of its own number format
+
+# Issue 19: any clearpipe setting may be the fastest explicit mode, the backends to come included.
+EXPLICIT = ("clearpipe-default", "clearpipe-fp32", *FASTEST, "clearpipe-openvino", "clearpipe-openvino-int8")
+
+
+@dataclass(frozen=True)
+class RivalTarget:
+    """At least `ratio` times the fastest rival at `agreement` on `dataset`, with `agreement`
+    itself and, where `max_rss_mb` is set, at most that peak RSS."""
+
+    name: str
+    settings: tuple[str, ...]
+    dataset: str
+    ratio: float
+    agreement: float
+    max_rss_mb: float | None = None
+
+
+RIVAL_TARGETS = (
+    RivalTarget("default settings", ("clearpipe-default",), "sst2", 1.3, 0.995),
+    RivalTarget("default settings", ("clearpipe-default",), "agnews", 1.3, 0.995),
+    RivalTarget("fastest explicit mode", EXPLICIT, "sst2", 1.2, 0.99, 500.0),
+    RivalTarget("fastest explicit mode", EXPLICIT, "agnews", 1.2, 0.99, 500.0),
+)
+TRAIN_RATIO = 2.0  # clearpipe train's rows/s over the tutorial recipe's
+TRAIN_ACCURACY_POINTS = 0.3  # at most this many accuracy points below the recipe
 
 
 def _rows(run: dict) -> dict[tuple[str, str], dict]:
@@ -122,15 +150,112 @@ def cold_start_line(run: dict) -> str:
     )
 
 
-def report(run: dict) -> str:
+def is_rival(setting: str) -> bool:
+    """Whether a benchmark setting is a rival of clearpipe's (every one not named clearpipe-...).
+
+    >>> is_rival("openvino-int8"), is_rival("clearpipe-int8")
+    (True, False)
+    """
+    return not setting.startswith("clearpipe")
+
+
+def fastest_rival(run: dict, dataset: str, bar: float) -> tuple[str, dict] | None:
+    """The fastest rival's (setting, row) on `dataset` among those agreeing with fp32 on at
+    least `bar` of the labels; None when no rival reaches the bar.
+
+    >>> fastest_rival({"results": [{"setting": "openvino", "dataset": "sst2", "texts_per_s": 400.0,
+    ...     "label_agreement": 1.0}]}, "sst2", 0.995)[0]
+    'openvino'
+    """
+    rivals = [
+        (s, r)
+        for (s, d), r in _rows(run).items()
+        if d == dataset and is_rival(s) and r["label_agreement"] >= bar
+    ]
+    return max(rivals, key=lambda sr: sr[1]["texts_per_s"], default=None)
+
+
+def _qualifies(row: dict, target: RivalTarget) -> bool:
+    if row["label_agreement"] < target.agreement:
+        return False
+    return target.max_rss_mb is None or row["peak_rss_mb"] <= target.max_rss_mb
+
+
+def rival_line(run: dict, target: RivalTarget) -> str:
+    """One issue-19 target: the fastest qualifying clearpipe setting against the fastest rival at
+    the same agreement bar (not measured when either is missing).
+
+    >>> rival_line({"results": []}, RIVAL_TARGETS[0])
+    '- default settings, sst2: at least 1.3x the fastest rival at >= 99.5% agreement: not measured'
+    """
+    memory = f", peak RSS <= {target.max_rss_mb:.0f} MB" if target.max_rss_mb else ""
+    head = (
+        f"- {target.name}, {target.dataset}: at least {target.ratio:.1f}x the fastest rival "
+        f"at >= {target.agreement:.1%} agreement{memory}"
+    )
+    rows = _rows(run)
+    measured = [(s, rows[(s, target.dataset)]) for s in target.settings if (s, target.dataset) in rows]
+    rival = fastest_rival(run, target.dataset, target.agreement)
+    if rival is None or not measured:
+        return f"{head}: {_verdict(None)}"
+    qualifying = [(s, r) for s, r in measured if _qualifies(r, target)]
+    setting, row = max(qualifying or measured, key=lambda sr: sr[1]["texts_per_s"])
+    ratio = row["texts_per_s"] / rival[1]["texts_per_s"]
+    met = bool(qualifying) and ratio >= target.ratio
+    rss = f", {row['peak_rss_mb']:.0f} MB" if target.max_rss_mb else ""
+    return (
+        f"{head}: {_verdict(met)} ({setting} {ratio:.2f}x at {row['label_agreement']:.2%}{rss}; "
+        f"fastest rival {rival[0]} {rival[1]['texts_per_s']:.0f} texts/s at {rival[1]['label_agreement']:.2%})"
+    )
+
+
+def train_line(speed: dict) -> str:
+    """Issue 19's training target for one `train_speed.py` run: `clearpipe train` at least
+    `TRAIN_RATIO` times the recipe's rows/s, its accuracy at most `TRAIN_ACCURACY_POINTS` below.
+
+    >>> print(train_line({"clearpipe": {"rows_per_s": 50.0, "accuracy": 0.90},
+    ...                   "recipe": {"rows_per_s": 20.0, "accuracy": 0.901}}))
+    - clearpipe train at least 2.0x the recipe's rows/s, accuracy within 0.3 points: met (2.50x, -0.10 points)
+    """
+    ours, theirs = speed.get("clearpipe"), speed.get("recipe")
+    head = (
+        f"- clearpipe train at least {TRAIN_RATIO:.1f}x the recipe's rows/s, "
+        f"accuracy within {TRAIN_ACCURACY_POINTS} points"
+    )
+    if not ours or not theirs:
+        return f"{head}: {_verdict(None)}"
+    ratio = ours["rows_per_s"] / theirs["rows_per_s"]
+    points = 100 * (ours["accuracy"] - theirs["accuracy"])
+    met = ratio >= TRAIN_RATIO and points >= -TRAIN_ACCURACY_POINTS
+    return f"{head}: {_verdict(met)} ({ratio:.2f}x, {points:+.2f} points)"
+
+
+def issue4_report(run: dict) -> str:
     """Every target of issue 4, a line each, for one run's JSON.
 
-    >>> print(report({"results": []}).splitlines()[0])
-    Targets of issue 4 (against the best pipeline of this run):
+    >>> print(issue4_report({"results": []}).splitlines()[0])
+    Targets of issue 4 (against the best fp32 pipeline of this run):
     """
     lines = [speed_line(run, target) for target in SPEEDS]
     lines += [*mfu_lines(run), memory_line(run), cold_start_line(run)]
-    return "Targets of issue 4 (against the best pipeline of this run):\n" + "\n".join(lines)
+    return "Targets of issue 4 (against the best fp32 pipeline of this run):\n" + "\n".join(lines)
+
+
+def issue19_report(run: dict) -> str:
+    """Every inference target of issue 19, a line each, for one run's JSON.
+
+    >>> print(issue19_report({"results": []}).splitlines()[0])
+    Targets of issue 19 (against the fastest rival of this run at each agreement bar):
+    """
+    lines = [rival_line(run, target) for target in RIVAL_TARGETS]
+    return "Targets of issue 19 (against the fastest rival of this run at each agreement bar):\n" + "\n".join(
+        lines
+    )
+
+
+def report(run: dict) -> str:
+    """Issue 4's targets, then issue 19's, for one run's JSON."""
+    return issue4_report(run) + "\n\n" + issue19_report(run)
 
 
 def load_run(path: Path) -> dict:

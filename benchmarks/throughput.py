@@ -1,12 +1,18 @@
-"""Throughput of clearpipe against transformers.pipeline: same model, same machine, same inputs.
+"""Throughput of clearpipe against its rivals: same model, same machine, same inputs.
 
-    PYTHONPATH=src python benchmarks/throughput.py [--model DIR] [--limit N] [--json FILE]
+    PYTHONPATH=src python benchmarks/throughput.py [--model DIR] [--limit N] [--threads 2] [--json FILE]
 
-Every setting runs in a fresh process (so peak RSS is its own) on `sst2/test.tsv` and
-`agnews/test.tsv`: transformers.pipeline at batch size 1 and 32, then clearpipe with default
-settings, fp32, torch int8, and the ONNX Runtime exports (fp32 and int8, made by `clearpipe
-export` with its accuracy guard), each timed over `--repeats` passes (median). Reported per
-setting and dataset: texts/s, the ratio to the best transformers.pipeline setting, label
+Every setting runs in a fresh process (so peak RSS is its own) with `--threads` threads (2 by
+default, the issue's setup; 0: each library's own default) on `sst2/test.tsv` and
+`agnews/test.tsv`. The rivals: transformers.pipeline in fp32 at batch size 1 and 32, in bf16 at
+batch size 32 with the input as given and sorted by token length (order restored, the sort
+timed), and, where `pip install 'clearpipe[bench]'` put them, OpenVINO (its default precision,
+and int8 through nncf) and CTranslate2 int8 (`benchmarks/rivals.py` says how each is made and
+run; a rival whose package is missing is skipped with the reason printed). Then clearpipe with
+default settings, fp32, torch int8, and the ONNX Runtime exports (fp32 and int8, made by
+`clearpipe export` with its accuracy guard), each timed over `--repeats` passes (median).
+Reported per setting and dataset: texts/s, the ratio to the best fp32 transformers.pipeline
+setting (issue 4's yardstick) and to the fastest rival at 99.5% agreement (issue 19's), label
 agreement and largest |score difference| against fp32 eager (transformers.pipeline at batch size
 1), the share of texts that int8's float referee re-ran (`clearpipe.engine.recheck`), peak RSS, and
 model FLOP utilization: the FLOPs the texts need (real tokens; see `model_flops`) per second over
@@ -15,8 +21,8 @@ the ceiling those rates put on any setting (texts/s with every FLOP at the measu
 that as a multiple of the best pipeline: what this machine allows at all), the CPU's name and
 vector features, `clearpipe predict`'s peak RSS at 10k and 100k rows, and the cold start of
 `clearpipe classify "x"` against the equivalent transformers.pipeline script, and last a line per
-target of issue 4, met or not (`benchmarks/targets.py`, which also judges a saved run). A
-Markdown table goes to stdout; `--json FILE` writes every figure.
+target of issues 4 and 19, met or not (`benchmarks/targets.py`, which also judges a saved run).
+A Markdown table goes to stdout; `--json FILE` writes every figure.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import targets  # benchmarks/, first on sys.path when this script runs
+import rivals  # benchmarks/, first on sys.path when this script runs
+import targets
 
 ROOT = Path(__file__).resolve().parents[1]
 # The project's datasets live in shared/data beside the checkout (or beside its parent folder).
@@ -43,10 +50,16 @@ DATA = next(
 )
 DATASETS = {"sst2": ("sst2/test.tsv", "sentence"), "agnews": ("agnews/test.tsv", "text")}
 REFERENCE = "pipeline-b1"
-# name -> (kind, options): kind "pipeline" takes a batch size, "clearpipe" load() options.
+# name -> (kind, options): kind "pipeline" takes a batch size (and a dtype, and whether to sort
+# the input by length), "clearpipe" load() options, "rival" a setting of `rivals.RIVALS`.
 SETTINGS = {
     "pipeline-b1": ("pipeline", {"batch_size": 1}),
     "pipeline-b32": ("pipeline", {"batch_size": 32}),
+    "pipeline-bf16-b32": ("pipeline", {"batch_size": 32, "dtype": "bfloat16"}),
+    "pipeline-bf16-b32-sorted": ("pipeline", {"batch_size": 32, "dtype": "bfloat16", "sort": True}),
+    "openvino": ("rival", {}),
+    "openvino-int8": ("rival", {}),
+    "ctranslate2-int8": ("rival", {}),
     "clearpipe-default": ("clearpipe", {}),
     "clearpipe-fp32": ("clearpipe", {"dtype": "float32"}),
     "clearpipe-int8": ("clearpipe", {"dtype": "int8"}),
@@ -55,6 +68,7 @@ SETTINGS = {
     "clearpipe-fp16": ("clearpipe", {"dtype": "float16"}),  # for GPUs; CPUs emulate fp16 slowly
 }
 DEFAULT_SETTINGS = [s for s in SETTINGS if s != "clearpipe-fp16"]
+BASELINES = ("pipeline-b1", "pipeline-b32")  # always run: the reference and issue 4's yardstick
 
 
 # --- Worker: one setting, one dataset, in its own process --------------------------------------
@@ -80,23 +94,39 @@ def timed(run, repeats: int):
     return statistics.median(times), result
 
 
-def run_pipeline(model: str, texts: list[str], batch_size: int, device: str, repeats: int):
+def run_pipeline(model: str, texts: list[str], options: dict, device: str, repeats: int):
+    """transformers.pipeline in `options["dtype"]` (float32 by default) at `options["batch_size"]`;
+    with `options["sort"]`, the texts go in sorted by token length (the sort is timed) and the
+    results come back in input order."""
     import numpy as np
     import torch
     from transformers import pipeline
 
-    pipe = pipeline("text-classification", model=model, device=device, dtype=torch.float32, top_k=None)
+    dtype = options.get("dtype", "float32")
+    pipe = pipeline(
+        "text-classification", model=model, device=device, dtype=getattr(torch, dtype), top_k=None
+    )
     labels = [pipe.model.config.id2label[i] for i in range(pipe.model.config.num_labels)]
+    batch_size = options["batch_size"]
+
+    def classify():
+        if not options.get("sort"):
+            return pipe(texts, batch_size=batch_size, truncation=True)
+        lengths = [len(ids) for ids in pipe.tokenizer(texts, truncation=True)["input_ids"]]
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
+        out = pipe([texts[i] for i in order], batch_size=batch_size, truncation=True)
+        return [row for _, row in sorted(zip(order, out, strict=True), key=lambda pair: pair[0])]
+
     pipe(texts[:4], batch_size=batch_size, truncation=True)  # warm-up
-    seconds, out = timed(lambda: pipe(texts, batch_size=batch_size, truncation=True), repeats)
+    seconds, out = timed(classify, repeats)
     scores = np.array([[{r["label"]: r["score"] for r in row}[label] for label in labels] for row in out])
-    return seconds, scores, "float32"
+    return seconds, scores, dtype
 
 
-def run_clearpipe(model: str, texts: list[str], options: dict, device: str, repeats: int):
+def run_clearpipe(model: str, texts: list[str], options: dict, device: str, repeats: int, threads: int):
     import clearpipe
 
-    clf = clearpipe.load(model, device=device, **options)
+    clf = clearpipe.load(model, device=device, threads=threads or None, **options)
     clf.warmup()
     seconds, predictions = timed(lambda: clf.predict(texts), repeats)
     return seconds, predictions.scores, clf.settings.dtype, rechecked_rows(clf, texts)
@@ -130,17 +160,27 @@ def worker(args: argparse.Namespace) -> None:
 
     kind, options = SETTINGS[args.setting]
     texts = read_texts(args.dataset, args.limit)
+    rechecked = None
     if kind == "pipeline":
-        seconds, scores, dtype = run_pipeline(
-            args.model, texts, options["batch_size"], args.device, args.repeats
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        seconds, scores, dtype = run_pipeline(args.model, texts, options, args.device, args.repeats)
+    elif kind == "rival":  # the folder made by `rivals.prepare`; neither torch nor transformers loaded
+        folder = Path(args.scratch) / args.setting
+        seconds, scores, dtype = rivals.run(
+            args.setting, folder, texts, args.threads, args.rival_batch_size, args.repeats
         )
-        rechecked = None
     else:
         if kind == "onnx":  # the export folder, made by `export` below; it runs as exported
             model, options = str(Path(args.scratch) / args.setting), {}
         else:
             model = args.model
-        seconds, scores, dtype, rechecked = run_clearpipe(model, texts, options, args.device, args.repeats)
+        seconds, scores, dtype, rechecked = run_clearpipe(
+            model, texts, options, args.device, args.repeats, args.threads
+        )
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before real_tokens loads more
     stem = Path(args.scratch) / f"{args.setting}-{args.dataset}"
     np.save(f"{stem}.npy", scores)
     figures = {
@@ -149,7 +189,7 @@ def worker(args: argparse.Namespace) -> None:
         "texts_per_s": len(texts) / seconds,
         "dtype": dtype,
         "rechecked": rechecked,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb,
         "real_tokens": real_tokens(args.model, texts),
     }
     Path(f"{stem}.json").write_text(json.dumps(figures))
@@ -233,10 +273,12 @@ def _int8_kernel(size: int):
 
 
 def best_pipeline(raw: dict) -> dict[str, float]:
-    """Per dataset, the texts/s of the fastest transformers.pipeline setting: what ratios divide by."""
+    """Per dataset, the texts/s of the fastest fp32 transformers.pipeline setting: what issue 4's
+    ratios divide by."""
     best: dict[str, float] = {}
     for (setting, dataset), r in raw.items():
-        if setting.startswith("pipeline"):
+        kind, options = SETTINGS[setting]
+        if kind == "pipeline" and options.get("dtype", "float32") == "float32":
             best[dataset] = max(best.get(dataset, 0.0), r["texts_per_s"])
     return best
 
@@ -296,16 +338,42 @@ def spawn(args: argparse.Namespace, setting: str, dataset: str, scratch: Path) -
     command = [sys.executable, __file__, "--worker", "--setting", setting, "--dataset", dataset]
     command += ["--model", args.model, "--scratch", str(scratch), "--device", args.device]
     command += ["--limit", str(args.limit)] if args.limit else []
-    command += ["--repeats", str(args.repeats)]
-    subprocess.run(command, check=True, env=_env())
+    command += ["--repeats", str(args.repeats), "--threads", str(args.threads)]
+    command += ["--rival-batch-size", str(args.rival_batch_size)]
+    subprocess.run(command, check=True, env=_env(args.threads))
     return json.loads((scratch / f"{setting}-{dataset}.json").read_text())
 
 
-def _env() -> dict:
+def _env(threads: int = 0) -> dict:
+    """The children's environment: clearpipe's sources importable, the hub offline, and with
+    `threads`, OpenMP's and the tokenizer's (Rayon's) thread pools of that size too."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
     env.setdefault("HF_HUB_OFFLINE", "1")
+    if threads:
+        env["OMP_NUM_THREADS"] = env["RAYON_NUM_THREADS"] = str(threads)
     return env
+
+
+def prepare_rivals(args: argparse.Namespace, settings: list[str], scratch: Path) -> dict[str, str]:
+    """Make every rival runtime's model with `rivals.py prepare`, each in its own process; the
+    rivals that cannot run here (package missing, conversion failed), with why."""
+    skipped = {}
+    for setting in (s for s in settings if SETTINGS[s][0] == "rival"):
+        reason = rivals.missing(setting)
+        if reason is None:
+            command = [sys.executable, str(Path(__file__).with_name("rivals.py")), "prepare", setting]
+            run = subprocess.run(
+                [*command, args.model, str(scratch / setting)], capture_output=True, text=True, env=_env()
+            )
+            failed = run.returncode != 0
+            reason = (
+                f"could not be made: {(run.stderr.strip().splitlines() or ['?'])[-1]}" if failed else None
+            )
+        if reason:
+            print(f"skipping {setting}: {reason}", file=sys.stderr)
+            skipped[setting] = reason
+    return skipped
 
 
 def export(args: argparse.Namespace, setting: str, scratch: Path) -> dict:
@@ -384,24 +452,61 @@ def cold_start(args: argparse.Namespace, repeats: int = 3) -> dict:
     return {name: statistics.median(values) for name, values in timings.items()}
 
 
+RIVAL_BARS = (0.995, 0.99)  # the agreement bars of issue 19's targets; the table uses the first
+
+
+def rival_ratios(results: dict, bar: float = RIVAL_BARS[0]) -> dict:
+    """Each row with `ratio_to_rival`: its texts/s over the fastest rival's on its dataset among
+    the rivals agreeing with fp32 on at least `bar` of the labels (None if no rival does)."""
+    run = {"results": [{"setting": s, "dataset": d} | r for (s, d), r in results.items()]}
+    fastest = {d: targets.fastest_rival(run, d, bar) for _, d in results}
+    return {
+        (s, d): r
+        | {"ratio_to_rival": r["texts_per_s"] / fastest[d][1]["texts_per_s"] if fastest[d] else None}
+        for (s, d), r in results.items()
+    }
+
+
+def rival_lines(results: dict) -> str:
+    """The fastest rival of each dataset at each agreement bar: what issue 19's ratios divide by."""
+    run = {"results": [{"setting": s, "dataset": d} | r for (s, d), r in results.items()]}
+    parts = []
+    for dataset in dict.fromkeys(d for _, d in results):
+        found = [(bar, targets.fastest_rival(run, dataset, bar)) for bar in RIVAL_BARS]
+        parts.append(
+            f"{dataset}: "
+            + ", ".join(
+                f">= {bar:.1%} {f[0]} {f[1]['texts_per_s']:.0f} texts/s" if f else f">= {bar:.1%} none"
+                for bar, f in found
+            )
+        )
+    return "Fastest rival at each agreement bar: " + "; ".join(parts) + "."
+
+
 def table(results: dict, rates: dict, exports: dict) -> str:
     lines = [
-        "| setting | dataset | dtype | texts/s | x best pipeline | label agreement | max abs score diff "
-        "| re-run in float | peak RSS MB | MFU |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| setting | dataset | dtype | texts/s | x best pipeline | x fastest rival | label agreement "
+        "| max abs score diff | re-run in float | peak RSS MB | MFU |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (setting, dataset), r in results.items():
         mfu = f"{r['mfu']:.0%}" if r.get("mfu") is not None else "n/a"
         refused = " (refused by export guard)" if exports.get(setting, {}).get("refused") else ""
         rerun = "" if r.get("rechecked") is None else f"{r['rechecked'] / r['texts']:.1%}"
+        to_rival = "n/a" if r.get("ratio_to_rival") is None else f"{r['ratio_to_rival']:.2f}"
         lines.append(
             f"| {setting}{refused} | {dataset} | {r['dtype']} | {r['texts_per_s']:.0f} | {r['ratio']:.2f} "
-            f"| {r['label_agreement']:.2%} | {r['max_score_diff']:.4f} | {rerun} | {r['peak_rss_mb']:.0f} | {mfu} |"
+            f"| {to_rival} | {r['label_agreement']:.2%} | {r['max_score_diff']:.4f} | {rerun} "
+            f"| {r['peak_rss_mb']:.0f} | {mfu} |"
         )
     rate_text = ", ".join(
         f"{k} {v / 1e9:.0f} G{'OP' if k == 'int8' else 'FLOP'}/s" for k, v in rates.items() if v
     )
-    return "\n".join(lines) + f"\n\nMeasured matrix-multiply rate: {rate_text}."
+    return (
+        "\n".join(lines)
+        + f"\n\nx fastest rival: against the fastest rival at >= {RIVAL_BARS[0]:.1%} agreement."
+        + f"\nMeasured matrix-multiply rate: {rate_text}."
+    )
 
 
 def ceiling_lines(caps: dict) -> str:
@@ -416,17 +521,20 @@ def ceiling_lines(caps: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> None:
-    settings = [s for s in SETTINGS if s in args.settings or s.startswith("pipeline")]
+    settings = [s for s in SETTINGS if s in args.settings or s in BASELINES]
     out: dict = {
         "model": args.model,
         "device": args.device,
         "limit": args.limit,
         "repeats": args.repeats,
-        "threads": os.cpu_count(),
+        "threads": args.threads or os.cpu_count(),
+        "rival_batch_size": args.rival_batch_size,
     }
     with tempfile.TemporaryDirectory(prefix="clearpipe-bench-") as tmp:
         scratch = Path(tmp)
         out["exports"] = {s: export(args, s, scratch) for s in settings if SETTINGS[s][0] == "onnx"}
+        out["skipped"] = prepare_rivals(args, settings, scratch)
+        settings = [s for s in settings if s not in out["skipped"]]
         raw = {(s, d): spawn(args, s, d, scratch) for d in args.datasets for s in settings}
         rates = {dtype: matmul_rate(dtype, args.device) for dtype in ("float32", "bfloat16", "int8")}
         best = best_pipeline(raw)
@@ -444,7 +552,9 @@ def main(args: argparse.Namespace) -> None:
                 "model_flops": flops,
                 "model_gflop_per_s": flops / r["seconds"] / 1e9,
                 "mfu": None if unmeasured_kernels or rate is None else flops / r["seconds"] / rate,
+                "rival": targets.is_rival(setting),
             }
+        results = rival_ratios(results)
         out["matmul_flop_per_s"] = rates
         out["cpu"] = cpu_description()
         out["ceilings"] = ceilings(results, rates, best)
@@ -455,6 +565,9 @@ def main(args: argparse.Namespace) -> None:
             out["cold_start_s"] = cold_start(args)
     print(f"CPU: {out['cpu']}.\n")
     print(table(results, rates, out["exports"]))
+    print(rival_lines(results))
+    for setting, reason in out["skipped"].items():
+        print(f"Skipped {setting}: {reason}")
     print(ceiling_lines(out["ceilings"]))
     if "predict_rss" in out:
         sizes = ", ".join(
@@ -481,6 +594,18 @@ def parse() -> argparse.Namespace:
         "--repeats", type=int, default=3, help="Timed passes per setting; the median counts. Default 3."
     )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="Threads of every setting (0: each library's default). Default 2.",
+    )
+    parser.add_argument(
+        "--rival-batch-size",
+        type=int,
+        default=32,
+        help="Rows per batch of the OpenVINO and CTranslate2 rivals.",
+    )
     parser.add_argument(
         "--data", help="Folder with sst2/ and agnews/ (default: shared/data beside the checkout)."
     )
