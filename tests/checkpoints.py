@@ -211,3 +211,16 @@ def make_sensitive(source: Path, folder: Path, seed: int) -> Path:
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(source).save_pretrained(folder)
     return folder
+
+
+def with_config_keys(source: Path, folder: Path, **keys: object) -> Path:
+    """A copy of the checkpoint `source` in `folder` with `keys` added to its config.json, e.g. a
+    saved temperature (`clearpipe_calibration`) or multi-label thresholds (`label_thresholds`)."""
+    import json
+    import shutil
+
+    shutil.copytree(source, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(keys)
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return folder

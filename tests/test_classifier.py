@@ -130,3 +130,45 @@ def test_pipeline_is_a_drop_in(tiny_bert):
     assert clf("good")["label"] in {"negative", "positive"}
     with pytest.raises(InputError, match="unsupported task"):
         clearpipe.pipeline("summarization", model=tiny_bert)
+
+
+# Trust: a saved temperature, thresholds that decide, min_score ----------------------------------
+def test_a_saved_temperature_changes_scores_never_labels(tiny_calibrated):
+    texts = ["the film was good", "bad", "a really boring story"]
+    calibrated = clearpipe.load(tiny_calibrated, dtype="float32")
+    raw = clearpipe.load(tiny_calibrated, dtype="float32", calibrated=False)
+    ours, theirs = calibrated(texts, top_k=None), raw(texts, top_k=None)
+    assert [[r["label"] for r in row] for row in ours] == [[r["label"] for r in row] for row in theirs]
+    logits = raw.logits(raw.tokenize(texts))
+    assert np.allclose(calibrated.predict(texts).scores, raw.postprocess(logits / 2.5).scores)
+    assert "Temperature(value=2.5" in repr(calibrated) and "Temperature" not in repr(raw)
+    # "none" asks for the logits themselves: no temperature.
+    assert np.allclose(calibrated.predict(texts, function_to_apply="none").scores, logits)
+
+
+def test_min_score_marks_results_not_decided(tiny_bert):
+    clf = clearpipe.load(tiny_bert)
+    plain = clf(["the film was good", "bad"])
+    undecided = clf(["the film was good", "bad"], min_score=1.0)
+    assert [r["label"] for r in undecided] == [r["label"] for r in plain]
+    assert [r["decided"] for r in undecided] == [False, False]
+    assert all(r["decided"] for r in clf(["good", "bad"], min_score=0.0))
+    loaded = clearpipe.load(tiny_bert, min_score=1.0)
+    assert loaded("good")["decided"] is False and loaded("good", min_score=0.1)["decided"] is True
+    assert all("decided" in r for r in loaded("good", top_k=None))
+    with pytest.raises(InputError, match="min_score must be a number from 0 to 1"):
+        clf("good", min_score=2)
+    with pytest.raises(InputError, match="softmax"):
+        clf("good", min_score=0.5, function_to_apply="sigmoid")
+
+
+def test_saved_thresholds_decide_which_labels_apply(tiny_multi):
+    clf = clearpipe.load(tiny_multi)
+    thresholds = {"sports": 0.3, "tech": 0.5, "world": 0.7}
+    for ranked in clf(["the film was good", "sports team win", ""], top_k=None):
+        assert {r["label"] for r in ranked} == set(thresholds)
+        assert all(r["applies"] == (r["score"] >= thresholds[r["label"]]) for r in ranked)
+    best = clf("sports team win")
+    assert set(best) == {"label", "score", "applies"}
+    with pytest.raises(InputError, match="threshold"):
+        clearpipe.load(tiny_multi, min_score=0.5)

@@ -68,7 +68,9 @@ def test_single_text_shape_matches_contract(pair_of_classifiers):
     ours, theirs = pair_of_classifiers
     tol = tolerance(ours.device, 1e-5)
     single = ours("the film was good")
-    assert set(single) == {"label", "score"}
+    # A multi-label model's results also say whether each label applies (its threshold, 0.5 here).
+    multi = ours.model.config.problem_type == "multi_label_classification"
+    assert set(single) == {"label", "score"} | ({"applies"} if multi else set())
     _close(single, theirs("the film was good")[0], tol)
     ranked = ours("the film was good", top_k=None)
     assert isinstance(ranked, list)
@@ -90,3 +92,13 @@ def test_batch_size_does_not_change_answers(tiny):
     small = clearpipe.load(folder, batch_size=1, dtype="float32")(TEXTS * 3, top_k=None)
     for a, b in zip(big, small, strict=True):
         _close(a, b)
+
+
+@pytest.mark.parametrize("top_k", [clearpipe.BEST, None])
+def test_no_calibration_restores_parity_with_transformers(tiny_calibrated, top_k):
+    """transformers ignores a saved temperature; `calibrated=False` gives exactly its scores."""
+    theirs = pipeline("text-classification", model=str(tiny_calibrated), device="cpu")
+    ours = clearpipe.load(tiny_calibrated, dtype="float32", calibrated=False)
+    kwargs = {} if top_k is clearpipe.BEST else {"top_k": top_k}
+    for g, e in zip(ours(TEXTS, **kwargs), theirs(TEXTS, truncation=True, **kwargs), strict=True):
+        _close(g, e)

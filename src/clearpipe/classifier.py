@@ -308,6 +308,8 @@ class Classifier:
     def __repr__(self) -> str:
         referee = self.referee
         rechecks = "" if referee is None else f", recheck={referee.dtype} under margin {referee.margin:.3f}"
+        if self.settings.temperature is not None:
+            rechecks += f", {self.settings.temperature}"
         return (
             f"Classifier(source={self.source!r}, labels={self.settings.labels}, "
             f"max_length={self.settings.max_length}, device={self.device}, dtype={self.settings.dtype}"

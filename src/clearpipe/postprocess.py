@@ -114,8 +114,10 @@ class Temperature:
     With `power` 1 (method "temperature", Guo et al. 2017) every row is divided by `value`.
     Otherwise (method "margin_temperature") a row's temperature is `value * margin ** (1 - power)`,
     margin being the gap between its two best logits, so that the gap becomes
-    `margin ** power / value`: confidence then grows with the margin at a fitted rate. Either
-    way a row is divided by one positive number, so its best label never changes.
+    `margin ** power / value`: confidence then grows with the margin at a fitted rate. A row's
+    temperature stays within `TEMPERATURE_BOUNDS`, as a plain one does, so that no row is scaled
+    so far that the softmax can no longer tell its labels apart. Either way a row is divided by
+    one positive number, so its best label never changes.
 
     >>> Temperature(2.0).apply(np.array([[0.0, 4.0]]))
     array([[0., 2.]])
@@ -134,14 +136,17 @@ class Temperature:
             return logits / self.value
         top2 = np.sort(logits, axis=-1)[:, -2:]  # (B, 2)
         margin = np.maximum(top2[:, 1] - top2[:, 0], _MIN_MARGIN)  # (B,)
-        return logits * (margin ** (self.power - 1.0) / self.value)[:, None]
+        per_row = np.clip(self.value * margin ** (1.0 - self.power), *TEMPERATURE_BOUNDS)  # (B,)
+        return logits / per_row[:, None]
 
     def to_dict(self) -> dict[str, str | float]:
         extra = {} if self.power == 1.0 else {"power": self.power}
         return {"method": self.method, "temperature": self.value, **extra}
 
 
-_MIN_MARGIN = 1e-6  # a tie's margin: a power above 1 spreads it evenly, as it should
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+"""Temperatures clearpipe fits and applies: from 20x sharper to 20x softer than the raw softmax."""
+_MIN_MARGIN = 1e-6  # a tie's margin, kept off zero so that its power stays finite
 
 
 def saved_temperature(config: PretrainedConfig) -> Temperature | None:

@@ -100,7 +100,7 @@ def test_run_reports(sst2_run):
     card = (out / "README.md").read_text()
     assert "negative" in card and "| learning rate | 0.005 |" in card
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"validation", "test"} and metrics["test"]["rows"] == 100
+    assert set(metrics) == {"validation", "test", "calibration"} and metrics["test"]["rows"] == 100
 
 
 def test_agnews_four_classes_learn(base, tmp_path):

@@ -44,7 +44,13 @@ def calibrate(
     copy is used, and plain transformers.pipeline ignores it."""
     import clearpipe
     from clearpipe.errors import InputError
-    from clearpipe.training.calibration import METHODS, calibrate_split, check_output, write_calibrated_copy
+    from clearpipe.training.calibration import (
+        METHODS,
+        calibrate_split,
+        check_calibratable,
+        check_output,
+        write_calibrated_copy,
+    )
     from clearpipe.training.data import DataOptions
     from clearpipe.training.evaluation import read_file
 
@@ -54,7 +60,8 @@ def calibrate(
         model, max_length=max_length, batch_size=batch_size, device=device, dtype=dtype, calibrated=False
     )
     startup.resume_collector()
-    check_output(clf.source, output)  # before the model runs over DATA
+    check_calibratable(clf)  # before DATA is read and the model runs over it
+    check_output(clf.source, output)
     data_options = DataOptions(
         text_column=text_column, pair_column=text_pair_column, label_column=label_column
     )

@@ -129,10 +129,14 @@ def _print_trust(result, trust, target_accuracy: float | None, target) -> None:
         )
     else:
         print(f"calibration: none applied (raw softmax); ECE {result.ece:.4f}, Brier {result.brier:.4f}")
-    kept = [trust.at_coverage(c) for c in COVERAGES]
+    # Rows with equal scores are kept together, so a coverage can come out a little above its target.
+    kept = {c: trust.at_coverage(c) for c in COVERAGES}
     print(
         "accuracy at coverage: "
-        + ", ".join(f"{k.accuracy:.4f} at {k.coverage:.0%} (min_score {k.min_score:.3f})" for k in kept)
+        + ", ".join(
+            f"{k.accuracy:.4f} at {c:.0%} ({k.coverage:.1%} kept, min_score {k.min_score:.3f})"
+            for c, k in kept.items()
+        )
     )
     if target_accuracy is None:
         return

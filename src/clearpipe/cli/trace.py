@@ -18,6 +18,7 @@ def trace(
     ] = None,
     max_length: options.MaxLength = None,
     device: options.Device = "auto",
+    calibrated: options.Calibrated = True,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the trace as JSON (schema in docs/TRACE.md) instead.")
     ] = False,
@@ -34,7 +35,7 @@ def trace(
     """Classify TEXT and show each stage: input, tokenizer, model layers, activation, prediction."""
     import clearpipe
 
-    clf = clearpipe.load(model, max_length=max_length, batch_size=1, device=device)
+    clf = clearpipe.load(model, max_length=max_length, batch_size=1, device=device, calibrated=calibrated)
     startup.resume_collector()
     result = clf.trace(text, pair=pair, attributions=attributions)
     if html is not None:

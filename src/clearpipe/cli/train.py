@@ -87,6 +87,14 @@ def train(
         str, typer.Option("--save-dtype", help='Weights dtype on disk: "float32", "float16" or "bfloat16".')
     ] = "float32",
     max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = -1,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate/--no-calibrate",
+            help="Fit a temperature on the validation data after training, so that scores match accuracy "
+            "(single-label models; labels never change).",
+        ),
+    ] = True,
     teacher: Annotated[
         str | None,
         typer.Option(
@@ -146,6 +154,7 @@ def train(
         keep_checkpoints=keep_checkpoints,
         save_dtype=save_dtype,
         max_steps=max_steps,
+        calibrate=calibrate,
         distillation=Distillation(teacher, distill_temperature, distill_weight) if teacher else None,
         unlabeled=str(unlabeled) if unlabeled else None,
     )

@@ -34,6 +34,7 @@ from clearpipe.classifier import Classifier
 from clearpipe.errors import InputError
 from clearpipe.postprocess import (
     CALIBRATION_KEY,
+    TEMPERATURE_BOUNDS,
     Activation,
     Temperature,
     activate,
@@ -45,7 +46,7 @@ from clearpipe.training.metrics import ECE_BINS, expected_calibration_error
 
 MIN_ROWS = 50
 """Fewest labelled rows a temperature is fitted on: on fewer, it follows their noise."""
-BOUNDS = (0.05, 20.0)
+BOUNDS = TEMPERATURE_BOUNDS
 """The temperatures searched: from 20x sharper to 20x softer than the raw softmax."""
 POWER_BOUNDS = (0.2, 5.0)
 """The margin temperature's powers searched; 1 is plain temperature scaling."""

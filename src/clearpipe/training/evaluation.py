@@ -54,11 +54,12 @@ def score_split(classifier: Classifier, split: Split) -> Scored:
         predictions = classifier.postprocess(logits)
         raw = None if predictions.temperature is None else classifier.postprocess(logits, calibrated=False)
     scores = predictions.scores
-    y = np.asarray(split.labels)
-    if is_multi_label(classifier.model.config):
+    if is_multi_label(classifier.model.config):  # label ids per row -> a 0/1 matrix (N, L)
         y = np.zeros(scores.shape, dtype=int)
         for i, ids in enumerate(split.labels):
             y[i, ids] = 1
+    else:
+        y = np.asarray(split.labels)
     return Scored(scores, None if raw is None else raw.scores, y, predictions.temperature)
 
 

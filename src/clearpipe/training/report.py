@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from transformers import TrainerCallback
 
+from clearpipe.training.calibration import Calibration, card_section
 from clearpipe.training.data import DataReport, TrainingData
 from clearpipe.training.features import BatchShapes, LengthStats
 from clearpipe.training.metrics import Evaluation
@@ -210,6 +211,7 @@ class RunArtifacts:
     global_step: int
     seconds: float
     thresholds: list[float] | None
+    calibration: Calibration | None = None  # the temperature fitted on validation, saved in config.json
 
 
 def text_chart(rows: list[dict], key: str, width: int = 40) -> str:
@@ -259,6 +261,8 @@ def write_run(output: Path, run: RunArtifacts) -> None:
         print(f"{name}: accuracy {ev.accuracy:.4f}, macro-F1 {ev.macro_f1:.4f} ({ev.rows} rows)")
     print(f"saved to {output} ({run.global_step} optimizer steps, {run.seconds:.0f} s)", flush=True)
     metrics = {name: ev.to_dict() for name, ev in run.evaluations.items()}
+    if run.calibration is not None:
+        metrics["calibration"] = run.calibration.to_dict()
     _write_json(output / "metrics.json", metrics)
     _write_json(
         output / "training_config.json",
@@ -382,6 +386,8 @@ def model_card(output: Path, run: RunArtifacts) -> str:
     if run.thresholds:
         lines += ["", "Decision thresholds per label (tuned on validation data, saved in config.json):", ""]
         lines += [f"- {n}: {t:.2f}" for n, t in zip(labels, run.thresholds, strict=True)]
+    if run.calibration is not None:
+        lines += ["", *card_section(run.calibration)[:-1]]
     lines += [
         "",
         "## Use",

@@ -41,6 +41,7 @@ from clearpipe.loading import (
 )
 from clearpipe.postprocess import Activation, activate
 from clearpipe.training import bases, distill, report
+from clearpipe.training.calibration import Calibration, calibrate_split, write_calibration
 from clearpipe.training.data import DataOptions, Split, TrainingData, read_training_data
 from clearpipe.training.distill import Distillation
 from clearpipe.training.evaluation import THRESHOLDS_KEY, evaluate_split
@@ -83,6 +84,7 @@ class TrainConfig:
     keep_checkpoints: bool = False
     save_dtype: str = "float32"  # or "float16" for a half-size shipped model
     max_steps: int = -1  # a hard cap on optimizer steps, for smoke runs
+    calibrate: bool = True  # fit a temperature on the validation split (single-label softmax models)
     distillation: Distillation | None = None  # learn from a teacher's scores too (`training.distill`)
     unlabeled: str | None = None  # a table of texts without labels, learnt from the teacher alone
 
@@ -400,6 +402,7 @@ def _finish(
         setattr(model.config, THRESHOLDS_KEY, dict(zip(data.labels.names, thresholds, strict=True)))
     with quiet_transformers():
         _save(model, trainer.processing_class, output, config.save_dtype)
+    calibration = _calibrate(config, data, output)
     classifier = clearpipe.load(str(output), batch_size=64, device="auto")
     evaluations = {"validation": evaluate_split(classifier, data.validation, n_errors=10)}
     if data.test is not None:
@@ -422,11 +425,14 @@ def _finish(
         global_step=state.global_step,
         seconds=seconds,
         thresholds=thresholds,
+        calibration=calibration,
     )
     report.write_run(output, artifacts)
     if not config.keep_checkpoints:
         shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
     metrics = {name: ev.to_dict() for name, ev in evaluations.items()}
+    if calibration is not None:
+        metrics["calibration"] = calibration.to_dict()
     return TrainResult(output, state.global_step, best_epoch, metrics, seconds)
 
 
@@ -453,6 +459,31 @@ def _tune(trainer: Trainer, data: TrainingData) -> list[float]:
     for i, ids in enumerate(data.validation.labels):
         y[i, ids] = 1
     return [float(t) for t in tune_thresholds(probs, y)]
+
+
+def _calibrate(config: TrainConfig, data: TrainingData, output: Path) -> Calibration | None:
+    """Fit a temperature on the validation split and save it into the checkpoint's config.json.
+
+    Multi-label models decide by their thresholds instead. Validation data a temperature cannot
+    be fitted on (too few rows, one class) leaves the model uncalibrated, with the reason printed:
+    the trained model is still worth keeping.
+    """
+    import clearpipe
+
+    if not config.calibrate or data.labels.multi_label:
+        return None
+    classifier = clearpipe.load(str(output), batch_size=64, device="auto", calibrated=False)
+    try:
+        calibration = calibrate_split(
+            classifier, data.validation, f"the validation rows of {data.validation.source}"
+        )
+    except InputError as exc:
+        print(f"not calibrated: {exc}", flush=True)
+        return None
+    if is_main_process():
+        write_calibration(output, calibration)  # config.json now; metrics.json and the card come later
+    print(f"calibrated: {calibration.summary()}", flush=True)
+    return calibration
 
 
 def _save(model, tokenizer, output: Path, dtype: str) -> None:
