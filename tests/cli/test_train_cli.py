@@ -132,3 +132,24 @@ def test_torchrun_two_processes(tmp_path, base):
     # 270 training rows, 16 per process per step, 2 processes.
     assert trace["optimizer_steps"] == math.ceil(270 / 32)
     assert done.stdout.count("tokens per row:") == 1  # only the main process reports
+
+
+def test_train_calibrates_by_default_and_evaluate_shows_it(trained):
+    output, done = trained
+    assert "calibrated: temperature" in done.stdout
+    assert "clearpipe_calibration" in json.loads((output / "config.json").read_text())
+    shown = clearpipe("evaluate", output, ASSETS / "sst2_dev.tsv")
+    assert shown.returncode == 0, shown.stderr
+    assert "calibration: temperature" in shown.stdout and "accuracy at coverage:" in shown.stdout
+
+
+def test_no_calibrate_leaves_the_scores_raw(tmp_path, base):
+    output = tmp_path / "raw"
+    done = clearpipe(
+        "train", SST2, "--validation", SST2, "--base", base, "--output", output, "--epochs", "1",
+        "--max-steps", "2", "--no-calibrate", *FAST,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "calibrated:" not in done.stdout
+    assert "clearpipe_calibration" not in json.loads((output / "config.json").read_text())
+    assert "calibration" not in json.loads((output / "metrics.json").read_text())

@@ -241,6 +241,21 @@ def test_json_follows_the_documented_schema(tiny, kind):
         validate(broken)
 
 
+def test_the_activation_stage_shows_the_saved_temperature(tiny_calibrated):
+    clf = clearpipe.load(tiny_calibrated, device="cpu")
+    t = clf.trace(TEXT, attributions=False)
+    assert t.activation.temperature == {"method": "temperature", "temperature": 2.5}
+    assert t.prediction.score == pytest.approx(clf(TEXT)["score"], abs=1e-6)  # the calibrated score
+    d = t.to_dict()
+    validate(d)
+    assert d["stages"][3]["temperature"] == {"method": "temperature", "temperature": 2.5}
+    assert d["stages"][3]["output"].startswith("temperature-scaled softmax scores")
+    assert "divided by the saved temperature 2.5000" in to_html(t)
+    raw = clearpipe.load(tiny_calibrated, device="cpu", calibrated=False).trace(TEXT, attributions=False)
+    assert raw.activation.temperature is None and raw.to_dict()["stages"][3]["temperature"] is None
+    assert raw.prediction.label == t.prediction.label
+
+
 def test_html_is_self_contained(tiny):
     page = to_html(clearpipe.load(tiny("bert")).trace('<b>"quoted"</b> & 😀', pair="x"))
     assert "Content-Security-Policy" in page and "default-src 'none'" in page

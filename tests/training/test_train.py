@@ -207,3 +207,18 @@ def test_half_precision_weights_keep_a_float32_config(base, tmp_path):
         assert {str(weights.get_slice(k).get_dtype()) for k in weights.keys()} == {"F16"}  # noqa: SIM118
     assert json.loads((output / "config.json").read_text())["dtype"] == "float32"
     assert pipeline("text-classification", model=str(output), device="cpu").model.dtype == torch.float32
+
+
+def test_training_calibrates_on_its_validation_split(sst2_run):
+    out = sst2_run.output
+    saved = json.loads((out / "config.json").read_text())["clearpipe_calibration"]
+    assert saved["rows"] == 300 and saved["fitted_on"] == f"the validation rows of {SST2}"
+    assert saved["nll_after"] <= saved["nll_before"]
+    assert sst2_run.metrics["calibration"] == saved
+    assert json.loads((out / "metrics.json").read_text())["calibration"] == saved
+    validation = sst2_run.metrics["validation"]
+    assert validation["calibration"]["method"] == saved["method"]
+    assert set(validation["uncalibrated"]) == {"ece", "log_loss", "brier"}
+    card = (out / "README.md").read_text()
+    assert card.index("## Calibration") < card.index("## Use")
+    assert clearpipe.load(str(out)).settings.temperature is not None
