@@ -30,6 +30,8 @@ from clearpipe.engine import (
 )
 from clearpipe.engine import run as engine
 from clearpipe.engine.onnx_runtime import is_onnx_folder, load_onnx, load_tokenizer
+from clearpipe.engine.openvino_runtime import PRECISIONS as OPENVINO_PRECISIONS
+from clearpipe.engine.openvino_runtime import is_openvino_folder, load_openvino
 from clearpipe.engine.samples import builtin_sample
 from clearpipe.errors import InputError
 from clearpipe.inputs import TextInput, normalize_inputs
@@ -90,7 +92,7 @@ class Settings:
     activation: Activation
     labels: list[str]
     use_token_type_ids: bool
-    dtype: str = "float32"  # resolved: float32, bfloat16, float16, int8, or "onnx"
+    dtype: str = "float32"  # resolved: float32, bfloat16, float16, int8, "onnx" or "openvino"
     long_text: str = "truncate"
     stride: int = 0
     aggregate: str = "mean"
@@ -349,7 +351,8 @@ def load(
 
     `model=None` loads clearpipe's embedded default sentiment model. `labels` renames the
     checkpoint's labels (e.g. generic `LABEL_0`, `LABEL_1`), in label-id order. A folder written
-    by `clearpipe export --format onnx` runs through ONNX Runtime.
+    by `clearpipe export --format onnx` runs through ONNX Runtime, one by `--format openvino`
+    through OpenVINO.
 
     Speed: `dtype` is "auto" (bf16 where the hardware has it, else fp32), "float32", "bfloat16",
     "float16" or "int8" (int8 linear layers, CPU; with `recheck`, the default, close calls are
@@ -416,7 +419,7 @@ def _load_model(
     threads: int | None,
     recheck: bool,
 ) -> tuple[Checkpoint, str, torch.nn.Module | None]:
-    """Load the checkpoint in the resolved dtype; exported ONNX folders go to ONNX Runtime.
+    """Load the checkpoint in the resolved dtype; exported folders go to ONNX Runtime or OpenVINO.
 
     For int8 with `recheck`, also returns the float model (in the "auto" dtype) that re-runs
     close calls.
@@ -426,6 +429,12 @@ def _load_model(
             raise InputError(f"{source} is an ONNX export, which runs as exported; drop dtype={dtype!r}")
         model = load_onnx(source, device, threads)
         return Checkpoint(model=model, tokenizer=load_tokenizer(source), source=source), "onnx", None
+    if is_openvino_folder(source):
+        if dtype not in OPENVINO_PRECISIONS:
+            names = ", ".join(OPENVINO_PRECISIONS)
+            raise InputError(f"{source} is an OpenVINO export, which runs in {names}; got dtype={dtype!r}")
+        model = load_openvino(source, device, threads, dtype)
+        return Checkpoint(model=model, tokenizer=load_tokenizer(source), source=source), "openvino", None
     resolved = precision.resolve_dtype(dtype, device)
     checkpoint = load_checkpoint(
         source, device, dtype=precision.torch_dtype(resolved), trust_remote_code=trust_remote_code

@@ -1,4 +1,4 @@
-"""`clearpipe export`: write a model for ONNX Runtime, checked against fp32 before it is kept."""
+"""`clearpipe export`: write a model for ONNX Runtime or OpenVINO, checked against fp32 before it is kept."""
 
 from __future__ import annotations
 
@@ -15,9 +15,18 @@ def export(
         str, typer.Argument(help='Checkpoint folder or hub id; "default" for the embedded model.')
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write (must be new or empty).")],
-    format: Annotated[str, typer.Option("--format", help='Export format: "onnx".')] = "onnx",
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format", help='Export format: "onnx" or "openvino" (pip install \'clearpipe[openvino]\').'
+        ),
+    ] = "onnx",
     quantize: Annotated[
-        str | None, typer.Option("--quantize", help='"int8": dynamic int8 quantization (ONNX Runtime).')
+        str | None,
+        typer.Option(
+            "--quantize",
+            help='"int8": dynamic int8 quantization (ONNX Runtime), or weights and activations through nncf (OpenVINO).',
+        ),
     ] = None,
     check: Annotated[
         Path | None,
@@ -32,7 +41,7 @@ def export(
     ] = 99.0,
     max_length: options.MaxLength = None,
 ) -> None:
-    """Export MODEL to ONNX; exits non-zero if it agrees with fp32 on fewer than --threshold % labels."""
+    """Export MODEL to ONNX or OpenVINO; exits non-zero if it agrees with fp32 on fewer than --threshold % labels."""
     startup.resume_collector()  # exporting runs long: start-up time does not matter
     from clearpipe.engine.samples import builtin_sample
     from clearpipe.errors import InputError
@@ -56,7 +65,8 @@ def export(
         quantize=quantize,
         threshold=threshold / 100,
         max_length=max_length,
+        format=format,
     )
-    kind = f"ONNX{' int8' if report.quantize else ''}"
+    kind = f"{'OpenVINO' if format == 'openvino' else 'ONNX'}{' int8' if report.quantize else ''}"
     print(f"wrote {kind} model to {report.output}")
     print(f"checked on {report.check}: {report.agreement.summary()} (required {report.threshold:.2%})")

@@ -1,9 +1,10 @@
-"""`clearpipe export`: write a checkpoint as an ONNX Runtime model, refused if it lost accuracy.
+"""`clearpipe export`: write a checkpoint as an ONNX Runtime or OpenVINO model, refused if it lost accuracy.
 
 The export is written to `OUTPUT.partial`, loaded back through `clearpipe.load`, and compared
 with the fp32 PyTorch model on validation texts (the user's file or a built-in sample of the
 model's kind). Only an export that keeps at least `threshold` label agreement is moved to
 `OUTPUT`; a worse one is deleted and the command fails, naming the agreement it reached.
+`--format openvino` converts the same ONNX graph to OpenVINO IR (`clearpipe.onnx.to_openvino`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from clearpipe.engine import first_token, linears
 from clearpipe.engine.onnx_runtime import EXPORT_INFO, ONNX_FILE
 from clearpipe.errors import InputError
 from clearpipe.forward import FIRST_TOKEN_KWARG
+from clearpipe.onnx import to_openvino
 from clearpipe.onnx.agreement import DEFAULT_THRESHOLD, Agreement, compare, require
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "openvino")
 QUANTIZATIONS = ("int8",)
 OPSET = 18
 
@@ -67,8 +69,10 @@ def export_onnx(
     quantize: str | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     max_length: int | None = None,
+    format: str = "onnx",
 ) -> ExportReport:
-    """Export `model` to `output/model.onnx` (optionally int8) if it agrees with fp32 on `texts`.
+    """Export `model` to `output/model.onnx` (optionally int8), or with `format="openvino"` to
+    `output/model.xml`, if it agrees with fp32 on `texts`.
 
     >>> report = export_onnx("my-model", Path("my-model-onnx"), texts=["good", "bad"], check_name="x")  # doctest: +SKIP
     >>> report.agreement.label_agreement  # doctest: +SKIP
@@ -78,6 +82,10 @@ def export_onnx(
 
     if quantize not in (None, *QUANTIZATIONS):
         raise InputError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}; got {quantize!r}")
+    if format not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}")
+    if format == "openvino":
+        to_openvino.require(quantize)  # before the slow part, a missing package says how to install it
     if output.exists() and any(output.iterdir()):
         raise InputError(f"{output} already exists and is not empty; choose a new --output folder")
     reference = load(model, dtype="float32", device="cpu", max_length=max_length)
@@ -87,7 +95,10 @@ def export_onnx(
     partial.mkdir(parents=True)
     try:
         _write_onnx(reference, partial / ONNX_FILE)
-        if quantize == "int8":
+        if format == "openvino":
+            to_openvino.convert(partial / ONNX_FILE, partial, reference, texts, quantize)
+            (partial / ONNX_FILE).unlink()  # the folder is OpenVINO's alone
+        elif quantize == "int8":
             _quantize_int8(partial / ONNX_FILE)
         reference.model.config.save_pretrained(partial)
         reference.tokenizer.save_pretrained(partial)
@@ -95,7 +106,7 @@ def export_onnx(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    report = ExportReport(str(output), "onnx", quantize, check_name, agreement, threshold)
+    report = ExportReport(str(output), format, quantize, check_name, agreement, threshold)
     (partial / EXPORT_INFO).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
     if output.exists():
         output.rmdir()

@@ -1,0 +1,59 @@
+"""`clearpipe export --format openvino`: the ONNX graph `export` writes, converted to OpenVINO IR.
+
+The IR keeps float32 weights (no fp16 compression on disk); OpenVINO picks the inference
+precision when the folder is loaded (`clearpipe.engine.openvino_runtime`). With `--quantize
+int8`, nncf's post-training quantization makes weights and activations int8
+(`ModelType.TRANSFORMER`: SmoothQuant and bias correction included), its activation ranges
+measured on up to `CALIBRATION_ROWS` of the export's validation texts, one text a row, as the
+engine would batch them. The accuracy guard then checks the IR on all of those texts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from clearpipe.engine.openvino_runtime import INSTALL, OPENVINO_FILE, require_openvino
+from clearpipe.errors import CheckpointError
+
+CALIBRATION_ROWS = 300
+
+
+def require(quantize: str | None) -> None:
+    """Raise a `CheckpointError` naming the install command when the export cannot run here."""
+    require_openvino("--format openvino")
+    if quantize == "int8":
+        try:
+            import nncf  # noqa: F401
+        except ImportError:
+            raise CheckpointError(f"--format openvino --quantize int8 needs nncf: {INSTALL}") from None
+
+
+def convert(onnx_path: Path, folder: Path, reference, texts: Sequence[str], quantize: str | None) -> None:
+    """Write `folder/model.xml` (+ .bin) from the ONNX graph at `onnx_path`, int8 if asked."""
+    ov = require_openvino("--format openvino")
+    model = ov.convert_model(str(onnx_path))
+    if quantize == "int8":
+        model = _quantize(model, reference, texts)
+    ov.save_model(model, str(folder / OPENVINO_FILE), compress_to_fp16=False)
+
+
+def _quantize(model, reference, texts: Sequence[str]):
+    """nncf's int8 of weights and activations, calibrated on `texts`, one a row."""
+    import nncf
+
+    names = {i.get_any_name() for i in model.inputs}
+    feeds = []
+    for text in list(texts)[:CALIBRATION_ROWS]:
+        encoded = reference.preprocess([text])
+        tensors = {"input_ids": encoded.input_ids, "attention_mask": encoded.attention_mask}
+        tensors["token_type_ids"] = encoded.token_type_ids
+        feeds.append({k: v.numpy() for k, v in tensors.items() if k in names and v is not None})
+    nncf.set_log_level(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()):  # its progress bars; the command reports the outcome
+        return nncf.quantize(
+            model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds)
+        )

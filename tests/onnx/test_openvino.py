@@ -1,0 +1,146 @@
+"""`clearpipe export --format openvino`: IR folders that load through `clearpipe.load`, agree with
+fp32 PyTorch, pass the accuracy guard or are refused by it, and a clear error without openvino.
+
+The tests that run OpenVINO skip where it is not installed; the missing-package tests run
+everywhere, with openvino hidden."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import clearpipe
+from checkpoints import make_sensitive
+from clearpipe.engine.onnx_runtime import EXPORT_INFO, ONNX_FILE
+from clearpipe.engine.openvino_runtime import OPENVINO_FILE, load_openvino
+from clearpipe.errors import CheckpointError, InputError
+from clearpipe.onnx.agreement import AccuracyError
+from clearpipe.onnx.export import check_export, export_onnx
+
+WORDS = [
+    "good",
+    "bad",
+    "film",
+    "movie",
+    "boring",
+    "fun",
+    "awful",
+    "great",
+    "love",
+    "hate",
+    "plot",
+    "worst",
+    "best",
+    "story",
+    "actors",
+    "scenes",
+]
+TEXTS = [" ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(1 + i % 13)) for i in range(120)]
+
+
+def needs_openvino(quantize: bool = False) -> None:
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxscript")  # torch's exporter writes the graph OpenVINO converts
+    if quantize:
+        pytest.importorskip("nncf")
+
+
+@pytest.fixture(scope="module")
+def sensitive_bert(tiny, tmp_path_factory):
+    """The tiny BERT with large random weights, so that its labels depend on the words."""
+    return make_sensitive(tiny("bert", 2), tmp_path_factory.mktemp("sensitive-bert"), seed=1)
+
+
+@pytest.fixture(scope="module")
+def exported(sensitive_bert, tmp_path_factory):
+    needs_openvino()
+    output = tmp_path_factory.mktemp("export") / "openvino"
+    report = export_onnx(str(sensitive_bert), output, texts=TEXTS, check_name="test texts", format="openvino")
+    return output, report
+
+
+def test_openvino_export_loads_through_clearpipe_and_matches_fp32(sensitive_bert, exported):
+    output, report = exported
+    names = {p.name for p in output.iterdir()}
+    assert {OPENVINO_FILE, "model.bin", EXPORT_INFO, "config.json"} <= names and ONNX_FILE not in names
+    assert report.format == "openvino" and report.agreement.label_agreement == 1.0
+    ov_fp32 = clearpipe.load(output, dtype="float32", threads=1)
+    torch_fp32 = clearpipe.load(sensitive_bert, dtype="float32")
+    assert ov_fp32.settings.dtype == "openvino" and ov_fp32.model.precision == "f32"
+    got, expected = ov_fp32.predict(TEXTS), torch_fp32.predict(TEXTS)
+    assert len(set(expected.best.tolist())) == 2, "the test model should use both labels"
+    assert np.abs(got.scores - expected.scores).max() < 1e-4
+    assert [r["label"] for r in ov_fp32(TEXTS)] == [r["label"] for r in torch_fp32(TEXTS)]
+
+
+def test_openvino_default_precision_keeps_the_fp32_labels(sensitive_bert, exported):
+    ov_default = clearpipe.load(exported[0])  # bf16 on CPUs that have it, else float32
+    torch_fp32 = clearpipe.load(sensitive_bert, dtype="float32")
+    assert ov_default.model.precision in ("bf16", "f32")
+    assert [r["label"] for r in ov_default(TEXTS)] == [r["label"] for r in torch_fp32(TEXTS)]
+
+
+@pytest.mark.parametrize("kind", ["distilbert", "roberta"])
+def test_other_first_token_architectures_keep_their_fp32_labels(tiny, kind, tmp_path):
+    needs_openvino()
+    source = make_sensitive(tiny(kind, 3), tmp_path / "sensitive", seed=2)
+    report = export_onnx(
+        str(source), tmp_path / "ov", texts=TEXTS, check_name="t", format="openvino", threshold=0
+    )
+    assert report.agreement.label_agreement >= 0.97  # bf16 may flip a near tie of a random model
+    assert report.agreement.max_score_diff < 0.1
+
+
+def test_an_export_that_disagrees_with_its_model_is_refused(sensitive_bert, exported, tiny, tmp_path):
+    other = clearpipe.load(make_sensitive(tiny("bert", 2), tmp_path / "other", seed=7), dtype="float32")
+    with pytest.raises(AccuracyError, match=r"refused: label agreement \d+\.\d+%"):
+        check_export(other, exported[0], TEXTS, threshold=0.99)
+    reference = clearpipe.load(sensitive_bert, dtype="float32")
+    assert check_export(reference, exported[0], TEXTS, threshold=0.99).label_agreement == 1.0
+
+
+def test_int8_export_runs_int8_and_keeps_most_labels(sensitive_bert, tmp_path):
+    needs_openvino(quantize=True)
+    output = tmp_path / "ov-int8"
+    report = export_onnx(
+        str(sensitive_bert),
+        output,
+        texts=TEXTS,
+        check_name="t",
+        quantize="int8",
+        format="openvino",
+        threshold=0,
+    )
+    assert report.quantize == "int8"
+    assert report.agreement.label_agreement >= 0.9
+    assert "u8" in (output / OPENVINO_FILE).read_text() or "i8" in (output / OPENVINO_FILE).read_text()
+
+
+def test_an_openvino_export_takes_no_other_dtype(exported):
+    with pytest.raises(InputError, match="runs in auto, float32, bfloat16; got dtype='int8'"):
+        clearpipe.load(exported[0], dtype="int8")
+
+
+# --- Without openvino ---------------------------------------------------------------------------
+@pytest.fixture
+def no_openvino(monkeypatch):
+    """openvino and nncf made unimportable for the test, installed or not."""
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    monkeypatch.setitem(sys.modules, "nncf", None)
+
+
+def test_loading_an_openvino_folder_without_openvino_says_how_to_install_it(no_openvino, tmp_path):
+    (tmp_path / OPENVINO_FILE).write_text("<net/>")
+    with pytest.raises(CheckpointError, match=r"is an OpenVINO export.*pip install 'clearpipe\[openvino\]'"):
+        load_openvino(str(tmp_path), torch.device("cpu"))
+
+
+def test_exporting_to_openvino_without_it_fails_before_any_work(no_openvino, sensitive_bert, tmp_path):
+    with pytest.raises(
+        CheckpointError, match=r"--format openvino needs OpenVINO: pip install 'clearpipe\[openvino\]'"
+    ):
+        export_onnx(str(sensitive_bert), tmp_path / "ov", texts=TEXTS, check_name="t", format="openvino")
+    assert not (tmp_path / "ov").exists() and not (tmp_path / "ov.partial").exists()
