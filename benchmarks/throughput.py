@@ -9,8 +9,9 @@ batch size 32 with the input as given and sorted by token length (order restored
 timed), and, where `pip install 'clearpipe[bench]'` put them, OpenVINO (its default precision,
 and int8 through nncf) and CTranslate2 int8 (`benchmarks/rivals.py` says how each is made and
 run; a rival whose package is missing is skipped with the reason printed). Then clearpipe with
-default settings, fp32, torch int8, and the ONNX Runtime exports (fp32 and int8, made by
-`clearpipe export` with its accuracy guard), each timed over `--repeats` passes (median).
+default settings, fp32, torch int8, the ONNX Runtime exports (fp32 and int8) and the OpenVINO
+exports (OpenVINO's default precision and nncf int8; skipped without `clearpipe[openvino]`), all
+made by `clearpipe export` with its accuracy guard, each timed over `--repeats` passes (median).
 Reported per setting and dataset: texts/s, the ratio to the best fp32 transformers.pipeline
 setting (issue 4's yardstick) and to the fastest rival at 99.5% agreement (issue 19's), label
 agreement and largest |score difference| against fp32 eager (transformers.pipeline at batch size
@@ -28,6 +29,7 @@ A Markdown table goes to stdout; `--json FILE` writes every figure.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -51,7 +53,8 @@ DATA = next(
 DATASETS = {"sst2": ("sst2/test.tsv", "sentence"), "agnews": ("agnews/test.tsv", "text")}
 REFERENCE = "pipeline-b1"
 # name -> (kind, options): kind "pipeline" takes a batch size (and a dtype, and whether to sort
-# the input by length), "clearpipe" load() options, "rival" a setting of `rivals.RIVALS`.
+# the input by length), "clearpipe" load() options, "export" `clearpipe export` options (the
+# folder then runs through clearpipe.load as exported), "rival" a setting of `rivals.RIVALS`.
 SETTINGS = {
     "pipeline-b1": ("pipeline", {"batch_size": 1}),
     "pipeline-b32": ("pipeline", {"batch_size": 32}),
@@ -63,8 +66,10 @@ SETTINGS = {
     "clearpipe-default": ("clearpipe", {}),
     "clearpipe-fp32": ("clearpipe", {"dtype": "float32"}),
     "clearpipe-int8": ("clearpipe", {"dtype": "int8"}),
-    "clearpipe-onnx": ("onnx", {}),
-    "clearpipe-onnx-int8": ("onnx", {"quantize": "int8"}),
+    "clearpipe-onnx": ("export", {}),
+    "clearpipe-onnx-int8": ("export", {"quantize": "int8"}),
+    "clearpipe-openvino": ("export", {"format": "openvino"}),
+    "clearpipe-openvino-int8": ("export", {"format": "openvino", "quantize": "int8"}),
     "clearpipe-fp16": ("clearpipe", {"dtype": "float16"}),  # for GPUs; CPUs emulate fp16 slowly
 }
 DEFAULT_SETTINGS = [s for s in SETTINGS if s != "clearpipe-fp16"]
@@ -129,7 +134,10 @@ def run_clearpipe(model: str, texts: list[str], options: dict, device: str, repe
     clf = clearpipe.load(model, device=device, threads=threads or None, **options)
     clf.warmup()
     seconds, predictions = timed(lambda: clf.predict(texts), repeats)
-    return seconds, predictions.scores, clf.settings.dtype, rechecked_rows(clf, texts)
+    dtype = clf.settings.dtype
+    if dtype == "openvino":  # the precision OpenVINO chose, int8 layers aside
+        dtype = f"openvino {clf.model.precision}"
+    return seconds, predictions.scores, dtype, rechecked_rows(clf, texts)
 
 
 def rechecked_rows(clf, texts: list[str]) -> int | None:
@@ -173,7 +181,7 @@ def worker(args: argparse.Namespace) -> None:
             args.setting, folder, texts, args.threads, args.rival_batch_size, args.repeats
         )
     else:
-        if kind == "onnx":  # the export folder, made by `export` below; it runs as exported
+        if kind == "export":  # the export folder, made by `export` below; it runs as exported
             model, options = str(Path(args.scratch) / args.setting), {}
         else:
             model = args.model
@@ -355,6 +363,19 @@ def _env(threads: int = 0) -> dict:
     return env
 
 
+def missing_backends(settings: list[str]) -> dict[str, str]:
+    """The OpenVINO exports among `settings` that cannot run here, with why."""
+    skipped = {}
+    for setting in settings:
+        if SETTINGS[setting][1].get("format") == "openvino":
+            needed = ("openvino", "nncf") if SETTINGS[setting][1].get("quantize") else ("openvino",)
+            absent = [name for name in needed if importlib.util.find_spec(name) is None]
+            if absent:
+                skipped[setting] = f"{', '.join(absent)} not installed (pip install 'clearpipe[openvino]')"
+                print(f"skipping {setting}: {skipped[setting]}", file=sys.stderr)
+    return skipped
+
+
 def prepare_rivals(args: argparse.Namespace, settings: list[str], scratch: Path) -> dict[str, str]:
     """Make every rival runtime's model with `rivals.py prepare`, each in its own process; the
     rivals that cannot run here (package missing, conversion failed), with why."""
@@ -382,8 +403,10 @@ def export(args: argparse.Namespace, setting: str, scratch: Path) -> dict:
     An export the guard refuses is made again without the guard, so that its speed and its
     agreement still appear in the table, marked as refused.
     """
+    options = SETTINGS[setting][1]
     command = [sys.executable, "-m", "clearpipe", "export", args.model, "--output", str(scratch / setting)]
-    command += ["--quantize", "int8"] if SETTINGS[setting][1].get("quantize") else []
+    command += ["--format", options.get("format", "onnx")]
+    command += ["--quantize", options["quantize"]] if options.get("quantize") else []
     start = time.perf_counter()
     run = subprocess.run(command, capture_output=True, text=True, env=_env())
     report = {"seconds": time.perf_counter() - start, "refused": run.returncode != 0}
@@ -532,8 +555,9 @@ def main(args: argparse.Namespace) -> None:
     }
     with tempfile.TemporaryDirectory(prefix="clearpipe-bench-") as tmp:
         scratch = Path(tmp)
-        out["exports"] = {s: export(args, s, scratch) for s in settings if SETTINGS[s][0] == "onnx"}
-        out["skipped"] = prepare_rivals(args, settings, scratch)
+        out["skipped"] = prepare_rivals(args, settings, scratch) | missing_backends(settings)
+        exported = [s for s in settings if SETTINGS[s][0] == "export" and s not in out["skipped"]]
+        out["exports"] = {s: export(args, s, scratch) for s in exported}
         settings = [s for s in settings if s not in out["skipped"]]
         raw = {(s, d): spawn(args, s, d, scratch) for d in args.datasets for s in settings}
         rates = {dtype: matmul_rate(dtype, args.device) for dtype in ("float32", "bfloat16", "int8")}
