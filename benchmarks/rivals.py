@@ -9,7 +9,7 @@ of that runtime would, so that its peak RSS is its own.
 
 - `openvino`: OpenVINO's own Python API (not optimum-intel, which pins an older transformers).
   `ov.convert_model` traces the plain transformers model in float32, as optimum-intel does
-  underneath, and the IR is saved; the worker reads it with `ov.Core().read_model` and compiles
+  underneath, and the IR is saved with float32 weights; the worker reads it with `ov.Core().read_model` and compiles
   it with OpenVINO's defaults (inference precision bf16 on CPUs with AVX-512 BF16 or AMX, else
   float32; latency hint) and `INFERENCE_NUM_THREADS`.
 - `openvino-int8`: that IR quantized by nncf's post-training quantization, weights and
@@ -104,7 +104,7 @@ def _prepare_openvino(classifier, tokenizer, folder: Path, quantize: str | None)
         ov_model = ov.convert_model(classifier, example_input=example)
     if quantize == "int8":
         ov_model = _quantize_nncf(ov_model, tokenizer, classifier)
-    ov.save_model(ov_model, str(folder / "model.xml"))
+    ov.save_model(ov_model, str(folder / "model.xml"), compress_to_fp16=False)  # as optimum-intel saves
 
 
 def _quantize_nncf(ov_model, tokenizer, classifier):
