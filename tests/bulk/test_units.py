@@ -80,13 +80,17 @@ def test_folders_and_globs(tmp_path):
     names = [Path(f.uri).relative_to(tmp_path).as_posix() for f in list_inputs(str(tmp_path))]
     assert names == ["a.csv", "b.csv", "sub/c.csv"]
     assert [Path(f.uri).name for f in list_inputs(str(tmp_path / "*.csv"))] == ["a.csv", "b.csv"]
-    assert [Path(f.uri).name for f in list_inputs(str(tmp_path / "**" / "*.csv"))] == ["a.csv", "b.csv", "c.csv"]
+    assert [Path(f.uri).name for f in list_inputs(str(tmp_path / "**" / "*.csv"))] == [
+        "a.csv",
+        "b.csv",
+        "c.csv",
+    ]
     assert list_inputs(str(tmp_path / "a.csv"))[0].name == str(tmp_path / "a.csv")  # as typed
     (tmp_path / "d.jsonl").write_text(json.dumps({"text": "x"}) + "\n", encoding="utf-8")
     with pytest.raises(InputError, match="mixes formats"):
         list_inputs(str(tmp_path))
     (tmp_path / "e.json").write_text("[]", encoding="utf-8")
-    with pytest.raises(InputError, match="convert it to .jsonl"):
+    with pytest.raises(InputError, match=r"convert it to \.jsonl"):
         list_inputs(str(tmp_path / "e.json"))
     with pytest.raises(InputError, match="no such file or folder"):
         list_inputs(str(tmp_path / "missing"))

@@ -41,6 +41,7 @@ class PredictJob:
     chunk_rows: int = 4096
     encoding: str = "utf-8"
     resume: bool = False
+    header: bool = True  # False: a CSV/TSV input starts with data; columns "1", "2", ...
     min_score: float | None = None  # adds a "decided" column; checked by `Classifier.check_min_score`
 
 
@@ -107,7 +108,7 @@ def _write_parts(
     clf: Classifier, job: PredictJob, plan: Plan, parts_dir: Path, done: int, on_chunk: Progress | None
 ) -> tuple[int, int, int | None]:
     rows = resumed = undecided = 0
-    for index, chunk in enumerate(read_chunks(job.input, job.chunk_rows, job.encoding)):
+    for index, chunk in enumerate(read_chunks(job.input, job.chunk_rows, job.encoding, job.header)):
         rows += len(chunk.rows)
         if index < done:
             resumed += len(chunk.rows)
@@ -137,7 +138,7 @@ def make_plan(clf: Classifier, job: PredictJob) -> Plan:
         )
     if job.output.resolve() == job.input.resolve():
         raise InputError(f"{job.output}: the output would overwrite the input; choose another file")
-    found = read_columns(job.input, job.encoding)
+    found = read_columns(job.input, job.encoding, job.header)
     stat = job.input.stat()
     return plan_for(clf, job, found, out_fmt, str(job.input.resolve()), stat.st_size, stat.st_mtime_ns)
 

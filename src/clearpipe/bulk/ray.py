@@ -12,6 +12,7 @@ counts the rows of every part against the input's and publishes. Ray is imported
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ from clearpipe.bulk.files import InputFile, filesystem, fingerprint, list_inputs
 from clearpipe.bulk.local import Plan, PredictJob, chunk_items, classify_chunk, count_undecided, plan_for
 from clearpipe.bulk.units import Reading, Unit, cut_units, read_unit
 from clearpipe.classifier import Classifier
-from clearpipe.errors import ClearpipeError, InputError
+from clearpipe.errors import CheckpointError, ClearpipeError, InputError
 from clearpipe.tables.read import Chunk, open_parquet, read_columns
 
 PART_FORMATS = ("parquet", "csv", "tsv", "jsonl")
@@ -111,7 +112,8 @@ def predict_on_ray(
     require_ray()
     files = list_inputs(job.input)
     plan = _plan(clf, job, files, output_format(job))
-    identity = {**asdict(plan), "fingerprint": fingerprint(files), "options": _recorded(job.load_options)}
+    options = _recorded(job.load_options)
+    identity = {**options, **asdict(plan), "fingerprint": fingerprint(files)}
     run_id = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
     out = staging.Output.at(job.output)
     staged = staging.inspect(out, run_id, identity, job.predict.resume)
@@ -132,7 +134,7 @@ def predict_on_ray(
     except InputError:
         staging.discard(out, run_id)  # bad input fails the same way every time: nothing to resume
         raise
-    manifest = _manifest(out, run_id, identity, files, units, plan, stats)
+    manifest = _manifest(out, run_id, identity, options, files, units, plan, stats)
     staging.publish(out, run_id, manifest)
     undecided = None if plan.decided_column is None else sum(s.undecided for s in stats)
     return RaySummary(manifest["rows"], resumed, len(units), job.output, stats, undecided)
@@ -166,8 +168,13 @@ def output_format(job: RayJob) -> str:
 
 # The driver -------------------------------------------------------------------------------------
 def _plan(clf: Classifier, job: RayJob, files: list[InputFile], out_fmt: str) -> Plan:
-    if filesystem(job.output)[1].rstrip("/") in {f.uri for f in files} | {filesystem(job.input)[1]}:
+    own = filesystem(job.output)[1].rstrip("/")
+    if own == filesystem(job.input)[1].rstrip("/"):
         raise InputError(f"{job.output}: the output would overwrite the input; choose another folder")
+    # A folder given as INPUT that holds OUTPUT would take in the parts of an earlier run.
+    within = [f.name for f in files if f.uri.split("://", 1)[-1].startswith(own + "/")]
+    if within:
+        raise InputError(f"{job.input} takes in {within[0]}, inside {job.output}; write the output elsewhere")
     found = _columns(files[0], _reading(job))
     if files[0].format != "jsonl":  # JSON records may differ in their keys; tables may not
         for other in files[1:]:
@@ -204,8 +211,16 @@ def _cut(files: list[InputFile], plan: Plan, job: RayJob) -> list[Unit]:
 
 
 def _recorded(load_options: dict[str, Any]) -> dict[str, Any]:
-    # Where and on how many threads a worker runs may change between a run and its resume.
-    return {k: v for k, v in sorted(load_options.items()) if k not in ("device", "threads")}
+    """Every option of `clearpipe.load` with the value it takes (defaults filled in, so that a run
+    and its resume agree however they spelled them), except where and on how many threads a
+    worker runs, which may change between a run and its resume."""
+    import inspect
+
+    from clearpipe.classifier import load
+
+    params = inspect.signature(load).parameters.values()
+    skipped = ("model", "device", "threads")
+    return {p.name: load_options.get(p.name, p.default) for p in params if p.name not in skipped}
 
 
 def _portable(model: str | None, clf: Classifier) -> str | None:
@@ -218,6 +233,7 @@ def _manifest(
     out: staging.Output,
     run_id: str,
     identity: dict[str, Any],
+    options: dict[str, Any],
     files: list[InputFile],
     units: list[Unit],
     plan: Plan,
@@ -248,7 +264,7 @@ def _manifest(
         "format": plan.output_format,
         "columns": plan.columns,
         "model": plan.model,
-        "options": identity["options"],
+        "options": options,
         "plan": asdict(plan),
         "input": {
             "spec": plan.input,
@@ -288,11 +304,6 @@ def _run(
             num_gpus=job.gpus_per_worker or None,
         )
         return _collect(results, sum(u.rows for u in todo) + resumed, resumed, on_progress)
-    except Exception as exc:
-        user = _user_error(exc)
-        if user is not None:
-            raise user from None
-        raise
     finally:
         if started_ray:
             ray.shutdown()
@@ -304,7 +315,8 @@ def _connect(address: str | None) -> bool:
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # progress is ours, on one line
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    # A worker's error reaches the user as one line (see Predictor.report), not Ray Data's log.
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     if ray.is_initialized():
         return False
     # Ray's C++ core logs an error-level line for every Ray Data actor pool (its constructor
@@ -348,12 +360,24 @@ def _collect(
 ) -> list[WorkerStats]:
     reports: dict[str, dict[str, Any]] = {}
     start = time.perf_counter()
-    for report in results.iter_rows():
-        reports.setdefault(report["part"], report)  # a part reported twice (a retried task) counts once
-        if on_progress is not None:
-            new = sum(r["rows"] for r in reports.values())
-            on_progress(Progress(resumed + new, total, time.perf_counter() - start, new))
+    rows = iter(results.iter_rows())
+    try:
+        for report in rows:
+            _raise_user_error(report)
+            reports.setdefault(report["part"], report)  # a part reported twice (a retried task) counts once
+            if on_progress is not None:
+                new = sum(r["rows"] for r in reports.values())
+                on_progress(Progress(resumed + new, total, time.perf_counter() - start, new))
+    finally:
+        getattr(rows, "close", lambda: None)()  # stop the pipeline now, not when collected
     return _stats(list(reports.values()))
+
+
+def _raise_user_error(report: dict[str, Any]) -> None:
+    """Raise the user's mistake a worker reported, as the local path would have raised it."""
+    if report["error"]:
+        kinds = {kind.__name__: kind for kind in (ClearpipeError, InputError, CheckpointError)}
+        raise kinds.get(report["error"], ClearpipeError)(report["message"])
 
 
 def _stats(reports: list[dict[str, Any]]) -> list[WorkerStats]:
@@ -373,34 +397,46 @@ def _stats(reports: list[dict[str, Any]]) -> list[WorkerStats]:
     ]
 
 
-def _user_error(exc: BaseException | None) -> ClearpipeError | None:
-    """The `ClearpipeError` a worker raised, out of Ray's wrappers (their text holds a traceback)."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        cause = getattr(exc, "cause", None)  # RayTaskError keeps the worker's exception here
-        if isinstance(cause, BaseException):
-            exc = cause
-            continue
-        if isinstance(exc, ClearpipeError):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 class Predictor:
     """One Ray actor: one `Classifier`, loaded once, turning unit after unit into staged parts."""
 
     def __init__(self, spec: WorkerSpec) -> None:
         from clearpipe.classifier import load
+        from clearpipe.engine import collector
 
         self.spec = spec
-        self.clf = load(spec.model, **spec.load_options)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.error: ClearpipeError | None = None
+        try:
+            with collector.paused():  # see clearpipe.engine.collector
+                self.clf = load(spec.model, **spec.load_options)
+        except ClearpipeError as exc:  # say, the model folder is missing on this machine
+            self.error = exc
+        # The actor owns its process, as the CLI does: what loading built lives as long as it
+        # does, so later collections need not walk it (see clearpipe.cli.startup).
+        gc.freeze()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        reports = [self.classify(Unit(**json.loads(str(text)))) for text in batch["unit"]]
+        reports = [self.report(Unit(**json.loads(str(text)))) for text in batch["unit"]]
         return {key: [r[key] for r in reports] for key in reports[0]}
+
+    def report(self, unit: Unit) -> dict[str, Any]:
+        """`classify`'s report, or the user's mistake that stopped it. Ray delivers an exception
+        to the driver as its traceback's text only, so a mistake travels as data and the driver
+        raises it again, as one line (see `_raise_user_error`)."""
+        try:
+            if self.error is not None:
+                raise self.error
+            return self.classify(unit)
+        except ClearpipeError as exc:
+            failed = {"part": unit.part(self.spec.suffix), "rows": 0, "worker": self.worker, "seconds": 0.0}
+            return {
+                **failed,
+                "peak_rss_mib": _peak_rss_mib(),
+                "undecided": 0,
+                "error": type(exc).__name__,
+                "message": str(exc),
+            }
 
     def classify(self, unit: Unit) -> dict[str, Any]:
         """Read, classify and stage one unit; report what was done, by whom, in how long."""
@@ -418,6 +454,8 @@ class Predictor:
             "seconds": time.perf_counter() - start,
             "peak_rss_mib": _peak_rss_mib(),
             "undecided": count_undecided(rows, self.spec.plan),
+            "error": "",
+            "message": "",
         }
 
 

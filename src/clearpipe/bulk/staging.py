@@ -71,6 +71,10 @@ def inspect(out: Output, run_id: str, identity: dict[str, Any], resume: bool) ->
     Refuses (with the local path's wording) to mix runs: a finished run or other files in the
     folder, an interrupted run without `--resume`, or `--resume` of a run with other inputs or options.
     """
+    import pyarrow.fs as pafs
+
+    if out.fs.get_file_info(out.path).type == pafs.FileType.File:
+        raise InputError(f"{out.uri} is a file; --engine ray writes a folder of parts")
     done = _read_json(out.fs, f"{out.path}/{MANIFEST}") if exists(out.fs, f"{out.path}/{SUCCESS}") else None
     if done is not None:
         if resume and done.get("run_id") == run_id:

@@ -13,9 +13,19 @@ from clearpipe.cli import options, startup
 
 def predict(
     input: Annotated[
-        Path, typer.Argument(help="A .txt (one text per line), .csv, .tsv, .jsonl, .json or .parquet file.")
+        str,
+        typer.Argument(
+            help="A .txt (one text per line), .csv, .tsv, .jsonl, .json or .parquet file; with --engine "
+            "ray also a folder, a glob or a URI (s3://bucket/prefix/) of such files (not .json).",
+            show_default=False,
+        ),
     ],
-    output: options.OutputPath,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output", "-o", help="Where to write the results: a file; with --engine ray, a folder of parts."
+        ),
+    ],
     text_column: Annotated[
         str | None, typer.Option("--text-column", help="Column holding the text. Inferred when obvious.")
     ] = None,
@@ -34,12 +44,51 @@ def predict(
     calibrated: options.Calibrated = True,
     min_score: options.MinScore = None,
     encoding: options.Encoding = "utf-8",
+    no_header: options.NoHeader = False,
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="Rows read, classified and written at a time.")
     ] = 4096,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run into the same OUTPUT.")
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help='"local" (this process) or "ray" (workers on a Ray cluster, each holding the model; '
+            "pip install 'clearpipe[ray]'; see docs/SCALE.md).",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help='--engine ray: the cluster to join ("auto": the one `ray start` runs here). '
+            "Default: start Ray on this machine.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="--engine ray: how many workers; each gets cores / workers threads. Default: one per "
+            "machine, or one per GPU share with --gpus-per-worker.",
+        ),
+    ] = None,
+    gpus_per_worker: Annotated[
+        float,
+        typer.Option(
+            "--gpus-per-worker", min=0, help="--engine ray: GPUs per worker (1: one worker per GPU)."
+        ),
+    ] = 0.0,
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            "--output-format",
+            help="--engine ray: parquet, csv, tsv or jsonl parts. Default: OUTPUT's suffix, else parquet.",
+        ),
+    ] = None,
 ) -> None:
     """Classify INPUT into OUTPUT, keeping INPUT's columns and adding label and score (and for a
     multi-label model, labels: those that apply; with --min-score, decided).
@@ -50,19 +99,21 @@ def predict(
     import clearpipe
     from clearpipe.bulk.local import PredictJob, predict_file
 
+    _check_engine(engine, address, workers, gpus_per_worker, output_format)
     job = PredictJob(
-        input=input,
-        output=output,
+        input=Path(input),
+        output=Path(output),
         text_column=text_column,
         pair_column=text_pair_column,
         top_k=options.parse_top_k(top_k),
         chunk_rows=chunk_rows,
         encoding=encoding,
+        header=not no_header,
         resume=resume,
         min_score=min_score,
     )
-    clf = clearpipe.load(
-        model,
+    # One set of load options for this process and, with --engine ray, for every worker.
+    load_options = dict(
         max_length=max_length,
         batch_size=batch_size,
         max_tokens=max_tokens,
@@ -72,9 +123,20 @@ def predict(
         long_text=long_text,
         calibrated=calibrated,
     )
+    # With GPU workers this process only checks the model and plans, so it needs no GPU itself.
+    here = {**load_options, "device": "cpu"} if gpus_per_worker else load_options
+    clf = clearpipe.load(model, **here)
     startup.resume_collector()
     clf.check_min_score(min_score)  # a multi-label model decides by thresholds instead
-    progress = _Progress(input)
+    if engine == "ray":
+        from clearpipe.bulk.ray import RayJob
+
+        ray_job = RayJob(
+            job, input, output, model, load_options, output_format, address, workers, gpus_per_worker
+        )
+        _predict_on_ray(clf, ray_job)
+        return
+    progress = _Progress(job.input)
     try:
         summary = predict_file(clf, job, progress if sys.stderr.isatty() else None)
     finally:
@@ -87,6 +149,61 @@ def predict(
             f"{summary.undecided} rows{scope} not decided (best score below --min-score {min_score})",
             file=sys.stderr,
         )
+
+
+def _check_engine(
+    engine: str, address: str | None, workers: int | None, gpus: float, output_format: str | None
+) -> None:
+    from clearpipe.errors import InputError
+
+    if engine not in ("local", "ray"):
+        raise InputError(f'unknown --engine "{engine}": use "local" or "ray"')
+    if engine == "local" and (address or workers or gpus or output_format):
+        raise InputError("--address, --workers, --gpus-per-worker and --output-format need --engine ray")
+    if engine == "ray":
+        from clearpipe.bulk.ray import require_ray
+
+        require_ray()  # before the model loads: a missing extra is the first thing to say
+
+
+def _predict_on_ray(clf, ray_job) -> None:
+    from clearpipe.bulk.ray import predict_on_ray
+
+    progress = _RayProgress(sys.stderr)
+    try:
+        summary = predict_on_ray(clf, ray_job, progress)
+    finally:
+        progress.close()
+    resumed = f" ({summary.resumed_rows} from the interrupted run)" if summary.resumed_rows else ""
+    print(f"wrote {summary.rows} rows{resumed} in {summary.parts} parts to {summary.output}", file=sys.stderr)
+    if summary.undecided is not None:
+        print(
+            f"{summary.undecided} rows classified now not decided (best score below --min-score)",
+            file=sys.stderr,
+        )
+
+
+class _RayProgress:
+    """Rows done / total and rows/s on stderr: one line redrawn on a terminal, else a line every
+    10 s (a cluster job's log)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, progress) -> None:
+        if not self.tty and progress.seconds - self.last < 10 and progress.rows < progress.total:
+            return
+        self.last = progress.seconds
+        rate = progress.new_rows / progress.seconds if progress.seconds > 0 else 0.0
+        line = f"classified {progress.rows:,}/{progress.total:,} rows, {rate:,.0f} rows/s"
+        self.stream.write(f"\r{line}" if self.tty else f"{line}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.last:
+            self.stream.write("\n")
 
 
 class _Progress:

@@ -1,0 +1,270 @@
+"""`clearpipe predict --engine ray` on a real local Ray (2 CPUs, tiny checkpoints): the published
+parts equal the local path's output row for row in every format, every row lands exactly once
+when an actor is killed mid-run or the driver is killed and the run resumed, and bad input fails
+as it does locally, with nothing published."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'clearpipe[ray]'")
+
+import clearpipe  # noqa: E402
+from clearpipe.bulk.local import PredictJob, predict_file  # noqa: E402
+from clearpipe.bulk.ray import RayJob, predict_on_ray  # noqa: E402
+from clearpipe.errors import ClearpipeError, InputError  # noqa: E402
+from clearpipe.postprocess import BEST  # noqa: E402
+from cli.helpers import env, popen, run  # noqa: E402
+
+PREDICTOR = "MapWorker(MapBatches(Predictor))"  # the class name Ray Data gives our actors
+
+
+def _csv(path: Path, n: int, start: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "review"])
+        for i in range(start, start + n):
+            writer.writerow([i, f"the film {i} was " + ("good" if i % 2 else "bad, really\nbad")])
+    return path
+
+
+def _tsv(path: Path, n: int) -> Path:
+    lines = ["sentence\tlabel"] + [f'"the {i}" story was {"good " * (i % 9)}bad\t{i % 2}' for i in range(n)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _jsonl(path: Path, n: int) -> Path:
+    rows = [
+        {"text": f"the film {i}", "text_pair": "good" if i % 3 else "bad", "meta": {"i": i}} for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _parquet(path: Path, n: int) -> Path:
+    note = [None if i < 10 else f"n{i}" for i in range(n)]  # all null in the first part
+    table = pa.table(
+        {"id": pa.array(range(n), pa.int32()), "text": [f"a good film {i}" for i in range(n)], "note": note}
+    )
+    pq.write_table(table, path, row_group_size=8)
+    return path
+
+
+def _decoded(value):
+    # CSV/TSV cells are text; decode them the same way on both sides before comparing.
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError:
+        return value
+
+
+def _read(path: Path, fmt: str) -> list[dict]:
+    if fmt == "parquet":
+        return pq.read_table(path).to_pylist()
+    if fmt == "jsonl":
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    quoting = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: _decoded(v) for k, v in row.items()} for row in csv.DictReader(f, **quoting)]
+
+
+def _published(out: Path) -> list[dict]:
+    """The published rows, part by part in manifest order, after checking the folder is complete."""
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert (out / "_SUCCESS").is_file() and not (out / "_staging").exists()
+    assert sorted(p.name for p in out.glob("part-*")) == [p["file"] for p in manifest["parts"]]
+    rows = [row for part in manifest["parts"] for row in _read(out / part["file"], manifest["format"])]
+    assert manifest["rows"] == len(rows) == sum(p["rows"] for p in manifest["parts"])
+    return rows
+
+
+def _close(a, b) -> bool:
+    # Workers run one thread each and this process more, so float sums may differ in the last bits.
+    if isinstance(a, float) or isinstance(b, float):
+        return a == pytest.approx(b, abs=1e-5)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _txt(path: Path, n: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("good\n\nbad film\n" * (n // 3), encoding="utf-8")
+    return path
+
+
+CASES = {
+    # the input files, INPUT (relative to tmp_path), output format, top_k, load options
+    "csv folder -> parquet, top-k all": (
+        lambda d: [_csv(d / "in" / "a.csv", 30), _csv(d / "in" / "b.csv", 30, start=100)],
+        "in",
+        "parquet",
+        None,
+        {},
+    ),
+    "tsv -> csv, chunked long texts": (
+        lambda d: [_tsv(d / "in.tsv", 30)],
+        "in.tsv",
+        "csv",
+        BEST,
+        {"long_text": "chunk", "max_length": 16},
+    ),
+    "jsonl pairs -> jsonl, top-k 2": (lambda d: [_jsonl(d / "in.jsonl", 30)], "in.jsonl", "jsonl", 2, {}),
+    "parquet -> tsv": (lambda d: [_parquet(d / "in.parquet", 30)], "in.parquet", "tsv", BEST, {}),
+    "txt glob -> parquet": (lambda d: [_txt(d / "t" / "x.txt", 30)], "t/*.txt", "parquet", BEST, {}),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_ray_output_equals_the_local_output_row_for_row(ray_cluster, tiny_bert, tmp_path, case):
+    make, spec, fmt, top_k, load = CASES[case]
+    sources = make(tmp_path)
+    options = {"device": "cpu", **load}
+    clf = clearpipe.load(tiny_bert, **options)
+    expected = []
+    for n, source in enumerate(sources):  # the local path reads one file at a time
+        local_out = tmp_path / f"local{n}.{fmt}"
+        predict_file(clf, PredictJob(source, local_out, top_k=top_k, chunk_rows=7))
+        expected += _read(local_out, fmt)
+    out = tmp_path / "out"
+    job = RayJob(
+        PredictJob(Path(spec), out, top_k=top_k, chunk_rows=7),
+        str(tmp_path / spec),
+        str(out),
+        str(tiny_bert),
+        options,
+        fmt,
+        workers=2,
+    )
+    summary = predict_on_ray(clf, job)
+    got = _published(out)
+    assert summary.rows == len(expected) and summary.resumed_rows == 0
+    assert len(got) == len(expected)
+    assert [(g, e) for g, e in zip(got, expected, strict=True) if not _close(g, e)] == []
+
+
+def _kill_one_predictor(staging: Path, killed: list[str]) -> None:
+    """Once a part is staged, kill one of the run's actors with Ray's own kill (it restarts)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if any(staging.glob("*/part-*")):
+            # Ray's public state API needs the dashboard, which these tests turn off.
+            for actor_id, info in ray._private.state.actors().items():
+                if info["ActorClassName"] == PREDICTOR and info["State"] == "ALIVE":
+                    worker = ray._private.worker.global_worker
+                    handle = worker.core_worker.get_actor_handle(ray.ActorID(bytes.fromhex(actor_id)))
+                    ray.kill(handle, no_restart=False)
+                    killed.append(actor_id)
+                    return
+        time.sleep(0.005)
+
+
+def test_an_actor_killed_mid_run_still_yields_every_row_exactly_once(ray_cluster, tiny_bert, tmp_path):
+    n = 3000
+    source = _csv(tmp_path / "in.csv", n)
+    out = tmp_path / "out"
+    clf = clearpipe.load(tiny_bert, device="cpu")
+    killed: list[str] = []
+    killer = threading.Thread(target=_kill_one_predictor, args=(out / "_staging", killed))
+    killer.start()
+    # Two workers of one thread each: one keeps working while the other restarts.
+    options = {"device": "cpu"}
+    job = RayJob(
+        PredictJob(source, out, chunk_rows=40), str(source), str(out), str(tiny_bert), options, workers=2
+    )
+    summary = predict_on_ray(clf, job)
+    killer.join()
+    assert killed, "no actor was alive to kill"
+    assert ray._private.state.actors()[killed[0]]["NumRestarts"] >= 1
+    ids = [row["id"] for row in _published(out)]
+    assert ids == [str(i) for i in range(n)] and summary.rows == n
+
+
+def test_a_killed_driver_resumes_with_every_row_once_in_order(ray_cluster, tiny_bert, tmp_path):
+    n = 4000
+    source = _csv(tmp_path / "in.csv", n)
+    out = tmp_path / "out"
+    args = ["predict", source, "-o", out, "-m", tiny_bert, "--chunk-rows", "50", "--engine", "ray"]
+    proc = popen(*args, "--address", ray_cluster, "--workers", "2")
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("_staging/*/part-*"))) < 3 and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "_SUCCESS").exists() and not list(out.glob("part-*"))
+
+    clf = clearpipe.load(tiny_bert, device="cpu")
+    job = PredictJob(source, out, chunk_rows=50)
+    ray_job = RayJob(job, str(source), str(out), str(tiny_bert), {"device": "cpu"}, workers=2)
+    with pytest.raises(InputError, match="--resume"):
+        predict_on_ray(clf, ray_job)
+    with pytest.raises(InputError, match="chunk_rows"):
+        predict_on_ray(clf, RayJob(PredictJob(source, out, chunk_rows=60, resume=True), *_rest(ray_job)))
+    summary = predict_on_ray(
+        clf, RayJob(PredictJob(source, out, chunk_rows=50, resume=True), *_rest(ray_job))
+    )
+    assert 150 <= summary.resumed_rows < n
+    assert [row["id"] for row in _published(out)] == [str(i) for i in range(n)]
+    again = predict_on_ray(clf, RayJob(PredictJob(source, out, chunk_rows=50, resume=True), *_rest(ray_job)))
+    assert again.rows == again.resumed_rows == n  # resuming a published run changes nothing
+
+
+def _rest(job: RayJob) -> tuple:
+    return (job.input, job.output, job.model, job.load_options, None, None, job.workers)
+
+
+def _local_error(call) -> str:
+    with pytest.raises(ClearpipeError) as caught:
+        call()
+    return f"clearpipe: error: {caught.value}"
+
+
+def _bad_inputs(tmp_path: Path, tiny_bert: Path) -> dict:
+    """name -> (input file, extra CLI args, how the local path fails on it)."""
+    bad_bytes = tmp_path / "bytes.txt"
+    bad_bytes.write_bytes(b"good\n\xff\xfe bad\n")
+    nulls = tmp_path / "nulls.jsonl"
+    nulls.write_text('{"text": "ok"}\n{"text": null}\n', encoding="utf-8")
+    columns = _csv(tmp_path / "cols.csv", 3)
+    clf = clearpipe.load(tiny_bert, device="cpu")
+    missing_model = tmp_path / "no-such-model"
+
+    def local(source, **job):
+        return lambda: predict_file(clf, PredictJob(source, tmp_path / "o.csv", **job))
+
+    return {
+        "undecodable": (bad_bytes, [], local(bad_bytes)),
+        "null text": (nulls, [], local(nulls)),
+        "missing column": (columns, ["--text-column", "body"], local(columns, text_column="body")),
+        "unknown model": (columns, ["-m", missing_model], lambda: clearpipe.load(missing_model)),
+    }
+
+
+@pytest.mark.parametrize("case", ["undecodable", "null text", "missing column", "unknown model"])
+def test_bad_input_fails_as_locally_and_publishes_nothing(tiny_bert, tmp_path, case):
+    source, extra, local = _bad_inputs(tmp_path, tiny_bert)[case]
+    out = tmp_path / "out"
+    result = run("predict", source, "-o", out, "-m", tiny_bert, *extra, "--engine", "ray")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [_local_error(local)]
+    assert not out.exists()
+
+
+def test_ray_is_imported_only_for_engine_ray():
+    code = "import sys, clearpipe.cli.app, clearpipe.bulk.local; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), check=True)
+    assert out.stdout.strip() == "False"
