@@ -110,6 +110,8 @@ def predict_on_ray(
     RaySummary(rows=120000, resumed_rows=0, parts=30, output='out', workers=[...])
     """
     require_ray()
+    if job.predict.chunk_rows < 1:
+        raise InputError(f"chunk size must be at least 1 row, got {job.predict.chunk_rows}")
     files = list_inputs(job.input)
     plan = _plan(clf, job, files, output_format(job))
     options = _recorded(job.load_options)
@@ -126,8 +128,8 @@ def predict_on_ray(
         staging.begin(out, run_id, record)
     suffix = plan.output_format
     todo = [u for u in units if u.part(suffix) not in staged.finished]
-    spec = WorkerSpec(_portable(job.model, clf), job.load_options, files, plan, job.predict, "", suffix)
-    spec = replace(spec, staging=out.staging_uri(run_id))
+    model = _portable(job.model, clf)
+    spec = WorkerSpec(model, job.load_options, files, plan, job.predict, out.staging_uri(run_id), suffix)
     resumed = sum(u.rows for u in units) - sum(u.rows for u in todo)
     try:
         stats = _run(job, spec, todo, resumed, on_progress) if todo else []

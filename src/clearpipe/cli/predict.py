@@ -46,7 +46,12 @@ def predict(
     encoding: options.Encoding = "utf-8",
     no_header: options.NoHeader = False,
     chunk_rows: Annotated[
-        int, typer.Option("--chunk-rows", min=1, help="Rows read, classified and written at a time.")
+        int,
+        typer.Option(
+            "--chunk-rows",
+            min=1,
+            help="Rows read, classified and written at a time (--engine ray: per part).",
+        ),
     ] = 4096,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run into the same OUTPUT.")
