@@ -8,6 +8,7 @@ import sys
 import typer
 
 from clearpipe.cli import startup
+from clearpipe.cli.bases import bases
 from clearpipe.cli.calibrate import calibrate
 from clearpipe.cli.classify import classify
 from clearpipe.cli.evaluate import evaluate
@@ -34,6 +35,7 @@ app.command()(calibrate)
 app.command()(serve)
 app.command()(trace)
 app.command()(export)
+app.command()(bases)
 
 
 @app.callback(invoke_without_command=True)

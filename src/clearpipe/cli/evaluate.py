@@ -25,6 +25,7 @@ def evaluate(
         str, typer.Option("--label-sep", help="Separator of labels in a multi-label cell.")
     ] = ",",
     errors: Annotated[int, typer.Option("--errors", min=0, help="List the N most confident mistakes.")] = 0,
+    no_header: options.NoHeader = False,
     max_length: options.MaxLength = None,
     batch_size: options.BatchSize = 64,
     device: options.Device = "auto",
@@ -60,7 +61,11 @@ def evaluate(
     if multi and (plots or target_accuracy is not None):
         raise _single_label_only(clf.source)
     data_options = DataOptions(
-        text_column=text_column, pair_column=text_pair_column, label_column=label_column, label_sep=label_sep
+        text_column=text_column,
+        pair_column=text_pair_column,
+        label_column=label_column,
+        label_sep=label_sep,
+        header=not no_header,
     )
     split, report = read_file(clf, data, data_options)
     scored = score_split(clf, split)
