@@ -1,6 +1,7 @@
 """`clearpipe predict` on one machine against `--engine ray` with 1 and 2 workers (issue 20).
 
     python benchmarks/ray_predict.py [--rows 100000] [--workers 1,2] [--chunk-rows 4096] [--json FILE]
+    python benchmarks/ray_predict.py --rows 2000 --chunk-rows 250     # a quick check of the script
 
 Builds `--rows` AG News-length rows by repeating `agnews/test.tsv` into a temporary folder, and
 classifies them with the embedded default model, each setting in a fresh process as a user runs
@@ -177,6 +178,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
     workers = [int(n) for n in args.workers.split(",")]
+    units = -(-args.rows // args.chunk_rows)
+    if units < 2 * max(workers):  # a worker without a unit of its own only adds start-up time
+        print(
+            f"note: {units} units of {args.chunk_rows} rows for up to {max(workers)} workers; "
+            "pass a smaller --chunk-rows to spread a small run",
+            file=sys.stderr,
+        )
     with tempfile.TemporaryDirectory(prefix="clearpipe-ray-bench-") as tmp:
         folder = Path(tmp)
         data = build_input(args.data, args.rows, folder)
