@@ -168,3 +168,9 @@ def test_importing_the_package_stays_lazy():
     code = "import sys, clearpipe; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_test_modules_have_unique_names():
+    # pytest imports test files by basename (tests/ holds no packages): two test_x.py collide.
+    names = [p.name for p in Path(__file__).parent.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
