@@ -121,7 +121,8 @@ def install(work: Path, dest: Path) -> None:
     for name in SHIPPED:
         shutil.copy2(work / name, dest / name)
     metrics = json.loads((work / "metrics.json").read_text())
-    figures = ", ".join(f"{name} accuracy {m['accuracy']:.4f}" for name, m in metrics.items())
+    splits = {name: m for name, m in metrics.items() if isinstance(m, dict) and "accuracy" in m}
+    figures = ", ".join(f"{name} accuracy {m['accuracy']:.4f}" for name, m in splits.items())
     resolved = json.loads((work / "training_config.json").read_text())["resolved"]
     card_teacher = ""
     if resolved.get("teacher"):
