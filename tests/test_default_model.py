@@ -47,4 +47,13 @@ def test_accuracy_on_sst2_validation(shared_data):
     shipped = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())["test"]["accuracy"]
     assert result.rows == 872
     assert result.accuracy == pytest.approx(shipped, abs=0.002)
-    assert result.accuracy > 0.88
+    assert result.accuracy > 0.91  # the distilled model; the one before it scored 0.8945
+    # Shipped calibrated (fitted on held-out sentences, not on this set), and it helps here too.
+    assert result.calibration is not None
+    assert result.log_loss < result.uncalibrated["log_loss"] and result.ece < result.uncalibrated["ece"]
+
+
+def test_the_recipe_recorded_its_teacher():
+    resolved = json.loads((DEFAULT_MODEL_DIR / "training_config.json").read_text())["resolved"]
+    assert resolved["teacher"]["accuracy"]["test"] > 0.93
+    assert resolved["teacher"]["unlabeled_rows"] > 0
