@@ -3,7 +3,7 @@
 `python` blocks run in one interpreter, in order; `console` blocks run line by line in bash
 (`$ ` prompts), and must exit 0. `sh` blocks are the setup commands (`make demo`, `make test`),
 which are this very suite's entry point and are not re-run here. The scratch folder holds the
-files the examples name: reviews.csv, train.csv, test.csv, and ./base-model, a tiny random BERT
+files the examples name: reviews.csv, train.csv, test.csv, heldout.csv, and ./base-model, a tiny random BERT
 encoder standing in for a real base checkpoint.
 """
 
@@ -37,9 +37,10 @@ def blocks(language: str) -> list[str]:
 def scratch(tmp_path_factory, shared_data) -> Path:
     folder = tmp_path_factory.mktemp("readme")
     rows = (shared_data / "sst2" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]
-    sample = [line.split("\t") for line in rows[:120]]
+    sample = [line.split("\t") for line in rows[:180]]
     names = {"0": "negative", "1": "positive"}
-    for name, part in (("train.csv", sample[:80]), ("test.csv", sample[80:])):
+    parts = (("train.csv", sample[:80]), ("test.csv", sample[80:120]), ("heldout.csv", sample[120:]))
+    for name, part in parts:
         with open(folder / name, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["text", "label"])
