@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import AutoTokenizer, PretrainedConfig
 
@@ -45,12 +46,28 @@ class OnnxModel:
         token_type_ids: torch.Tensor | None = None,
     ) -> SimpleNamespace:
         """Run the graph on one padded batch: an object whose `logits` are (batch, num_labels)."""
-        feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
-        if "token_type_ids" in self.input_names:
-            types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
-            feeds["token_type_ids"] = types.numpy()
+        feeds = graph_feeds(self.input_names, input_ids, attention_mask, token_type_ids)
         (logits,) = self.session.run(["logits"], feeds)  # (B, num_labels)
         return SimpleNamespace(logits=torch.from_numpy(logits))
+
+
+def graph_feeds(
+    input_names: tuple[str, ...],
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    token_type_ids: torch.Tensor | None,
+) -> dict[str, np.ndarray]:
+    """One padded batch as an exported graph's inputs (ONNX Runtime's or OpenVINO's): host arrays,
+    with zeros for `token_type_ids` where the graph takes them and the tokenizer made none.
+
+    >>> sorted(graph_feeds(("input_ids", "attention_mask"), ids, mask, None))  # doctest: +SKIP
+    ['attention_mask', 'input_ids']
+    """
+    feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+    if "token_type_ids" in input_names:
+        types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
+        feeds["token_type_ids"] = types.numpy()
+    return feeds
 
 
 def is_onnx_folder(source: str) -> bool:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from transformers import PretrainedConfig
 
+from clearpipe.engine.onnx_runtime import graph_feeds
 from clearpipe.errors import CheckpointError
 from clearpipe.loading import load_config
 
@@ -58,10 +59,7 @@ class OpenVinoModel:
         token_type_ids: torch.Tensor | None = None,
     ) -> SimpleNamespace:
         """Run the model on one padded batch: an object whose `logits` are (batch, num_labels)."""
-        feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
-        if "token_type_ids" in self.input_names:
-            types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
-            feeds["token_type_ids"] = types.numpy()
+        feeds = graph_feeds(self.input_names, input_ids, attention_mask, token_type_ids)
         with self.lock:  # an infer request runs one batch at a time; its output buffer is reused
             logits = self.request.infer(feeds)[self.compiled.output(0)].copy()  # (B, num_labels)
         return SimpleNamespace(logits=torch.from_numpy(logits).float())
