@@ -16,6 +16,7 @@ from clearpipe.postprocess import Temperature, saved_temperature
 from clearpipe.training.calibration import (
     MIN_ROWS,
     Calibration,
+    at_bound,
     calibrate_split,
     check_output,
     fit,
@@ -68,6 +69,19 @@ def test_auto_picks_the_margin_temperature_where_held_out_rows_say_it_is_better(
     assert result.held_out_nll["margin_temperature"] < result.held_out_nll["temperature"]
     assert fit_margin_temperature(logits, y).power == pytest.approx(result.scaling.power)
     assert fit(logits, y, "synthetic", method="temperature").scaling.power == 1.0
+
+
+def test_auto_keeps_plain_temperature_when_the_margin_fit_runs_into_a_bound():
+    # Confidence growing with the margin's fourth power over 100: the best margin temperature
+    # lies beyond the searched T <= 20, so the fit stops on the bound and is not trusted.
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(5000, 2)) * 2
+    gap = logits[:, 1] - logits[:, 0]
+    y = (rng.uniform(size=5000) < 1 / (1 + np.exp(-np.sign(gap) * gap**4 / 100))).astype(int)
+    assert at_bound(fit(logits, y, "synthetic", method="margin_temperature").scaling)
+    result = fit(logits, y, "synthetic")
+    assert result.held_out_nll["margin_temperature"] < result.held_out_nll["temperature"]
+    assert result.scaling == Temperature(round(fit_temperature(logits, y), 6))
 
 
 def test_labels_are_identical_before_and_after(tiny_bert, tmp_path):

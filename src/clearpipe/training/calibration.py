@@ -11,7 +11,10 @@ One variant, kept only when it predicts unseen rows better: a margin temperature
 faster or slower with the gap between a row's two best logits. It still divides each row by one
 positive number, so labels never change either. With `method="auto"` (the default) both are
 fitted on `FOLDS` folds of the data and scored on the fold left out; the margin temperature is
-chosen only if its held-out NLL is lower by more than `MIN_GAIN`. A per-class bias (Platt
+chosen only if its held-out NLL is lower by more than `MIN_GAIN` and its fit on all rows stops
+inside its bounds: a fit that runs into a bound is extrapolating a shape the rows cannot pin
+down, and on SST-2 such a fit (T 20, power 2.86, on 800 held-out sentences) was less calibrated
+on unseen sentences than one plain temperature (test ECE 4.6% against 2.6%). A per-class bias (Platt
 scaling) would fit more, but it moves the decision boundary and so changes labels.
 
 `clearpipe train` fits on its validation split, `clearpipe calibrate` on any labelled file; both
@@ -169,6 +172,18 @@ def held_out_nll(logits: np.ndarray, y: np.ndarray, folds: int = FOLDS, seed: in
     return {method: round(total / len(y), 6) for method, total in totals.items()}
 
 
+def at_bound(scaling: Temperature, rel: float = 1e-3) -> bool:
+    """Whether a margin temperature's value or power sits on the edge of the range searched.
+
+    >>> at_bound(Temperature(20.0, 2.86)), at_bound(Temperature(7.2, 2.2))
+    (True, False)
+    """
+    if scaling.power == 1.0:
+        return False
+    edges = [*BOUNDS, *POWER_BOUNDS]
+    return any(abs(v - e) <= rel * e for v in (scaling.value, scaling.power) for e in edges)
+
+
 def check_fittable(y: np.ndarray, labels: list[str], source: str) -> None:
     """Refuse data a temperature cannot be fitted on, saying why."""
     if len(y) < MIN_ROWS:
@@ -219,6 +234,8 @@ def fit(logits: np.ndarray, y: np.ndarray, fitted_on: str, method: str = "auto")
         gain = 1 - compared["margin_temperature"] / compared["temperature"]
         method = "margin_temperature" if gain > MIN_GAIN else "temperature"
     scaling = _fit_method(logits, y, method)
+    if compared is not None and at_bound(scaling):
+        scaling = _fit_method(logits, y, "temperature")
 
     def ece(t: Temperature | None) -> float:
         probs = activate(logits if t is None else t.apply(logits), Activation.SOFTMAX)
