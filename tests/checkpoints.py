@@ -224,3 +224,13 @@ def with_config_keys(source: Path, folder: Path, **keys: object) -> Path:
     config.update(keys)
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return folder
+
+
+EXPORT_WORDS = [
+    "good", "bad", "film", "movie", "boring", "fun", "awful", "great",
+    "love", "hate", "plot", "worst", "best", "story", "actors", "scenes",
+]  # fmt: skip
+# Texts from the tiny checkpoints' vocabulary, of many lengths and word mixes.
+MIXED_TEXTS = [
+    " ".join(EXPORT_WORDS[(i * 7 + j * 3) % len(EXPORT_WORDS)] for j in range(1 + i % 13)) for i in range(120)
+]

@@ -67,3 +67,9 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared datasets not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sensitive_bert(tiny, tmp_path_factory) -> Path:
+    """The tiny BERT with large random weights, so that its labels depend on the words."""
+    return checkpoints.make_sensitive(tiny("bert", 2), tmp_path_factory.mktemp("sensitive-bert"), seed=1)

@@ -23,7 +23,6 @@ from clearpipe.engine import (
     batching,
     collector,
     first_token,
-    int8,
     precision,
     prepacked,
     recheck,
@@ -232,24 +231,6 @@ class Classifier:
             return np.empty(0, dtype=np.int64)
         return self.referee.close_calls(logits)
 
-    def referee_for(self, model: torch.nn.Module) -> recheck.Referee:
-        """A referee for this (int8) classifier: `model`, in float, with a calibrated margin.
-
-        Both models classify the built-in validation sample of this model's kind (see
-        `clearpipe.engine.recheck` for the margin taken from them).
-
-        >>> clf.referee = clf.referee_for(float_model)  # doctest: +SKIP
-        """
-
-        runner = engine.Runner.of(model, self.device)
-        tokenized = self.tokenize(builtin_sample(self.labels)[1])
-        with int8.plain_kernels():  # a one-off: compiling would cost more than it saves
-            fast = engine.run(tokenized, self.runner, self.layout)
-        margin = recheck.calibrate(fast, engine.run(tokenized, runner, self.layout))
-        dtype = str(next(model.parameters()).dtype).removeprefix("torch.")  # e.g. "bfloat16"
-        sigmoid = self.settings.activation is Activation.SIGMOID
-        return recheck.Referee(model, dtype, margin, runner.forward, runner.pack_offset, sigmoid)
-
     def tokenize_windows(self, items: Sequence[TextInput]) -> longtext.Windows:
         """Tokenize for `long_text="chunk"`: every `max_length` window of every input, as rows."""
         s = self.settings
@@ -407,7 +388,10 @@ def load(
     )
     clf = Classifier(checkpoint, settings)
     if float_model is not None:
-        clf.referee = clf.referee_for(float_model)
+        # The margin of int8's close calls, from both models on the built-in validation sample.
+        sample = clf.tokenize(builtin_sample(clf.labels)[1])
+        sigmoid = settings.activation is Activation.SIGMOID
+        clf.referee = engine.referee(float_model, clf.runner, clf.layout, sample, sigmoid)
     return clf
 
 

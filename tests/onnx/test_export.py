@@ -13,40 +13,13 @@ import pytest
 import torch
 
 import clearpipe
-from checkpoints import make_sensitive
+from checkpoints import MIXED_TEXTS as TEXTS
 from clearpipe.engine.onnx_runtime import EXPORT_INFO, ONNX_FILE
 from clearpipe.onnx.agreement import AccuracyError, compare
 from clearpipe.onnx.export import check_export, export_onnx
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
-
-WORDS = [
-    "good",
-    "bad",
-    "film",
-    "movie",
-    "boring",
-    "fun",
-    "awful",
-    "great",
-    "love",
-    "hate",
-    "plot",
-    "worst",
-    "best",
-    "story",
-    "actors",
-    "scenes",
-]
-# Texts from the tiny checkpoints' vocabulary, of many lengths and word mixes.
-TEXTS = [" ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(1 + i % 13)) for i in range(120)]
-
-
-@pytest.fixture(scope="module")
-def sensitive_bert(tiny, tmp_path_factory):
-    """The tiny BERT with large random weights, so that its labels depend on the words."""
-    return make_sensitive(tiny("bert", 2), tmp_path_factory.mktemp("sensitive-bert"), seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import clearpipe
+from checkpoints import MIXED_TEXTS as TEXTS
 from checkpoints import make_sensitive
 from clearpipe.engine.onnx_runtime import EXPORT_INFO, ONNX_FILE
 from clearpipe.engine.openvino_runtime import OPENVINO_FILE, load_openvino
@@ -20,38 +21,12 @@ from clearpipe.errors import CheckpointError, InputError
 from clearpipe.onnx.agreement import AccuracyError
 from clearpipe.onnx.export import check_export, export_onnx
 
-WORDS = [
-    "good",
-    "bad",
-    "film",
-    "movie",
-    "boring",
-    "fun",
-    "awful",
-    "great",
-    "love",
-    "hate",
-    "plot",
-    "worst",
-    "best",
-    "story",
-    "actors",
-    "scenes",
-]
-TEXTS = [" ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(1 + i % 13)) for i in range(120)]
-
 
 def needs_openvino(quantize: bool = False) -> None:
     pytest.importorskip("openvino")
     pytest.importorskip("onnxscript")  # torch's exporter writes the graph OpenVINO converts
     if quantize:
         pytest.importorskip("nncf")
-
-
-@pytest.fixture(scope="module")
-def sensitive_bert(tiny, tmp_path_factory):
-    """The tiny BERT with large random weights, so that its labels depend on the words."""
-    return make_sensitive(tiny("bert", 2), tmp_path_factory.mktemp("sensitive-bert"), seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from clearpipe.engine import batching, first_token, packed_forward, packing
+from clearpipe.engine import batching, first_token, int8, packed_forward, packing, recheck
 from clearpipe.engine.recheck import Referee
 from clearpipe.forward import forward as forward_stage
 from clearpipe.preprocess import Encoded, Tokenized, collate
@@ -101,6 +101,23 @@ def run(
             picked = close if rows is None else [rows[i] for i in close]
             logits[close] = _batches(tokenized, referee.forward, referee.pack_offset, layout, picked)
     return logits
+
+
+def referee(
+    model: PreTrainedModel, fast: Runner, layout: Layout, sample: Tokenized, sigmoid: bool = False
+) -> Referee:
+    """The referee of the int8 model `fast` runs: `model`, its float twin, with a margin taken
+    from both models' logits on the tokenized validation `sample` (see `clearpipe.engine.recheck`).
+
+    `sigmoid` marks multi-label models, whose logits near zero are close calls too.
+
+    >>> clf.referee = referee(float_model, clf.runner, clf.layout, clf.tokenize(sample))  # doctest: +SKIP
+    """
+    slow = Runner.of(model, fast.device)
+    with int8.plain_kernels():  # a one-off: compiling would cost more than it saves
+        margin = recheck.calibrate(run(sample, fast, layout), run(sample, slow, layout))
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")  # e.g. "bfloat16"
+    return Referee(model, dtype, margin, slow.forward, slow.pack_offset, sigmoid)
 
 
 def _batches(
