@@ -35,7 +35,8 @@ def calibrate(
         typer.Option(
             "--method",
             help='"temperature" (one number), "margin_temperature" (confidence also follows the gap between '
-            'the two best logits) or "auto": the margin one only where it predicts held-out folds better.',
+            'the two best logits) or "auto": the margin one only where it predicts held-out folds better '
+            "and its fit stays inside its bounds.",
         ),
     ] = "auto",
 ) -> None:
