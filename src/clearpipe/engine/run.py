@@ -115,7 +115,8 @@ def referee(
     """
     slow = Runner.of(model, fast.device)
     with int8.plain_kernels():  # a one-off: compiling would cost more than it saves
-        margin = recheck.calibrate(run(sample, fast, layout), run(sample, slow, layout))
+        fast_logits = run(sample, fast, layout)
+    margin = recheck.calibrate(fast_logits, run(sample, slow, layout))
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")  # e.g. "bfloat16"
     return Referee(model, dtype, margin, slow.forward, slow.pack_offset, sigmoid)
 
