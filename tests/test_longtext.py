@@ -15,14 +15,14 @@ MAX_LENGTH = 12
 
 
 @pytest.fixture(scope="module")
-def sensitive_bert(tiny, tmp_path_factory):
+def chunked_bert(tiny, tmp_path_factory):
     """The tiny BERT with large random weights, so that different words get different labels."""
     return make_sensitive(tiny("bert", 2), tmp_path_factory.mktemp("sensitive-bert"), seed=0)
 
 
 @pytest.fixture(scope="module")
-def clf(sensitive_bert):
-    return clearpipe.load(sensitive_bert, dtype="float32", max_length=MAX_LENGTH, long_text="chunk", stride=2)
+def clf(chunked_bert):
+    return clearpipe.load(chunked_bert, dtype="float32", max_length=MAX_LENGTH, long_text="chunk", stride=2)
 
 
 def _windows_of(tokenizer, text: str) -> longtext.Windows:
@@ -93,8 +93,8 @@ def test_a_text_whose_windows_disagree_gets_the_mean_of_its_windows(clf):
     assert best["label"] == clf.labels[int(expected.argmax())] and best["windows"] == 3
 
 
-def test_short_texts_in_chunk_mode_equal_truncate_mode_plus_windows_key(sensitive_bert, clf):
-    truncating = clearpipe.load(sensitive_bert, dtype="float32", max_length=MAX_LENGTH)
+def test_short_texts_in_chunk_mode_equal_truncate_mode_plus_windows_key(chunked_bert, clf):
+    truncating = clearpipe.load(chunked_bert, dtype="float32", max_length=MAX_LENGTH)
     texts = ["the film was good", ("a premise", "a hypothesis"), "bad"]
     plain = truncating(texts)
     chunked = clf(texts)
@@ -105,9 +105,9 @@ def test_short_texts_in_chunk_mode_equal_truncate_mode_plus_windows_key(sensitiv
 
 
 @pytest.mark.parametrize("device", GPUS)
-def test_chunk_mode_on_the_gpu_matches_the_cpus(sensitive_bert, clf, device):
+def test_chunk_mode_on_the_gpu_matches_the_cpus(chunked_bert, clf, device):
     on_gpu = clearpipe.load(
-        sensitive_bert, dtype="float32", max_length=MAX_LENGTH, long_text="chunk", stride=2, device=device
+        chunked_bert, dtype="float32", max_length=MAX_LENGTH, long_text="chunk", stride=2, device=device
     )
     texts = [" ".join(["good", "boring", "fun", "awful"] * n) for n in (1, 4, 9)] + ["bad"]
     for g, c in zip(on_gpu(texts, top_k=None), clf(texts, top_k=None), strict=True):
