@@ -3,6 +3,7 @@ reused, a teacher with other labels is refused, and the loss mixes as documented
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,47 @@ def test_the_loss_mixes_teacher_and_labels_as_documented():
 def test_bad_distillation_settings_name_their_flag(temperature, weight, flag):
     with pytest.raises(InputError, match=f"--distill-{flag}"):
         Distillation("t", temperature, weight).check()
+
+
+def test_a_run_stopped_during_the_teachers_pass_resumes(teacher, student_base, tmp_path, monkeypatch):
+    output = tmp_path / "student"
+    config = TrainConfig(
+        data=str(SST2),
+        base=str(student_base),
+        output=str(output),
+        data_options=DataOptions(label_names=NAMES),
+        epochs=1,
+        distillation=Distillation(str(teacher)),
+        **FAST,
+    )
+    monkeypatch.setattr(distill, "CHUNK_ROWS", 100)
+    load, scored = clearpipe.load, []
+
+    def teacher_stopping_after(parts: int):
+        def fake_load(source, *args, **kwargs):
+            clf = load(source, *args, **kwargs)
+            real = clf.logits
+
+            def logits(tokenized):
+                if len(scored) == parts:
+                    raise KeyboardInterrupt  # Ctrl-C in the middle of the teacher's pass
+                scored.append(len(tokenized.input_ids))
+                return real(tokenized)
+
+            monkeypatch.setattr(clf, "logits", logits)
+            return clf
+
+        return fake_load
+
+    monkeypatch.setattr(clearpipe, "load", teacher_stopping_after(1))
+    with pytest.raises(KeyboardInterrupt):
+        train(config)
+    assert scored == [100] and not (output / "checkpoints").exists()
+    with pytest.raises(InputError, match="not empty"):
+        train(config)
+    monkeypatch.setattr(clearpipe, "load", teacher_stopping_after(10))
+    result = train(TrainConfig(**{**config.__dict__, "resume": True}))
+    # 270 training rows: the first part came from the cache. (Then the 30 validation rows, scored
+    # for the teacher's own accuracy, which the run records.)
+    assert scored[:3] == [100, 100, 70]
+    assert result.global_step == math.ceil(270 / 16)

@@ -271,10 +271,16 @@ def _resume_point(output: Path, resume: bool) -> str | None:
         return None
     folder = output / CHECKPOINTS
     last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-    if last is None:
-        raise InputError(f"--resume: no checkpoint to resume from in {folder}")
     if is_main_process():
-        print(f"resuming from {last}", flush=True)
+        # A run stopped before its first checkpoint (during the teacher's pass, say) still has
+        # work worth keeping beside it: training starts at step 0 and reuses what is cached.
+        print(
+            f"resuming from {last}"
+            if last
+            else f"--resume: no checkpoint yet in {folder}; "
+            "training from step 0 (cached teacher logits are reused)",
+            flush=True,
+        )
     return last
 
 
