@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Final, NotRequired, TypedDict
 
 import numpy as np
-from transformers import PretrainedConfig
 
 from clearpipe.errors import CheckpointError, InputError
+
+if TYPE_CHECKING:  # only read by attribute: `clearpipe.lite` passes config.json as a namespace
+    from transformers import PretrainedConfig
 
 CALIBRATION_KEY = "clearpipe_calibration"
 """config.json key holding a fitted temperature (see `clearpipe.training.calibration`)."""

@@ -9,12 +9,14 @@ back in input order before post-processing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import torch
 
-from clearpipe.preprocess import Tokenized
+if TYPE_CHECKING:  # annotations only: `clearpipe.lite` batches without torch
+    import torch
+
+    from clearpipe.preprocess import Tokenized
 
 Batch = TypeVar("Batch")  # what `collate` makes and `forward` takes: padded or packed tensors
 

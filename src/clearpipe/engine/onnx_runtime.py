@@ -18,11 +18,9 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, PretrainedConfig
 
+from clearpipe.engine.exported import EXPORT_INFO, ONNX_FILE  # noqa: F401  (re-exported)
 from clearpipe.errors import CheckpointError
 from clearpipe.loading import load_config
-
-ONNX_FILE = "model.onnx"
-EXPORT_INFO = "clearpipe_export.json"
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from clearpipe.engine.packing import Packed
-from clearpipe.preprocess import Encoded
+if TYPE_CHECKING:  # annotations only: `clearpipe.lite` uses `close_calls` and `calibrate` without torch
+    import torch
+
+    from clearpipe.engine.packing import Packed
+    from clearpipe.preprocess import Encoded
 
 QUANTILE = 0.99
 """Share of the calibration sample whose int8 gap shift the margin covers."""
