@@ -21,7 +21,7 @@ LEVELS: list[tuple[str, ...]] = [
     ("inputs", "preprocess", "forward", "postprocess", "longtext", "loading"),  # the stages
     ("engine",),
     ("trace",),  # records the stages; `Classifier.trace` offers it
-    ("classifier", "pipeline", "__init__"),  # `__init__`: the package's lazy public names
+    ("classifier", "pipeline", "__init__", "lite"),  # `__init__`: the package's lazy public names
     ("onnx", "tables", "training"),
     ("bulk", "server"),
     ("cli", "__main__"),

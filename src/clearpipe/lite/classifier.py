@@ -1,0 +1,229 @@
+"""`LiteClassifier`: the tokenizer stage, an exported graph and the post-processing stage, in numpy.
+
+Text becomes ids with the `tokenizers` library reading the export's `tokenizer.json` (the same
+Rust tokenizer transformers' fast tokenizers wrap, so the ids are the same), rows are cut into
+the engine's token-budget batches, padded into int64 arrays and run by `clearpipe.lite.runtime`;
+the logits go through `clearpipe.postprocess`, the full classifier's own stage.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from clearpipe.engine.batching import DEFAULT_MAX_TOKENS, token_budget_batches
+from clearpipe.engine.exported import EXPORT_INFO, ONNX_FILE, OPENVINO_FILE, REFEREE_FILE
+from clearpipe.engine.recheck import close_calls
+from clearpipe.errors import CheckpointError, InputError
+from clearpipe.inputs import TextInput, normalize_inputs
+from clearpipe.lite.runtime import Graph, open_graph
+from clearpipe.postprocess import (
+    BEST,
+    Output,
+    Predictions,
+    TopK,
+    check_min_score,
+    check_top_k,
+    default_activation,
+    postprocess,
+    saved_temperature,
+    saved_thresholds,
+)
+
+if TYPE_CHECKING:
+    from tokenizers import Encoding, Tokenizer
+
+# Models whose position ids start after the padding index lose two positions (as in `loading`).
+_OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text"}
+
+
+@dataclass(frozen=True)
+class Referee:
+    """The float graph that re-runs an int8 graph's close calls, and the margin that makes one
+    (measured by `clearpipe export` on its validation texts: see `clearpipe.engine.recheck`)."""
+
+    graph: Graph
+    margin: float
+
+
+@dataclass
+class LiteClassifier:
+    """A classifier over an exported folder, without torch: see `clearpipe.lite`."""
+
+    tokenizer: Tokenizer
+    graph: Graph
+    config: SimpleNamespace  # config.json, read by attribute as `clearpipe.postprocess` reads one
+    labels: list[str]
+    max_length: int
+    max_tokens: int
+    pad_id: int
+    referee: Referee | None = None
+    calibrated: bool = True
+    batch_size: int | None = None  # most rows per batch (None: as many as `max_tokens` allows)
+
+    def encode(self, items: list[TextInput]) -> list[Encoding]:
+        """Token ids per item (special tokens added, truncated to `max_length`), unpadded."""
+        return self.tokenizer.encode_batch(items)
+
+    def logits(self, items: list[TextInput]) -> np.ndarray:
+        """Logits (rows, labels) in input order; int8 close calls re-run by the referee.
+
+        >>> clf.logits(["fine", "awful"]).shape  # doctest: +SKIP
+        (2, 2)
+        """
+        encodings = self.encode(items)
+        logits = self._run(self.graph, encodings, range(len(encodings)))
+        if self.referee is not None and len(logits):
+            sigmoid = self.config.problem_type == "multi_label_classification"
+            close = close_calls(logits, self.referee.margin, sigmoid)
+            if len(close):
+                logits[close] = self._run(self.referee.graph, encodings, close)
+        return logits
+
+    def predict(self, items: list[TextInput]) -> Predictions:
+        """Scores for every item, with the saved temperature and thresholds applied."""
+        activation = default_activation(self.config)
+        temperature = saved_temperature(self.config) if self.calibrated else None
+        thresholds = saved_thresholds(self.config, self.labels)
+        return postprocess(self.logits(items), self.labels, activation, temperature, thresholds)
+
+    def __call__(
+        self, inputs: object, top_k: TopK = BEST, min_score: float | None = None
+    ) -> Output | list[Output]:
+        """Classify a text, a `(text, pair)` or a list of them, by the output contract.
+
+        >>> clf("what a lovely day")  # doctest: +SKIP
+        {'label': 'positive', 'score': 0.98}
+        """
+        batch = normalize_inputs(inputs)
+        top_k = check_top_k(top_k, len(self.labels))
+        min_score = check_min_score(min_score, default_activation(self.config))
+        outputs = self.predict(batch.items).to_output(top_k, min_score) if batch.items else []
+        return outputs[0] if batch.single else outputs
+
+    def _run(self, graph: Graph, encodings: list[Encoding], rows) -> np.ndarray:
+        rows = list(rows)
+        lengths = [len(encodings[row].ids) for row in rows]
+        out = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
+        for batch in token_budget_batches(lengths, self.max_tokens, self.batch_size):
+            out[batch] = graph.run(self._feeds([encodings[rows[i]] for i in batch]))
+        return out
+
+    def _feeds(self, encodings: list[Encoding]) -> dict[str, np.ndarray]:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)  # (B, T)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        types = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            n = len(encoding.ids)
+            ids[row, :n], mask[row, :n], types[row, :n] = encoding.ids, 1, encoding.type_ids
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def load(
+    folder: str | Path,
+    *,
+    threads: int | None = None,
+    dtype: str = "auto",
+    max_length: int | None = None,
+    max_tokens: int | None = None,
+    batch_size: int | None = None,
+    calibrated: bool = True,
+    referee: bool = True,
+) -> LiteClassifier:
+    """Load a folder written by `clearpipe export` (either format) to run without torch.
+
+    `threads` (None: one per physical core), `dtype` ("auto", "float32" or "bfloat16": OpenVINO's
+    precision for float layers), `max_length` (tokens; default: the export's), `max_tokens`
+    (padded tokens per batch), `batch_size` (rows per batch) and `calibrated` mean what they
+    mean for `clearpipe.load`;
+    `referee=False` skips the float re-run of an int8 OpenVINO export's close calls.
+
+    >>> clf = load("exported-int8/", threads=2)  # doctest: +SKIP
+    >>> clf(["fine", "awful"])  # doctest: +SKIP
+    [{'label': 'positive', 'score': 0.97}, {'label': 'negative', 'score': 0.99}]
+    """
+    folder = Path(folder)
+    graph_file = next((folder / f for f in (OPENVINO_FILE, ONNX_FILE) if (folder / f).is_file()), None)
+    if graph_file is None:
+        raise CheckpointError(
+            f"{folder} is not a folder written by `clearpipe export` (no {OPENVINO_FILE} or {ONNX_FILE}); "
+            "clearpipe.lite runs exports only, clearpipe.load runs checkpoints"
+        )
+    info = _read_json(folder / EXPORT_INFO, required=False)
+    config = SimpleNamespace(**_read_json(folder / "config.json"))
+    labels = _labels(config, folder)
+    limit = _max_length(folder, config, info)
+    if max_length is not None and not 2 <= max_length <= limit:
+        raise InputError(
+            f"max_length must be between 2 and the export's limit of {limit} tokens, got {max_length}"
+        )
+    tokenizer, pad_id = _tokenizer(folder, max_length or limit, config)
+    graph = open_graph(graph_file, threads, dtype)
+    judge = None
+    if referee and (folder / REFEREE_FILE).is_file() and info.get("referee_margin") is not None:
+        judge = Referee(open_graph(folder / REFEREE_FILE, threads, dtype), float(info["referee_margin"]))
+    budget = max_tokens or DEFAULT_MAX_TOKENS["cpu"]
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    return LiteClassifier(
+        tokenizer, graph, config, labels, max_length or limit, budget, pad_id, judge, calibrated, batch_size
+    )
+
+
+def _read_json(path: Path, required: bool = True) -> dict:
+    if not path.is_file():
+        if required:
+            raise CheckpointError(f"{path} is missing: an export folder holds the checkpoint's config.json")
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not valid JSON: {error}") from None
+
+
+def _labels(config: SimpleNamespace, folder: Path) -> list[str]:
+    # transformers leaves its default names (LABEL_0, ...) out of config.json and rebuilds them
+    # from num_labels (2 when absent); read the file the same way.
+    id2label = getattr(config, "id2label", None) or {
+        str(i): f"LABEL_{i}" for i in range(getattr(config, "num_labels", 2))
+    }
+    try:
+        labels = [str(id2label[key]) for key in sorted(id2label, key=int)]
+    except (ValueError, TypeError):
+        keys = list(id2label)[:5]
+        raise CheckpointError(f"{folder}/config.json: id2label keys must be label ids, got {keys}") from None
+    config.num_labels = len(labels)
+    config.problem_type = getattr(config, "problem_type", None)
+    return labels
+
+
+def _max_length(folder: Path, config: SimpleNamespace, info: dict) -> int:
+    if info.get("max_length"):  # exports since 2026-12-06 record the length they were traced for
+        return int(info["max_length"])
+    limit = getattr(config, "max_position_embeddings", None) or 512
+    if getattr(config, "model_type", None) in _OFFSET_POSITION_MODELS:
+        limit -= 2
+    saved = _read_json(folder / "tokenizer_config.json", required=False).get("model_max_length")
+    return min(limit, int(saved)) if isinstance(saved, int | float) and saved < 1_000_000 else limit
+
+
+def _tokenizer(folder: Path, max_length: int, config: SimpleNamespace) -> tuple[Tokenizer, int]:
+    from tokenizers import Tokenizer
+
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: clearpipe.lite needs a fast tokenizer's tokenizer.json")
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_padding()  # batches are padded here, each to its own longest row
+    tokenizer.enable_truncation(max_length)  # longest-first for pairs, as transformers' truncation=True
+    pad_token = _read_json(folder / "tokenizer_config.json", required=False).get("pad_token")
+    pad_id = tokenizer.token_to_id(pad_token) if isinstance(pad_token, str) else None
+    if pad_id is None:
+        pad_id = getattr(config, "pad_token_id", None) or 0
+    return tokenizer, int(pad_id)

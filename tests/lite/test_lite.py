@@ -1,0 +1,182 @@
+"""`clearpipe.lite`: export folders run without torch and answer as `clearpipe.load` answers them.
+
+Parity is checked against the full classifier on the same folder (same graph, same batching) and
+against fp32 PyTorch; the ONNX tests need `clearpipe[onnx]`, the OpenVINO ones `clearpipe[openvino]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import clearpipe
+from checkpoints import MIXED_TEXTS as TEXTS
+from clearpipe import lite
+from clearpipe.engine.exported import EXPORT_INFO, REFEREE_FILE
+from clearpipe.engine.recheck import close_calls
+from clearpipe.errors import CheckpointError, InputError
+from clearpipe.lite.runtime import open_graph
+from clearpipe.onnx.export import export_onnx
+from cli.helpers import assert_user_error, run
+
+PAIRS = [(TEXTS[i], TEXTS[i + 1]) for i in range(0, 40, 2)]
+
+
+def flat(outputs) -> list:
+    """Outputs (one dict, a list of dicts, or a list of ranked lists) as one flat list of dicts."""
+    if isinstance(outputs, dict):
+        return [outputs]
+    return [row for item in outputs for row in (item if isinstance(item, list) else [item])]
+
+
+def same(got, expected) -> bool:
+    """The same labels and keys, scores within 1e-6 (the same graph run the same way)."""
+    got, expected = flat(got), flat(expected)
+    return len(got) == len(expected) and all(
+        g.keys() == e.keys()
+        and g["label"] == e["label"]
+        and g.get("decided") == e.get("decided")
+        and abs(g["score"] - e["score"]) < 1e-6
+        for g, e in zip(got, expected, strict=True)
+    )
+
+
+def needs(*modules: str) -> None:
+    for module in modules:
+        pytest.importorskip(module)
+
+
+@pytest.fixture(scope="module")
+def onnx_folder(sensitive_bert, tmp_path_factory):
+    needs("onnxruntime", "onnxscript")
+    output = tmp_path_factory.mktemp("lite") / "onnx"
+    export_onnx(str(sensitive_bert), output, texts=TEXTS, check_name="test texts")
+    return output
+
+
+@pytest.fixture(scope="module")
+def openvino_int8(sensitive_bert, tmp_path_factory):
+    needs("openvino", "nncf", "onnxscript")
+    output = tmp_path_factory.mktemp("lite") / "ov-int8"
+    export_onnx(
+        str(sensitive_bert),
+        output,
+        texts=TEXTS,
+        check_name="t",
+        format="openvino",
+        quantize="int8",
+        threshold=0,
+    )
+    return output
+
+
+def test_lite_answers_as_the_full_classifier_on_the_same_export(onnx_folder):
+    full, small = clearpipe.load(onnx_folder), lite.load(onnx_folder)
+    got, expected = small.predict(TEXTS), full.predict(TEXTS)
+    assert len(set(expected.best.tolist())) == 2, "the test model should use both labels"
+    np.testing.assert_allclose(got.scores, expected.scores, atol=1e-6)
+    assert same(small(TEXTS, top_k=None), full(TEXTS, top_k=None))
+    assert isinstance(small(TEXTS[0]), dict) and same(small(TEXTS[0]), full(TEXTS[0]))
+    assert same(small(TEXTS[:5], min_score=0.9), full(TEXTS[:5], min_score=0.9))
+    assert small([]) == []
+
+
+def test_pairs_and_truncation_follow_the_tokenizer_transformers_uses(onnx_folder, sensitive_bert):
+    torch_fp32 = clearpipe.load(sensitive_bert, dtype="float32", max_length=16)
+    small = lite.load(onnx_folder, max_length=16)
+    long = " ".join(TEXTS[:30])  # far beyond 16 tokens
+    items = [*PAIRS, long, (long, long)]
+    np.testing.assert_allclose(small.predict(items).scores, torch_fp32.predict(items).scores, atol=1e-4)
+    encoding = small.encode([long])[0]
+    assert len(encoding.ids) == 16 and encoding.ids == torch_fp32.tokenize([long]).input_ids[0]
+
+
+def test_lite_imports_neither_torch_nor_transformers(onnx_folder):
+    script = (
+        "import sys; from clearpipe import lite; "
+        f"clf = lite.load({str(onnx_folder)!r}); print(clf(['a text'])[0]['label']); "
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_saved_temperature_applies_unless_calibrated_is_false(onnx_folder, tmp_path):
+    folder = tmp_path / "calibrated"
+    shutil.copytree(onnx_folder, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["clearpipe_calibration"] = {"method": "temperature", "temperature": 3.0}
+    (folder / "config.json").write_text(json.dumps(config))
+    np.testing.assert_allclose(
+        lite.load(folder).predict(TEXTS).scores, clearpipe.load(folder).predict(TEXTS).scores, atol=1e-6
+    )
+    raw = lite.load(folder, calibrated=False).predict(TEXTS).scores
+    np.testing.assert_allclose(raw, lite.load(onnx_folder).predict(TEXTS).scores, atol=1e-6)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(min_size=1, max_size=60), max_size=6))
+def test_any_texts_get_the_full_classifiers_labels(onnx_folder, texts):
+    full, small = clearpipe.load(onnx_folder), lite.load(onnx_folder)
+    try:
+        expected = full(texts)
+    except InputError as error:  # what the full classifier refuses, lite refuses the same way
+        with pytest.raises(InputError, match=str(error)[:40]):
+            small(texts)
+        return
+    assert same(small(texts), expected)
+
+
+def test_int8_close_calls_rerun_in_the_float_graph(openvino_int8, sensitive_bert):
+    info = json.loads((openvino_int8 / EXPORT_INFO).read_text())
+    assert (openvino_int8 / REFEREE_FILE).is_file() and info["referee_margin"] > 0
+    judged = lite.load(openvino_int8)
+    alone = dataclasses.replace(judged, referee=None)
+    floats = dataclasses.replace(judged, graph=open_graph(openvino_int8 / REFEREE_FILE), referee=None)
+    raw, checked, float_logits = alone.logits(TEXTS), judged.logits(TEXTS), floats.logits(TEXTS)
+    close = close_calls(raw, info["referee_margin"])
+    others = np.setdiff1d(np.arange(len(TEXTS)), close)
+    np.testing.assert_allclose(checked[close], float_logits[close], atol=1e-5)
+    np.testing.assert_array_equal(checked[others], raw[others])
+    fp32 = clearpipe.load(sensitive_bert, dtype="float32").predict(TEXTS).best
+    assert np.mean(checked.argmax(1) == fp32) >= np.mean(raw.argmax(1) == fp32)
+    full = clearpipe.load(openvino_int8)  # the full engine re-runs the same rows
+    assert full.referee is not None and full.referee.margin == info["referee_margin"]
+    np.testing.assert_allclose(full.logits(full.tokenize(TEXTS)), checked, atol=1e-5)
+    assert clearpipe.load(openvino_int8, recheck=False).referee is None
+
+
+def test_a_checkpoint_is_not_an_export(sensitive_bert):
+    with pytest.raises(CheckpointError, match=r"not a folder written by `clearpipe export`.*clearpipe\.load"):
+        lite.load(sensitive_bert)
+
+
+def test_max_length_beyond_the_export_is_refused(onnx_folder):
+    with pytest.raises(InputError, match="between 2 and the export's limit of 64 tokens, got 65"):
+        lite.load(onnx_folder, max_length=65)  # the tiny BERT has 64 positions
+
+
+def test_a_missing_runtime_says_how_to_install_it(onnx_folder, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(
+        CheckpointError, match=r"ONNX export; running it needs: pip install 'clearpipe\[onnx\]'"
+    ):
+        lite.load(onnx_folder)
+
+
+def test_classify_lite_on_the_command_line(onnx_folder, sensitive_bert):
+    result = run("classify", "--lite", "--model", onnx_folder, "--json", "--top-k", "2", *TEXTS[:3])
+    assert result.returncode == 0, result.stderr
+    got = [json.loads(line) for line in result.stdout.splitlines()]
+    assert same(got, lite.load(onnx_folder)(TEXTS[:3], top_k=2))
+    assert_user_error(run("classify", "--lite", "--model", sensitive_bert, "x"), "not a folder written by")
+    chunked = run("classify", "--lite", "--model", onnx_folder, "--long-text", "chunk", "x")
+    assert_user_error(chunked, "--long-text chunk needs the full classifier")
