@@ -28,9 +28,10 @@ from clearpipe.engine import (
     recheck,
 )
 from clearpipe.engine import run as engine
+from clearpipe.engine.exported import REFEREE_FILE
 from clearpipe.engine.onnx_runtime import is_onnx_folder, load_onnx, load_tokenizer
 from clearpipe.engine.openvino_runtime import PRECISIONS as OPENVINO_PRECISIONS
-from clearpipe.engine.openvino_runtime import is_openvino_folder, load_openvino
+from clearpipe.engine.openvino_runtime import is_openvino_folder, load_openvino, referee_margin
 from clearpipe.engine.samples import builtin_sample
 from clearpipe.errors import InputError
 from clearpipe.inputs import TextInput, normalize_inputs
@@ -388,10 +389,12 @@ def load(
     )
     clf = Classifier(checkpoint, settings)
     if float_model is not None:
-        # The margin of int8's close calls, from both models on the built-in validation sample.
-        sample = clf.tokenize(builtin_sample(clf.labels)[1])
         sigmoid = settings.activation is Activation.SIGMOID
-        clf.referee = engine.referee(float_model, clf.runner, clf.layout, sample, sigmoid)
+        if resolved == "openvino":  # the margin `clearpipe export` measured on its validation texts
+            clf.referee = engine.referee_of_export(float_model, referee_margin(source), sigmoid)
+        else:  # the margin of int8's close calls, from both models on the built-in validation sample
+            sample = clf.tokenize(builtin_sample(clf.labels)[1])
+            clf.referee = engine.referee(float_model, clf.runner, clf.layout, sample, sigmoid)
     return clf
 
 
@@ -418,7 +421,11 @@ def _load_model(
             names = ", ".join(OPENVINO_PRECISIONS)
             raise InputError(f"{source} is an OpenVINO export, which runs in {names}; got dtype={dtype!r}")
         model = load_openvino(source, device, threads, dtype)
-        return Checkpoint(model=model, tokenizer=load_tokenizer(source), source=source), "openvino", None
+        float_model = None
+        if recheck and referee_margin(source) is not None:  # an int8 export with its float graph
+            float_model = load_openvino(source, device, threads, dtype, file=REFEREE_FILE)
+        checkpoint = Checkpoint(model=model, tokenizer=load_tokenizer(source), source=source)
+        return checkpoint, "openvino", float_model
     resolved = precision.resolve_dtype(dtype, device)
     checkpoint = load_checkpoint(
         source, device, dtype=precision.torch_dtype(resolved), trust_remote_code=trust_remote_code

@@ -13,6 +13,7 @@ when such a folder is loaded, never before.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +23,11 @@ from typing import Any
 import torch
 from transformers import PretrainedConfig
 
+from clearpipe.engine.exported import EXPORT_INFO, OPENVINO_FILE, REFEREE_FILE
 from clearpipe.engine.onnx_runtime import graph_feeds
 from clearpipe.errors import CheckpointError
 from clearpipe.loading import load_config
 
-OPENVINO_FILE = "model.xml"  # beside it, model.bin holds the weights
 INSTALL = "pip install 'clearpipe[openvino]'"
 PRECISIONS = {"auto": None, "float32": "f32", "bfloat16": "bf16"}  # load(dtype=...) -> OpenVINO's hint
 
@@ -80,10 +81,15 @@ def require_openvino(what: str) -> Any:
 
 
 def load_openvino(
-    source: str, device: torch.device, threads: int | None = None, dtype: str = "auto"
+    source: str,
+    device: torch.device,
+    threads: int | None = None,
+    dtype: str = "auto",
+    file: str = OPENVINO_FILE,
 ) -> OpenVinoModel:
-    """Compile `source/model.xml` for the CPU with `threads` inference threads, in OpenVINO's own
-    choice of precision (`dtype="auto"`) or in float32 or bfloat16 (int8 layers stay int8).
+    """Compile `source/model.xml` (or `file`: `REFEREE_FILE`, an int8 export's float graph) for the
+    CPU with `threads` inference threads, in OpenVINO's own choice of precision (`dtype="auto"`)
+    or in float32 or bfloat16 (int8 layers stay int8).
 
     >>> model = load_openvino("exported/", torch.device("cpu"))  # doctest: +SKIP
     """
@@ -97,8 +103,22 @@ def load_openvino(
     config = {"INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
     if PRECISIONS[dtype] is not None:
         config["INFERENCE_PRECISION_HINT"] = PRECISIONS[dtype]
-    path = Path(source) / OPENVINO_FILE
+    path = Path(source) / file
     compiled = core.compile_model(core.read_model(path), "CPU", config)
     names = tuple(i.get_any_name() for i in compiled.inputs)
     request = compiled.create_infer_request()
     return OpenVinoModel(compiled, request, load_config(source), names, path)
+
+
+def referee_margin(source: str) -> float | None:
+    """The close-call margin `clearpipe export` measured for an int8 folder's float graph, or None
+    where the folder has no float graph (float exports, and int8 ones written before 2026-12-06).
+
+    >>> referee_margin("exported-int8/")  # doctest: +SKIP
+    0.41
+    """
+    info = Path(source) / EXPORT_INFO
+    if not (Path(source) / REFEREE_FILE).is_file() or not info.is_file():
+        return None
+    margin = json.loads(info.read_text(encoding="utf-8")).get("referee_margin")
+    return None if margin is None else float(margin)

@@ -121,6 +121,16 @@ def referee(
     return Referee(model, dtype, margin, slow.forward, slow.pack_offset, sigmoid)
 
 
+def referee_of_export(model, margin: float, sigmoid: bool = False) -> Referee:
+    """The referee of an int8 OpenVINO export: its float graph `model` (`load_openvino`'s
+    `REFEREE_FILE`), with the margin the export measured (`openvino_runtime.referee_margin`).
+
+    >>> clf.referee = referee_of_export(float_graph, 0.4)  # doctest: +SKIP
+    """
+    slow = Runner.of(model, torch.device("cpu"))
+    return Referee(model, f"openvino {model.precision}", margin, slow.forward, None, sigmoid)
+
+
 def _batches(
     tokenized: Tokenized,
     forward: Forward,

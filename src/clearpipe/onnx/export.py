@@ -43,6 +43,8 @@ class ExportReport:
     check: str
     agreement: Agreement
     threshold: float
+    max_length: int  # the longest input the graph was traced for (`clearpipe.lite` reads it)
+    referee_margin: float | None = None  # int8 OpenVINO: the gap under which a row re-runs in float
 
 
 class _LogitsOnly(torch.nn.Module):
@@ -103,10 +105,15 @@ def export_onnx(
         reference.model.config.save_pretrained(partial)
         reference.tokenizer.save_pretrained(partial)
         agreement = check_export(reference, partial, texts, threshold, max_length=max_length, name=output)
+        margin = None
+        if format == "openvino" and quantize == "int8":
+            margin = to_openvino.referee_margin(partial, texts, reference.max_length)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    report = ExportReport(str(output), format, quantize, check_name, agreement, threshold)
+    report = ExportReport(
+        str(output), format, quantize, check_name, agreement, threshold, reference.max_length, margin
+    )
     (partial / EXPORT_INFO).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
     if output.exists():
         output.rmdir()

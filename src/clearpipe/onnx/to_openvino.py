@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from clearpipe.engine.exported import REFEREE_FILE
 from clearpipe.engine.openvino_runtime import INSTALL, OPENVINO_FILE, require_openvino
 from clearpipe.errors import CheckpointError
 
@@ -37,6 +38,9 @@ def convert(onnx_path: Path, folder: Path, reference, texts: Sequence[str], quan
     ov = require_openvino("--format openvino")
     model = ov.convert_model(str(onnx_path))
     if quantize == "int8":
+        # The float graph stays beside the int8 one, to re-run int8's close calls (`referee_margin`);
+        # fp16 on disk (half the size), computed in OpenVINO's float precision when loaded.
+        ov.save_model(model, str(folder / REFEREE_FILE), compress_to_fp16=True)
         model = _quantize(model, reference, texts)
     ov.save_model(model, str(folder / OPENVINO_FILE), compress_to_fp16=False)
 
@@ -57,3 +61,21 @@ def _quantize(model, reference, texts: Sequence[str]):
         return nncf.quantize(
             model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds)
         )
+
+
+def referee_margin(folder: Path, texts: Sequence[str], max_length: int) -> float:
+    """The gap under which the int8 graph's rows re-run in float: how far int8 moved the logits'
+    gaps on `texts`, at `clearpipe.engine.recheck`'s quantile.
+
+    >>> referee_margin(Path("exported-int8"), ["good", "bad"], 128)  # doctest: +SKIP
+    0.31
+    """
+    import dataclasses
+
+    from clearpipe import lite
+    from clearpipe.engine import recheck
+    from clearpipe.lite.runtime import open_graph
+
+    fast = lite.load(folder, max_length=max_length, referee=False)
+    float_graph = dataclasses.replace(fast, graph=open_graph(folder / REFEREE_FILE))
+    return recheck.calibrate(fast.logits(list(texts)), float_graph.logits(list(texts)))
