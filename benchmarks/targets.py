@@ -48,7 +48,14 @@ SPEEDS = (
 MIN_MFU = 0.5  # of the default path, against the measured rate of its own number format
 
 # Issue 19: any clearpipe setting may be the fastest explicit mode, the backends to come included.
-EXPLICIT = ("clearpipe-default", "clearpipe-fp32", *FASTEST, "clearpipe-openvino", "clearpipe-openvino-int8")
+EXPLICIT = (
+    "clearpipe-default",
+    "clearpipe-fp32",
+    *FASTEST,
+    "clearpipe-openvino",
+    "clearpipe-openvino-int8",
+    "clearpipe-lite-openvino-int8",
+)
 
 
 @dataclass(frozen=True)

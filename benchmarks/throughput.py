@@ -70,6 +70,8 @@ SETTINGS = {
     "clearpipe-onnx-int8": ("export", {"quantize": "int8"}),
     "clearpipe-openvino": ("export", {"format": "openvino"}),
     "clearpipe-openvino-int8": ("export", {"format": "openvino", "quantize": "int8"}),
+    # The same export through `clearpipe.lite`: no torch, no transformers in the process.
+    "clearpipe-lite-openvino-int8": ("export", {"format": "openvino", "quantize": "int8", "lite": True}),
     "clearpipe-fp16": ("clearpipe", {"dtype": "float16"}),  # for GPUs; CPUs emulate fp16 slowly
 }
 DEFAULT_SETTINGS = [s for s in SETTINGS if s != "clearpipe-fp16"]
@@ -140,6 +142,23 @@ def run_clearpipe(model: str, texts: list[str], options: dict, device: str, repe
     return seconds, predictions.scores, dtype, rechecked_rows(clf, texts)
 
 
+def run_lite(folder: str, texts: list[str], options: dict, device: str, repeats: int, threads: int):
+    """An export through `clearpipe.lite` (CPU only), which imports neither torch nor transformers."""
+    import dataclasses
+
+    from clearpipe import lite
+    from clearpipe.engine.recheck import close_calls
+
+    clf = lite.load(folder, threads=threads or None)
+    clf.predict(texts[:64])  # warm-up, as `Classifier.warmup`
+    seconds, predictions = timed(lambda: clf.predict(texts), repeats)
+    rechecked = None
+    if clf.referee is not None:  # counted on one more pass, as `rechecked_rows`
+        int8_only = dataclasses.replace(clf, referee=None).logits(texts)
+        rechecked = len(close_calls(int8_only, clf.referee.margin))
+    return seconds, predictions.scores, "openvino int8 (lite)", rechecked
+
+
 def rechecked_rows(clf, texts: list[str]) -> int | None:
     """How many texts an int8 classifier's float referee re-ran (None: no referee), counted on
     one more pass after the timed ones, with the referee's forward wrapped to count its rows."""
@@ -182,10 +201,12 @@ def worker(args: argparse.Namespace) -> None:
         )
     else:
         if kind == "export":  # the export folder, made by `export` below; it runs as exported
-            model, options = str(Path(args.scratch) / args.setting), {}
+            model, lite = str(Path(args.scratch) / args.setting), options.get("lite", False)
+            options = {}
         else:
-            model = args.model
-        seconds, scores, dtype, rechecked = run_clearpipe(
+            model, lite = args.model, False
+        run = run_lite if lite else run_clearpipe
+        seconds, scores, dtype, rechecked = run(
             model, texts, options, args.device, args.repeats, args.threads
         )
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before real_tokens loads more
