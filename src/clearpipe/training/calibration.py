@@ -73,6 +73,7 @@ class Calibration:
     nll_after: float
     ece_bins: int = ECE_BINS
     held_out_nll: dict[str, float] | None = None  # per method, when `method="auto"` compared them
+    rejected: str | None = None  # why "auto" kept plain temperature where `held_out_nll` favoured the margin
 
     @property
     def temperature(self) -> float:
@@ -80,8 +81,9 @@ class Calibration:
 
     def to_dict(self) -> dict:
         found = {k: v for k, v in asdict(self).items() if k != "scaling"}
-        if self.held_out_nll is None:
-            del found["held_out_nll"]
+        for key in ("held_out_nll", "rejected"):
+            if found[key] is None:
+                del found[key]
         return {**self.scaling.to_dict(), **found}
 
     def summary(self) -> str:
@@ -91,10 +93,11 @@ class Calibration:
         'temperature 1.500 fitted on dev.tsv (872 rows): ECE 0.0800 -> 0.0200, log loss 0.3600 -> 0.2700'
         """
         power = "" if self.scaling.power == 1.0 else f" with margin power {self.scaling.power:.3f}"
+        rejected = "" if self.rejected is None else f" ({self.rejected})"
         return (
             f"temperature {self.temperature:.3f}{power} fitted on {self.fitted_on} ({self.rows} rows): "
             f"ECE {self.ece_before:.4f} -> {self.ece_after:.4f}, "
-            f"log loss {self.nll_before:.4f} -> {self.nll_after:.4f}"
+            f"log loss {self.nll_before:.4f} -> {self.nll_after:.4f}{rejected}"
         )
 
 
@@ -234,7 +237,12 @@ def fit(logits: np.ndarray, y: np.ndarray, fitted_on: str, method: str = "auto")
         gain = 1 - compared["margin_temperature"] / compared["temperature"]
         method = "margin_temperature" if gain > MIN_GAIN else "temperature"
     scaling = _fit_method(logits, y, method)
+    rejected = None
     if compared is not None and at_bound(scaling):
+        rejected = (
+            f"margin temperature not used: its fit ran into a bound "
+            f"(T {scaling.value:.3g}, power {scaling.power:.3g})"
+        )
         scaling = _fit_method(logits, y, "temperature")
 
     def ece(t: Temperature | None) -> float:
@@ -250,6 +258,7 @@ def fit(logits: np.ndarray, y: np.ndarray, fitted_on: str, method: str = "auto")
         nll_before=round(nll(logits, y), 6),
         nll_after=round(nll(logits, y, scaling), 6),
         held_out_nll=compared,
+        rejected=rejected,
     )
 
 
