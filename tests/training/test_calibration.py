@@ -83,7 +83,9 @@ def test_auto_keeps_plain_temperature_when_the_margin_fit_runs_into_a_bound():
     assert result.held_out_nll["margin_temperature"] < result.held_out_nll["temperature"]
     assert result.scaling == Temperature(round(fit_temperature(logits, y), 6))
     # The record says why the method that won the comparison is not the one applied.
-    assert result.to_dict()["rejected"].startswith("margin temperature not used: its fit ran into a bound (T 20")
+    assert result.to_dict()["rejected"].startswith(
+        "margin temperature not used: its fit ran into a bound (T 20"
+    )
     assert "ran into a bound" in result.summary()
     assert "rejected" not in fit(logits, y, "synthetic", method="temperature").to_dict()
 
