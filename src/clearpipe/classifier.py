@@ -28,10 +28,10 @@ from clearpipe.engine import (
     recheck,
 )
 from clearpipe.engine import run as engine
-from clearpipe.engine.exported import REFEREE_FILE
+from clearpipe.engine.exported import REFEREE_FILE, referee_margin
 from clearpipe.engine.onnx_runtime import is_onnx_folder, load_onnx, load_tokenizer
 from clearpipe.engine.openvino_runtime import PRECISIONS as OPENVINO_PRECISIONS
-from clearpipe.engine.openvino_runtime import is_openvino_folder, load_openvino, referee_margin
+from clearpipe.engine.openvino_runtime import is_openvino_folder, load_openvino
 from clearpipe.engine.samples import builtin_sample
 from clearpipe.errors import InputError
 from clearpipe.inputs import TextInput, normalize_inputs

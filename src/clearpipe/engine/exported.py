@@ -8,7 +8,24 @@ and `EXPORT_INFO`, the export's record (`clearpipe.onnx.export.ExportReport`).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 ONNX_FILE = "model.onnx"
 OPENVINO_FILE = "model.xml"
 REFEREE_FILE = "referee.xml"
 EXPORT_INFO = "clearpipe_export.json"
+
+
+def referee_margin(folder: str | Path) -> float | None:
+    """The close-call margin `clearpipe export` measured for an int8 folder's float graph, or None
+    where the folder has no float graph (float exports, and int8 ones written before 2026-12-06).
+
+    >>> referee_margin("exported-int8/")  # doctest: +SKIP
+    0.41
+    """
+    info = Path(folder) / EXPORT_INFO
+    if not (Path(folder) / REFEREE_FILE).is_file() or not info.is_file():
+        return None
+    margin = json.loads(info.read_text(encoding="utf-8")).get("referee_margin")
+    return None if margin is None else float(margin)

@@ -13,7 +13,6 @@ when such a folder is loaded, never before.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 from transformers import PretrainedConfig
 
-from clearpipe.engine.exported import EXPORT_INFO, OPENVINO_FILE, REFEREE_FILE
+from clearpipe.engine.exported import OPENVINO_FILE
 from clearpipe.engine.onnx_runtime import graph_feeds
 from clearpipe.errors import CheckpointError
 from clearpipe.loading import load_config
@@ -108,17 +107,3 @@ def load_openvino(
     names = tuple(i.get_any_name() for i in compiled.inputs)
     request = compiled.create_infer_request()
     return OpenVinoModel(compiled, request, load_config(source), names, path)
-
-
-def referee_margin(source: str) -> float | None:
-    """The close-call margin `clearpipe export` measured for an int8 folder's float graph, or None
-    where the folder has no float graph (float exports, and int8 ones written before 2026-12-06).
-
-    >>> referee_margin("exported-int8/")  # doctest: +SKIP
-    0.41
-    """
-    info = Path(source) / EXPORT_INFO
-    if not (Path(source) / REFEREE_FILE).is_file() or not info.is_file():
-        return None
-    margin = json.loads(info.read_text(encoding="utf-8")).get("referee_margin")
-    return None if margin is None else float(margin)

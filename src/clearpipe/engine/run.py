@@ -123,7 +123,7 @@ def referee(
 
 def referee_of_export(model, margin: float, sigmoid: bool = False) -> Referee:
     """The referee of an int8 OpenVINO export: its float graph `model` (`load_openvino`'s
-    `REFEREE_FILE`), with the margin the export measured (`openvino_runtime.referee_margin`).
+    `REFEREE_FILE`), with the margin the export measured (`exported.referee_margin`).
 
     >>> clf.referee = referee_of_export(float_graph, 0.4)  # doctest: +SKIP
     """

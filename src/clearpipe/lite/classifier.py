@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from clearpipe.engine.batching import DEFAULT_MAX_TOKENS, token_budget_batches
-from clearpipe.engine.exported import EXPORT_INFO, ONNX_FILE, OPENVINO_FILE, REFEREE_FILE
+from clearpipe.engine.exported import EXPORT_INFO, ONNX_FILE, OPENVINO_FILE, REFEREE_FILE, referee_margin
 from clearpipe.engine.recheck import close_calls
 from clearpipe.errors import CheckpointError, InputError
 from clearpipe.inputs import TextInput, normalize_inputs
@@ -166,8 +166,9 @@ def load(
     tokenizer, pad_id = _tokenizer(folder, max_length or limit, config)
     graph = open_graph(graph_file, threads, dtype)
     judge = None
-    if referee and (folder / REFEREE_FILE).is_file() and info.get("referee_margin") is not None:
-        judge = Referee(open_graph(folder / REFEREE_FILE, threads, dtype), float(info["referee_margin"]))
+    margin = referee_margin(folder) if referee else None
+    if margin is not None:
+        judge = Referee(open_graph(folder / REFEREE_FILE, threads, dtype), margin)
     budget = max_tokens or DEFAULT_MAX_TOKENS["cpu"]
     if batch_size is not None and batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")

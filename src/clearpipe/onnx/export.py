@@ -107,7 +107,7 @@ def export_onnx(
         agreement = check_export(reference, partial, texts, threshold, max_length=max_length, name=output)
         margin = None
         if format == "openvino" and quantize == "int8":
-            margin = to_openvino.referee_margin(partial, texts, reference.max_length)
+            margin = to_openvino.measure_referee_margin(partial, texts, reference.max_length)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

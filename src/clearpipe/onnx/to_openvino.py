@@ -38,7 +38,7 @@ def convert(onnx_path: Path, folder: Path, reference, texts: Sequence[str], quan
     ov = require_openvino("--format openvino")
     model = ov.convert_model(str(onnx_path))
     if quantize == "int8":
-        # The float graph stays beside the int8 one, to re-run int8's close calls (`referee_margin`);
+        # The float graph stays beside the int8 one, to re-run int8's close calls (`measure_referee_margin`);
         # fp16 on disk (half the size), computed in OpenVINO's float precision when loaded.
         ov.save_model(model, str(folder / REFEREE_FILE), compress_to_fp16=True)
         model = _quantize(model, reference, texts)
@@ -63,11 +63,11 @@ def _quantize(model, reference, texts: Sequence[str]):
         )
 
 
-def referee_margin(folder: Path, texts: Sequence[str], max_length: int) -> float:
+def measure_referee_margin(folder: Path, texts: Sequence[str], max_length: int) -> float:
     """The gap under which the int8 graph's rows re-run in float: how far int8 moved the logits'
     gaps on `texts`, at `clearpipe.engine.recheck`'s quantile.
 
-    >>> referee_margin(Path("exported-int8"), ["good", "bad"], 128)  # doctest: +SKIP
+    >>> measure_referee_margin(Path("exported-int8"), ["good", "bad"], 128)  # doctest: +SKIP
     0.31
     """
     import dataclasses
