@@ -6,6 +6,7 @@ everywhere, with openvino hidden."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -15,11 +16,13 @@ import torch
 import clearpipe
 from checkpoints import MIXED_TEXTS as TEXTS
 from checkpoints import make_sensitive
+from clearpipe.engine.exported import REFEREE_FILE
 from clearpipe.engine.onnx_runtime import EXPORT_INFO, ONNX_FILE
 from clearpipe.engine.openvino_runtime import OPENVINO_FILE, load_openvino
 from clearpipe.errors import CheckpointError, InputError
 from clearpipe.onnx.agreement import AccuracyError
 from clearpipe.onnx.export import check_export, export_onnx
+from cli.helpers import run
 
 
 def needs_openvino(quantize: bool = False) -> None:
@@ -119,3 +122,14 @@ def test_exporting_to_openvino_without_it_fails_before_any_work(no_openvino, sen
     ):
         export_onnx(str(sensitive_bert), tmp_path / "ov", texts=TEXTS, check_name="t", format="openvino")
     assert not (tmp_path / "ov").exists() and not (tmp_path / "ov.partial").exists()
+
+
+def test_export_int8_on_the_command_line_reports_its_referee(sensitive_bert, tmp_path):
+    needs_openvino(quantize=True)
+    output = tmp_path / "ov-int8"
+    command = ("export", sensitive_bert, "--format", "openvino", "--quantize", "int8", "-o", output)
+    result = run(*command, "--threshold", "0", timeout=600)
+    assert result.returncode == 0, result.stderr
+    margin = json.loads((output / EXPORT_INFO).read_text())["referee_margin"]
+    assert f"close calls (top-two logit gap under {margin:.3f}) re-run in the float graph" in result.stdout
+    assert (output / REFEREE_FILE).is_file()

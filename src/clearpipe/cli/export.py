@@ -70,3 +70,8 @@ def export(
     kind = f"{'OpenVINO' if format == 'openvino' else 'ONNX'}{' int8' if report.quantize else ''}"
     print(f"wrote {kind} model to {report.output}")
     print(f"checked on {report.check}: {report.agreement.summary()} (required {report.threshold:.2%})")
+    if report.referee_margin is not None:
+        print(
+            f"close calls (top-two logit gap under {report.referee_margin:.3f}) re-run in the float "
+            "graph kept beside it (referee.xml); --no-recheck when loading skips that"
+        )
