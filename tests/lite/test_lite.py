@@ -180,3 +180,8 @@ def test_classify_lite_on_the_command_line(onnx_folder, sensitive_bert):
     assert_user_error(run("classify", "--lite", "--model", sensitive_bert, "x"), "not a folder written by")
     chunked = run("classify", "--lite", "--model", onnx_folder, "--long-text", "chunk", "x")
     assert_user_error(chunked, "--long-text chunk needs the full classifier")
+
+
+def test_a_dtype_the_export_cannot_run_in_is_refused(onnx_folder):
+    with pytest.raises(InputError, match="is an ONNX export, which runs as exported; drop dtype='int8'"):
+        lite.load(onnx_folder, dtype="int8")

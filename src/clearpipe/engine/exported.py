@@ -15,6 +15,9 @@ ONNX_FILE = "model.onnx"
 OPENVINO_FILE = "model.xml"
 REFEREE_FILE = "referee.xml"
 EXPORT_INFO = "clearpipe_export.json"
+OPENVINO_PRECISIONS = {"auto": None, "float32": "f32", "bfloat16": "bf16"}
+"""`load(dtype=...)` of an OpenVINO folder -> OpenVINO's inference precision hint (None: its own
+choice, bf16 on CPUs with AVX-512 BF16 or AMX, else f32); int8 layers stay int8 whatever the hint."""
 
 
 def referee_margin(folder: str | Path) -> float | None:

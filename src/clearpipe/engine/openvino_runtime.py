@@ -22,13 +22,13 @@ from typing import Any
 import torch
 from transformers import PretrainedConfig
 
-from clearpipe.engine.exported import OPENVINO_FILE
+from clearpipe.engine.exported import OPENVINO_FILE, OPENVINO_PRECISIONS
 from clearpipe.engine.onnx_runtime import graph_feeds
 from clearpipe.errors import CheckpointError
 from clearpipe.loading import load_config
 
 INSTALL = "pip install 'clearpipe[openvino]'"
-PRECISIONS = {"auto": None, "float32": "f32", "bfloat16": "bf16"}  # load(dtype=...) -> OpenVINO's hint
+PRECISIONS = OPENVINO_PRECISIONS  # load(dtype=...) -> OpenVINO's hint
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clearpipe.errors import CheckpointError
-
-PRECISIONS = {"auto": None, "float32": "f32", "bfloat16": "bf16"}
-"""`load(dtype=...)` -> OpenVINO's inference precision hint (None: OpenVINO's own choice, bf16 on
-CPUs with AVX-512 BF16 or AMX, else f32); int8 layers stay int8 whatever the hint."""
+from clearpipe.engine.exported import OPENVINO_PRECISIONS
+from clearpipe.errors import CheckpointError, InputError
 
 
 @dataclass(frozen=True)
@@ -43,10 +40,15 @@ def open_graph(path: Path, threads: int | None = None, dtype: str = "auto") -> G
 
     >>> graph = open_graph(Path("exported/model.xml"), threads=2)  # doctest: +SKIP
     """
-    if dtype not in PRECISIONS:
-        raise CheckpointError(f"dtype must be one of {', '.join(PRECISIONS)} for an export; got {dtype!r}")
     if path.suffix == ".xml":
+        if dtype not in OPENVINO_PRECISIONS:
+            names = ", ".join(OPENVINO_PRECISIONS)
+            raise InputError(
+                f"{path.parent} is an OpenVINO export, which runs in {names}; got dtype={dtype!r}"
+            )
         return _openvino(path, threads, dtype)
+    if dtype not in ("auto", "float32"):  # as `clearpipe.load` says it
+        raise InputError(f"{path.parent} is an ONNX export, which runs as exported; drop dtype={dtype!r}")
     return _onnxruntime(path, threads)
 
 
@@ -61,8 +63,8 @@ def _openvino(path: Path, threads: int | None, dtype: str) -> Graph:
     config: dict[str, object] = {}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
-    if PRECISIONS[dtype] is not None:
-        config["INFERENCE_PRECISION_HINT"] = PRECISIONS[dtype]
+    if OPENVINO_PRECISIONS[dtype] is not None:
+        config["INFERENCE_PRECISION_HINT"] = OPENVINO_PRECISIONS[dtype]
     compiled = core.compile_model(core.read_model(path), "CPU", config)
     request = compiled.create_infer_request()
     output = compiled.output(0)
