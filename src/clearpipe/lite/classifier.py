@@ -148,6 +148,8 @@ def load(
     >>> clf(["fine", "awful"])  # doctest: +SKIP
     [{'label': 'positive', 'score': 0.97}, {'label': 'negative', 'score': 0.99}]
     """
+    if batch_size is not None and batch_size < 1:  # before any graph compiles
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
     folder = Path(folder)
     graph_file = next((folder / f for f in (OPENVINO_FILE, ONNX_FILE) if (folder / f).is_file()), None)
     if graph_file is None:
@@ -165,13 +167,9 @@ def load(
         )
     tokenizer, pad_id = _tokenizer(folder, max_length or limit, config)
     graph = open_graph(graph_file, threads, dtype)
-    judge = None
     margin = referee_margin(folder) if referee else None
-    if margin is not None:
-        judge = Referee(open_graph(folder / REFEREE_FILE, threads, dtype), margin)
+    judge = None if margin is None else Referee(open_graph(folder / REFEREE_FILE, threads, dtype), margin)
     budget = max_tokens or DEFAULT_MAX_TOKENS["cpu"]
-    if batch_size is not None and batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}")
     return LiteClassifier(
         tokenizer, graph, config, labels, max_length or limit, budget, pad_id, judge, calibrated, batch_size
     )
