@@ -28,9 +28,8 @@ from clearpipe.engine import (
     recheck,
 )
 from clearpipe.engine import run as engine
-from clearpipe.engine.exported import REFEREE_FILE, referee_margin
+from clearpipe.engine.exported import OPENVINO_PRECISIONS, REFEREE_FILE, referee_margin
 from clearpipe.engine.onnx_runtime import is_onnx_folder, load_onnx, load_tokenizer
-from clearpipe.engine.openvino_runtime import PRECISIONS as OPENVINO_PRECISIONS
 from clearpipe.engine.openvino_runtime import is_openvino_folder, load_openvino
 from clearpipe.engine.samples import builtin_sample
 from clearpipe.errors import InputError

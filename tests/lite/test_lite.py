@@ -167,7 +167,7 @@ def test_max_length_beyond_the_export_is_refused(onnx_folder):
 def test_a_missing_runtime_says_how_to_install_it(onnx_folder, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(
-        CheckpointError, match=r"ONNX export; running it needs: pip install 'clearpipe\[onnx\]'"
+        CheckpointError, match=r"ONNX export; running it needs onnxruntime: pip install 'clearpipe\[onnx\]'"
     ):
         lite.load(onnx_folder)
 

@@ -19,6 +19,7 @@ import torch
 from transformers import AutoTokenizer, PretrainedConfig
 
 from clearpipe.engine.exported import EXPORT_INFO, ONNX_FILE  # noqa: F401  (re-exported)
+from clearpipe.engine.sessions import onnx_session, require_onnxruntime
 from clearpipe.errors import CheckpointError
 from clearpipe.loading import load_config
 
@@ -78,17 +79,8 @@ def load_onnx(source: str, device: torch.device, threads: int | None = None) -> 
 
     >>> model = load_onnx("exported/", torch.device("cpu"))  # doctest: +SKIP
     """
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise CheckpointError(
-            f"{source} is an ONNX export; running it needs onnxruntime: pip install 'clearpipe[onnx]'"
-        ) from None
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Same count as PyTorch uses: one thread per physical core.
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    providers = ["CPUExecutionProvider"]
+    ort = require_onnxruntime(f"{source} is an ONNX export; running it")
+    providers: list = ["CPUExecutionProvider"]
     if device.type == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise CheckpointError(
@@ -96,7 +88,8 @@ def load_onnx(source: str, device: torch.device, threads: int | None = None) -> 
             )
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
     path = Path(source) / ONNX_FILE
-    session = ort.InferenceSession(str(path), options, providers=providers)
+    # Same count as PyTorch uses: one thread per physical core.
+    session = onnx_session(path, threads or torch.get_num_threads(), providers)
     names = tuple(i.name for i in session.get_inputs())
     return OnnxModel(session=session, config=load_config(source), input_names=names, path=path)
 

@@ -22,13 +22,11 @@ from typing import Any
 import torch
 from transformers import PretrainedConfig
 
-from clearpipe.engine.exported import OPENVINO_FILE, OPENVINO_PRECISIONS
+from clearpipe.engine.exported import OPENVINO_FILE
 from clearpipe.engine.onnx_runtime import graph_feeds
+from clearpipe.engine.sessions import compile_openvino, require_openvino
 from clearpipe.errors import CheckpointError
 from clearpipe.loading import load_config
-
-INSTALL = "pip install 'clearpipe[openvino]'"
-PRECISIONS = OPENVINO_PRECISIONS  # load(dtype=...) -> OpenVINO's hint
 
 
 @dataclass(frozen=True)
@@ -70,15 +68,6 @@ def is_openvino_folder(source: str) -> bool:
     return (Path(source) / OPENVINO_FILE).is_file()
 
 
-def require_openvino(what: str) -> Any:
-    """The `openvino` module, or a `CheckpointError` saying that `what` needs it and how to install it."""
-    try:
-        import openvino
-    except ImportError:
-        raise CheckpointError(f"{what} needs OpenVINO: {INSTALL}") from None
-    return openvino
-
-
 def load_openvino(
     source: str,
     device: torch.device,
@@ -92,18 +81,14 @@ def load_openvino(
 
     >>> model = load_openvino("exported/", torch.device("cpu"))  # doctest: +SKIP
     """
-    ov = require_openvino(f"{source} is an OpenVINO export; running it")
+    require_openvino(f"{source} is an OpenVINO export; running it")  # before the device's complaint
     if device.type != "cpu":
         raise CheckpointError(
             f"{source} is an OpenVINO export, which clearpipe runs on the CPU only; use --device cpu"
         )
-    core = ov.Core()
-    # Same count as PyTorch uses: one thread per physical core, unless `threads` says otherwise.
-    config = {"INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
-    if PRECISIONS[dtype] is not None:
-        config["INFERENCE_PRECISION_HINT"] = PRECISIONS[dtype]
     path = Path(source) / file
-    compiled = core.compile_model(core.read_model(path), "CPU", config)
+    # Same count as PyTorch uses: one thread per physical core, unless `threads` says otherwise.
+    compiled = compile_openvino(path, threads or torch.get_num_threads(), dtype)
     names = tuple(i.get_any_name() for i in compiled.inputs)
     request = compiled.create_infer_request()
     return OpenVinoModel(compiled, request, load_config(source), names, path)

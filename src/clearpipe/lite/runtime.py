@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from clearpipe.engine.exported import OPENVINO_PRECISIONS
-from clearpipe.errors import CheckpointError, InputError
+from clearpipe.engine.sessions import compile_openvino, onnx_session
+from clearpipe.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -53,19 +54,7 @@ def open_graph(path: Path, threads: int | None = None, dtype: str = "auto") -> G
 
 
 def _openvino(path: Path, threads: int | None, dtype: str) -> Graph:
-    try:
-        import openvino as ov
-    except ImportError:
-        raise CheckpointError(
-            f"{path.parent} is an OpenVINO export; running it needs: pip install 'clearpipe[openvino]'"
-        ) from None
-    core = ov.Core()
-    config: dict[str, object] = {}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = threads
-    if OPENVINO_PRECISIONS[dtype] is not None:
-        config["INFERENCE_PRECISION_HINT"] = OPENVINO_PRECISIONS[dtype]
-    compiled = core.compile_model(core.read_model(path), "CPU", config)
+    compiled = compile_openvino(path, threads, dtype)
     request = compiled.create_infer_request()
     output = compiled.output(0)
     names = tuple(i.get_any_name() for i in compiled.inputs)
@@ -73,15 +62,6 @@ def _openvino(path: Path, threads: int | None, dtype: str) -> Graph:
 
 
 def _onnxruntime(path: Path, threads: int | None) -> Graph:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise CheckpointError(
-            f"{path.parent} is an ONNX export; running it needs: pip install 'clearpipe[onnx]'"
-        ) from None
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's default, one per physical core
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(path, threads)
     names = tuple(i.name for i in session.get_inputs())
     return Graph(lambda feeds: session.run(None, feeds)[0], names, path)

@@ -16,8 +16,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from clearpipe.engine.exported import REFEREE_FILE
-from clearpipe.engine.openvino_runtime import INSTALL, OPENVINO_FILE, require_openvino
+from clearpipe.engine.exported import OPENVINO_FILE, REFEREE_FILE
+from clearpipe.engine.sessions import OPENVINO_INSTALL, require_openvino
 from clearpipe.errors import CheckpointError
 
 CALIBRATION_ROWS = 300
@@ -30,7 +30,9 @@ def require(quantize: str | None) -> None:
         try:
             import nncf  # noqa: F401
         except ImportError:
-            raise CheckpointError(f"--format openvino --quantize int8 needs nncf: {INSTALL}") from None
+            raise CheckpointError(
+                f"--format openvino --quantize int8 needs nncf: {OPENVINO_INSTALL}"
+            ) from None
 
 
 def convert(onnx_path: Path, folder: Path, reference, texts: Sequence[str], quantize: str | None) -> None:
