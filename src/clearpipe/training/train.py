@@ -278,7 +278,7 @@ def _resume_point(output: Path, resume: bool) -> str | None:
             f"resuming from {last}"
             if last
             else f"--resume: no checkpoint yet in {folder}; "
-            "training from step 0 (cached teacher logits are reused)",
+            "training from step 0 (what is cached there, such as teacher logits, is reused)",
             flush=True,
         )
     return last
