@@ -55,6 +55,7 @@ EXPLICIT = (
     "clearpipe-openvino",
     "clearpipe-openvino-int8",
     "clearpipe-lite-openvino-int8",
+    "clearpipe-lite-openvino-int8-dynamic",
 )
 
 

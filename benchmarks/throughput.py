@@ -72,6 +72,11 @@ SETTINGS = {
     "clearpipe-openvino-int8": ("export", {"format": "openvino", "quantize": "int8"}),
     # The same export through `clearpipe.lite`: no torch, no transformers in the process.
     "clearpipe-lite-openvino-int8": ("export", {"format": "openvino", "quantize": "int8", "lite": True}),
+    # int8 weights, activations quantized at run time: one graph, no referee.
+    "clearpipe-lite-openvino-int8-dynamic": (
+        "export",
+        {"format": "openvino", "quantize": "int8-dynamic", "lite": True},
+    ),
     "clearpipe-fp16": ("clearpipe", {"dtype": "float16"}),  # for GPUs; CPUs emulate fp16 slowly
 }
 DEFAULT_SETTINGS = [s for s in SETTINGS if s != "clearpipe-fp16"]
@@ -147,6 +152,7 @@ def run_lite(folder: str, texts: list[str], options: dict, device: str, repeats:
     import dataclasses
 
     from clearpipe import lite
+    from clearpipe.engine.exported import EXPORT_INFO
     from clearpipe.engine.recheck import close_calls
 
     clf = lite.load(folder, threads=threads or None)
@@ -156,7 +162,8 @@ def run_lite(folder: str, texts: list[str], options: dict, device: str, repeats:
     if clf.referee is not None:  # counted on one more pass, as `rechecked_rows`
         int8_only = dataclasses.replace(clf, referee=None).logits(texts)
         rechecked = len(close_calls(int8_only, clf.referee.margin))
-    return seconds, predictions.scores, "openvino int8 (lite)", rechecked
+    quantize = json.loads((Path(folder) / EXPORT_INFO).read_text())["quantize"]
+    return seconds, predictions.scores, f"openvino {quantize or 'float'} (lite)", rechecked
 
 
 def rechecked_rows(clf, texts: list[str]) -> int | None:

@@ -16,9 +16,11 @@ import torch
 import clearpipe
 from checkpoints import MIXED_TEXTS as TEXTS
 from checkpoints import make_sensitive
+from clearpipe import lite
 from clearpipe.engine.exported import REFEREE_FILE
 from clearpipe.engine.onnx_runtime import EXPORT_INFO, ONNX_FILE
 from clearpipe.engine.openvino_runtime import OPENVINO_FILE, load_openvino
+from clearpipe.engine.sessions import OPENVINO_DYNAMIC_GROUP
 from clearpipe.errors import CheckpointError, InputError
 from clearpipe.onnx.agreement import AccuracyError
 from clearpipe.onnx.export import check_export, export_onnx
@@ -95,6 +97,32 @@ def test_int8_export_runs_int8_and_keeps_most_labels(sensitive_bert, tmp_path):
     assert report.quantize == "int8"
     assert report.agreement.label_agreement >= 0.9
     assert "u8" in (output / OPENVINO_FILE).read_text() or "i8" in (output / OPENVINO_FILE).read_text()
+
+
+def test_int8_dynamic_export_is_one_graph_with_int8_weights(sensitive_bert, exported, tmp_path):
+    needs_openvino(quantize=True)
+    output = tmp_path / "ov-int8-dynamic"
+    report = export_onnx(
+        str(sensitive_bert), output, texts=TEXTS, check_name="t", quantize="int8-dynamic", format="openvino"
+    )
+    assert report.quantize == "int8-dynamic" and report.referee_margin is None
+    assert report.agreement.label_agreement >= 0.99  # the default guard passed
+    assert not (output / REFEREE_FILE).exists()  # one graph: activations are quantized at run time
+    # int8 weights: about a quarter of the float export's bytes (scales and zero points beside them).
+    assert (output / "model.bin").stat().st_size < 0.35 * (exported[0] / "model.bin").stat().st_size
+    clf = clearpipe.load(output, threads=1)
+    assert clf.model.compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE") == OPENVINO_DYNAMIC_GROUP
+    assert clf.referee is None
+    # clearpipe.lite runs the same folder to the same answers (both compile it the same way).
+    np.testing.assert_allclose(
+        lite.load(output, threads=1).predict(TEXTS).scores, clf.predict(TEXTS).scores, atol=1e-6
+    )
+
+
+def test_int8_dynamic_is_refused_for_onnx_before_any_work(sensitive_bert, tmp_path):
+    with pytest.raises(InputError, match="--quantize int8-dynamic is for --format openvino"):
+        export_onnx(str(sensitive_bert), tmp_path / "x", texts=TEXTS, check_name="t", quantize="int8-dynamic")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
 
 
 def test_an_openvino_export_takes_no_other_dtype(exported):

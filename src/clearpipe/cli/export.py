@@ -25,7 +25,9 @@ def export(
         str | None,
         typer.Option(
             "--quantize",
-            help='"int8": dynamic int8 quantization (ONNX Runtime), or weights and activations through nncf (OpenVINO).',
+            help='"int8": dynamic int8 (ONNX Runtime), or static int8 weights and activations with a float '
+            'referee (OpenVINO, through nncf). "int8-dynamic" (OpenVINO): int8 weights, activations '
+            "quantized at run time; one graph, less memory.",
         ),
     ] = None,
     check: Annotated[
@@ -67,7 +69,9 @@ def export(
         max_length=max_length,
         format=format,
     )
-    kind = f"{'OpenVINO' if format == 'openvino' else 'ONNX'}{' int8' if report.quantize else ''}"
+    kind = (
+        f"{'OpenVINO' if format == 'openvino' else 'ONNX'}{f' {report.quantize}' if report.quantize else ''}"
+    )
     print(f"wrote {kind} model to {report.output}")
     print(f"checked on {report.check}: {report.agreement.summary()} (required {report.threshold:.2%})")
     if report.referee_margin is not None:

@@ -29,7 +29,7 @@ from clearpipe.onnx import to_openvino
 from clearpipe.onnx.agreement import DEFAULT_THRESHOLD, Agreement, compare, require
 
 FORMATS = ("onnx", "openvino")
-QUANTIZATIONS = ("int8",)
+QUANTIZATIONS = ("int8", "int8-dynamic")  # int8-dynamic: OpenVINO only (ONNX Runtime's int8 is dynamic)
 OPSET = 18
 
 
@@ -86,6 +86,11 @@ def export_onnx(
         raise InputError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}; got {quantize!r}")
     if format not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}")
+    if quantize == "int8-dynamic" and format != "openvino":
+        raise InputError(
+            "--quantize int8-dynamic is for --format openvino; "
+            "ONNX Runtime's --quantize int8 already quantizes activations at run time"
+        )
     if format == "openvino":
         to_openvino.require(quantize)  # before the slow part, a missing package says how to install it
     if output.exists() and any(output.iterdir()):
