@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clearpipe.errors import InputError
-from clearpipe.inputs import normalize_inputs
+from clearpipe.inputs import longest_input, normalize_inputs
 
 
 def test_single_string_is_single():
@@ -51,3 +51,20 @@ def test_valid_lists_round_trip(items):
 def test_non_text_items_always_raise_input_error(items):
     with pytest.raises(InputError, match="input 0"):
         normalize_inputs(items)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "positions", "tokenizer_limit", "expected"),
+    [
+        ("bert", 512, 512, 512),
+        ("roberta", 514, 1e30, 512),  # position ids start after the padding index
+        ("xlm-roberta", 514, None, 512),
+        ("bert", 512, 128, 128),  # the tokenizer's own limit, when lower
+        ("bert", 512, int(1e30), 512),  # transformers' "no limit" sentinel
+        ("distilbert", None, None, 512),  # a config without position embeddings
+    ],
+)
+def test_longest_input_is_the_position_limit_or_the_tokenizers(
+    model_type, positions, tokenizer_limit, expected
+):
+    assert longest_input(model_type, positions, tokenizer_limit) == expected

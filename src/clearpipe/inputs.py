@@ -15,6 +15,24 @@ from clearpipe.errors import InputError
 TextInput = str | tuple[str, str]
 """One classifier input: a text, or a `(text, text_pair)` pair."""
 
+# Models whose position ids start after the padding index lose two positions.
+OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text"}
+
+
+def longest_input(model_type: str | None, max_positions: int | None, tokenizer_limit: float | None) -> int:
+    """The longest input, in tokens, a model takes: its position embeddings (512 when the config
+    has none; RoBERTa-style models lose two to their padding offset), or its tokenizer's limit
+    where that is lower. Tokenizers without a limit report a huge sentinel, which is ignored.
+    Torch-free, for `clearpipe.loading` and `clearpipe.lite` alike.
+
+    >>> longest_input("roberta", 514, 1e30)
+    512
+    """
+    limit = max_positions or 512
+    if model_type in OFFSET_POSITION_MODELS:
+        limit -= 2
+    return min(limit, int(tokenizer_limit)) if tokenizer_limit and tokenizer_limit < 1_000_000 else limit
+
 
 @dataclass(frozen=True)
 class Batch:

@@ -22,12 +22,12 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from clearpipe.errors import CheckpointError, InputError
+from clearpipe.inputs import longest_input
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 """Where the embedded default sentiment model lives inside the installed package."""
 
 # Models whose position ids start after the padding index, so that two positions are unusable.
-_OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text"}
 
 
 @dataclass(frozen=True)
@@ -173,11 +173,8 @@ def model_max_length(config: PretrainedConfig, tokenizer: PreTrainedTokenizerBas
     Tokenizers without a configured limit report a huge sentinel, so the model's position
     embeddings decide; RoBERTa-style models lose two positions to their padding offset.
     """
-    limit = getattr(config, "max_position_embeddings", None) or 512
-    if config.model_type in _OFFSET_POSITION_MODELS:
-        limit -= 2
-    tok_limit = tokenizer.model_max_length
-    return min(limit, tok_limit) if tok_limit and tok_limit < 1_000_000 else limit
+    positions = getattr(config, "max_position_embeddings", None)
+    return longest_input(config.model_type, positions, tokenizer.model_max_length)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

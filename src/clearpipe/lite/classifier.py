@@ -20,7 +20,7 @@ from clearpipe.engine.batching import DEFAULT_MAX_TOKENS, token_budget_batches
 from clearpipe.engine.exported import EXPORT_INFO, ONNX_FILE, OPENVINO_FILE, REFEREE_FILE, referee_margin
 from clearpipe.engine.recheck import close_calls
 from clearpipe.errors import CheckpointError, InputError
-from clearpipe.inputs import TextInput, normalize_inputs
+from clearpipe.inputs import TextInput, longest_input, normalize_inputs
 from clearpipe.lite.runtime import Graph, open_graph
 from clearpipe.postprocess import (
     BEST,
@@ -37,9 +37,6 @@ from clearpipe.postprocess import (
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
-
-# Models whose position ids start after the padding index lose two positions (as in `loading`).
-_OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text"}
 
 
 @dataclass(frozen=True)
@@ -205,11 +202,11 @@ def _labels(config: SimpleNamespace, folder: Path) -> list[str]:
 def _max_length(folder: Path, config: SimpleNamespace, info: dict) -> int:
     if info.get("max_length"):  # exports since 2026-12-06 record the length they were traced for
         return int(info["max_length"])
-    limit = getattr(config, "max_position_embeddings", None) or 512
-    if getattr(config, "model_type", None) in _OFFSET_POSITION_MODELS:
-        limit -= 2
     saved = _read_json(folder / "tokenizer_config.json", required=False).get("model_max_length")
-    return min(limit, int(saved)) if isinstance(saved, int | float) and saved < 1_000_000 else limit
+    positions = getattr(config, "max_position_embeddings", None)
+    return longest_input(
+        getattr(config, "model_type", None), positions, saved if isinstance(saved, int | float) else None
+    )
 
 
 def _tokenizer(folder: Path, max_length: int, config: SimpleNamespace) -> tuple[Tokenizer, int]:
