@@ -20,7 +20,7 @@ from clearpipe import lite
 from clearpipe.engine.exported import REFEREE_FILE
 from clearpipe.engine.onnx_runtime import EXPORT_INFO, ONNX_FILE
 from clearpipe.engine.openvino_runtime import OPENVINO_FILE, load_openvino
-from clearpipe.engine.sessions import OPENVINO_DYNAMIC_GROUP
+from clearpipe.engine.sessions import OPENVINO_DYNAMIC_GROUPS
 from clearpipe.errors import CheckpointError, InputError
 from clearpipe.onnx.agreement import AccuracyError
 from clearpipe.onnx.export import check_export, export_onnx
@@ -106,17 +106,31 @@ def test_int8_dynamic_export_is_one_graph_with_int8_weights(sensitive_bert, expo
         str(sensitive_bert), output, texts=TEXTS, check_name="t", quantize="int8-dynamic", format="openvino"
     )
     assert report.quantize == "int8-dynamic" and report.referee_margin is None
-    assert report.agreement.label_agreement >= 0.99  # the default guard passed
+    assert report.agreement.label_agreement >= 0.99  # the default guard passed...
+    # ...at the safest group size: this model's large weights lose labels in groups of 128.
+    assert report.activation_group == OPENVINO_DYNAMIC_GROUPS[-1]
+    assert json.loads((output / EXPORT_INFO).read_text())["activation_group"] == report.activation_group
     assert not (output / REFEREE_FILE).exists()  # one graph: activations are quantized at run time
     # int8 weights: about a quarter of the float export's bytes (scales and zero points beside them).
     assert (output / "model.bin").stat().st_size < 0.35 * (exported[0] / "model.bin").stat().st_size
     clf = clearpipe.load(output, threads=1)
-    assert clf.model.compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE") == OPENVINO_DYNAMIC_GROUP
+    assert clf.model.compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE") == report.activation_group
     assert clf.referee is None
     # clearpipe.lite runs the same folder to the same answers (both compile it the same way).
     np.testing.assert_allclose(
         lite.load(output, threads=1).predict(TEXTS).scores, clf.predict(TEXTS).scores, atol=1e-6
     )
+
+
+def test_int8_dynamic_keeps_the_fastest_group_size_that_passes(tiny, tmp_path):
+    needs_openvino(quantize=True)
+    output = tmp_path / "ov-int8-dynamic"
+    report = export_onnx(
+        str(tiny("bert", 2)), output, texts=TEXTS, check_name="t", quantize="int8-dynamic", format="openvino"
+    )
+    assert report.activation_group == OPENVINO_DYNAMIC_GROUPS[0]  # a plain random model passes at once
+    compiled = clearpipe.load(output, threads=1).model.compiled
+    assert compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE") == OPENVINO_DYNAMIC_GROUPS[0]
 
 
 def test_int8_dynamic_is_refused_for_onnx_before_any_work(sensitive_bert, tmp_path):

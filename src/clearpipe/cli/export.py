@@ -74,6 +74,8 @@ def export(
     )
     print(f"wrote {kind} model to {report.output}")
     print(f"checked on {report.check}: {report.agreement.summary()} (required {report.threshold:.2%})")
+    if report.activation_group is not None:
+        print(f"activations quantized at run time in groups of {report.activation_group} values")
     if report.referee_margin is not None:
         print(
             f"close calls (top-two logit gap under {report.referee_margin:.3f}) re-run in the float "

@@ -32,3 +32,17 @@ def referee_margin(folder: str | Path) -> float | None:
         return None
     margin = json.loads(info.read_text(encoding="utf-8")).get("referee_margin")
     return None if margin is None else float(margin)
+
+
+def activation_group(folder: str | Path) -> int | None:
+    """The activation group size an `int8-dynamic` export was checked with (`clearpipe export`
+    records it), or None where the folder has no record of one.
+
+    >>> activation_group("exported-int8-dynamic/")  # doctest: +SKIP
+    128
+    """
+    info = Path(folder) / EXPORT_INFO
+    if not info.is_file():
+        return None
+    group = json.loads(info.read_text(encoding="utf-8")).get("activation_group")
+    return None if group is None else int(group)

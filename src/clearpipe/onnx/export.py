@@ -23,10 +23,11 @@ import torch
 
 from clearpipe.engine import first_token, linears
 from clearpipe.engine.onnx_runtime import EXPORT_INFO, ONNX_FILE
+from clearpipe.engine.sessions import OPENVINO_DYNAMIC_GROUPS
 from clearpipe.errors import InputError
 from clearpipe.forward import FIRST_TOKEN_KWARG
 from clearpipe.onnx import to_openvino
-from clearpipe.onnx.agreement import DEFAULT_THRESHOLD, Agreement, compare, require
+from clearpipe.onnx.agreement import DEFAULT_THRESHOLD, AccuracyError, Agreement, compare, require
 
 FORMATS = ("onnx", "openvino")
 QUANTIZATIONS = ("int8", "int8-dynamic")  # int8-dynamic: OpenVINO only (ONNX Runtime's int8 is dynamic)
@@ -45,6 +46,7 @@ class ExportReport:
     threshold: float
     max_length: int  # the longest input the graph was traced for (`clearpipe.lite` reads it)
     referee_margin: float | None = None  # int8 OpenVINO: the gap under which a row re-runs in float
+    activation_group: int | None = None  # int8-dynamic: values per run-time activation scale
 
 
 class _LogitsOnly(torch.nn.Module):
@@ -109,7 +111,11 @@ def export_onnx(
             _quantize_int8(partial / ONNX_FILE)
         reference.model.config.save_pretrained(partial)
         reference.tokenizer.save_pretrained(partial)
-        agreement = check_export(reference, partial, texts, threshold, max_length=max_length, name=output)
+        group = None
+        if quantize == "int8-dynamic":
+            agreement, group = _check_groups(reference, partial, texts, threshold, max_length, output)
+        else:
+            agreement = check_export(reference, partial, texts, threshold, max_length=max_length, name=output)
         margin = None
         if format == "openvino" and quantize == "int8":
             margin = to_openvino.measure_referee_margin(partial, texts, reference.max_length)
@@ -117,13 +123,28 @@ def export_onnx(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     report = ExportReport(
-        str(output), format, quantize, check_name, agreement, threshold, reference.max_length, margin
+        str(output), format, quantize, check_name, agreement, threshold, reference.max_length, margin, group
     )
     (partial / EXPORT_INFO).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
     if output.exists():
         output.rmdir()
     partial.rename(output)
     return report
+
+
+def _check_groups(reference, partial: Path, texts, threshold: float, max_length, output: Path):
+    """The agreement of an int8-dynamic export and the first group size in
+    `OPENVINO_DYNAMIC_GROUPS` (fastest first) at which it passes the guard; the folder's record
+    says which one the runtime uses, so it is written before each check."""
+    *faster, safest = OPENVINO_DYNAMIC_GROUPS
+    for group in faster:
+        (partial / EXPORT_INFO).write_text(json.dumps({"activation_group": group}), encoding="utf-8")
+        with contextlib.suppress(AccuracyError):  # too coarse for this model: try the next size
+            return check_export(
+                reference, partial, texts, threshold, max_length=max_length, name=output
+            ), group
+    (partial / EXPORT_INFO).write_text(json.dumps({"activation_group": safest}), encoding="utf-8")
+    return check_export(reference, partial, texts, threshold, max_length=max_length, name=output), safest
 
 
 def check_export(
