@@ -132,7 +132,9 @@ def export_onnx(
     return report
 
 
-def _check_groups(reference, partial: Path, texts, threshold: float, max_length, output: Path):
+def _check_groups(
+    reference, partial: Path, texts: Sequence[str], threshold: float, max_length: int | None, output: Path
+) -> tuple[Agreement, int]:
     """The agreement of an int8-dynamic export and the first group size in
     `OPENVINO_DYNAMIC_GROUPS` (fastest first) at which it passes the guard; the folder's record
     says which one the runtime uses, so it is written before each check."""
