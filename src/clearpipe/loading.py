@@ -27,8 +27,6 @@ from clearpipe.inputs import longest_input
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 """Where the embedded default sentiment model lives inside the installed package."""
 
-# Models whose position ids start after the padding index, so that two positions are unusable.
-
 
 @dataclass(frozen=True)
 class Checkpoint:
