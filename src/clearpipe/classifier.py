@@ -28,7 +28,7 @@ from clearpipe.engine import (
     recheck,
 )
 from clearpipe.engine import run as engine
-from clearpipe.engine.exported import OPENVINO_PRECISIONS, REFEREE_FILE, referee_margin
+from clearpipe.engine.exported import REFEREE_FILE, check_dtype, referee_margin
 from clearpipe.engine.onnx_runtime import is_onnx_folder, load_onnx, load_tokenizer
 from clearpipe.engine.openvino_runtime import is_openvino_folder, load_openvino
 from clearpipe.engine.samples import builtin_sample
@@ -411,14 +411,11 @@ def _load_model(
     close calls.
     """
     if is_onnx_folder(source):
-        if dtype not in ("auto", "float32"):
-            raise InputError(f"{source} is an ONNX export, which runs as exported; drop dtype={dtype!r}")
+        check_dtype(source, "onnx", dtype)
         model = load_onnx(source, device, threads)
         return Checkpoint(model=model, tokenizer=load_tokenizer(source), source=source), "onnx", None
     if is_openvino_folder(source):
-        if dtype not in OPENVINO_PRECISIONS:
-            names = ", ".join(OPENVINO_PRECISIONS)
-            raise InputError(f"{source} is an OpenVINO export, which runs in {names}; got dtype={dtype!r}")
+        check_dtype(source, "openvino", dtype)
         model = load_openvino(source, device, threads, dtype)
         float_model = None
         if recheck and referee_margin(source) is not None:  # an int8 export with its float graph

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from clearpipe.errors import InputError
+
 ONNX_FILE = "model.onnx"
 OPENVINO_FILE = "model.xml"
 REFEREE_FILE = "referee.xml"
@@ -20,6 +22,19 @@ OPENVINO_PRECISIONS = {"auto": None, "float32": "f32", "bfloat16": "bf16"}
 choice, bf16 on CPUs with AVX-512 BF16 or AMX, else f32); int8 layers stay int8 whatever the hint."""
 
 
+def check_dtype(folder: str | Path, format: str, dtype: str) -> None:
+    """Refuse, naming `folder`, a `dtype` its export (`format` "onnx" or "openvino") cannot run
+    in: an ONNX graph runs as exported, an OpenVINO one in one of `OPENVINO_PRECISIONS`.
+
+    >>> check_dtype("exported/", "onnx", "float32")
+    """
+    if format == "openvino" and dtype not in OPENVINO_PRECISIONS:
+        names = ", ".join(OPENVINO_PRECISIONS)
+        raise InputError(f"{folder} is an OpenVINO export, which runs in {names}; got dtype={dtype!r}")
+    if format == "onnx" and dtype not in ("auto", "float32"):
+        raise InputError(f"{folder} is an ONNX export, which runs as exported; drop dtype={dtype!r}")
+
+
 def referee_margin(folder: str | Path) -> float | None:
     """The close-call margin `clearpipe export` measured for an int8 folder's float graph, or None
     where the folder has no float graph (float exports, and int8 ones written before 2026-12-06).
@@ -27,10 +42,9 @@ def referee_margin(folder: str | Path) -> float | None:
     >>> referee_margin("exported-int8/")  # doctest: +SKIP
     0.41
     """
-    info = Path(folder) / EXPORT_INFO
-    if not (Path(folder) / REFEREE_FILE).is_file() or not info.is_file():
+    if not (Path(folder) / REFEREE_FILE).is_file():
         return None
-    margin = json.loads(info.read_text(encoding="utf-8")).get("referee_margin")
+    margin = _record(folder).get("referee_margin")
     return None if margin is None else float(margin)
 
 
@@ -41,8 +55,11 @@ def activation_group(folder: str | Path) -> int | None:
     >>> activation_group("exported-int8-dynamic/")  # doctest: +SKIP
     128
     """
-    info = Path(folder) / EXPORT_INFO
-    if not info.is_file():
-        return None
-    group = json.loads(info.read_text(encoding="utf-8")).get("activation_group")
+    group = _record(folder).get("activation_group")
     return None if group is None else int(group)
+
+
+def _record(folder: str | Path) -> dict:
+    """The folder's `EXPORT_INFO`, or {} where it has none (folders written by hand, or old ones)."""
+    info = Path(folder) / EXPORT_INFO
+    return json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clearpipe.engine.exported import OPENVINO_PRECISIONS
+from clearpipe.engine.exported import check_dtype
 from clearpipe.engine.sessions import compile_openvino, onnx_session
-from clearpipe.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -41,16 +40,9 @@ def open_graph(path: Path, threads: int | None = None, dtype: str = "auto") -> G
 
     >>> graph = open_graph(Path("exported/model.xml"), threads=2)  # doctest: +SKIP
     """
-    if path.suffix == ".xml":
-        if dtype not in OPENVINO_PRECISIONS:
-            names = ", ".join(OPENVINO_PRECISIONS)
-            raise InputError(
-                f"{path.parent} is an OpenVINO export, which runs in {names}; got dtype={dtype!r}"
-            )
-        return _openvino(path, threads, dtype)
-    if dtype not in ("auto", "float32"):  # as `clearpipe.load` says it
-        raise InputError(f"{path.parent} is an ONNX export, which runs as exported; drop dtype={dtype!r}")
-    return _onnxruntime(path, threads)
+    openvino = path.suffix == ".xml"
+    check_dtype(path.parent, "openvino" if openvino else "onnx", dtype)  # as `clearpipe.load` does
+    return _openvino(path, threads, dtype) if openvino else _onnxruntime(path, threads)
 
 
 def _openvino(path: Path, threads: int | None, dtype: str) -> Graph:
