@@ -41,7 +41,8 @@ def write(train: Path, out: Path, dropout: int, replace: int, teacher: Path | No
     table = neighbours(teacher, {w for words in rows for w in words}) if replace else {}
     rng = random.Random(seed)
     texts = [drop_words(words, rng) for words in rows for _ in range(dropout)]
-    texts += [replace_words(words, table, rng) for words in rows for _ in range(replace)]
+    # copy-major order: a run with one more copy extends the rows (and teacher logits) of one with fewer
+    texts += [replace_words(words, table, rng) for _ in range(replace) for words in rows]
     out.write_text("sentence\n" + "".join(f"{t}\n" for t in texts), encoding="utf-8")
     print(
         f"augmented: {len(rows) * dropout} word-dropout and {len(rows) * replace} word-replacement rows in {out}"

@@ -69,3 +69,15 @@ def test_write_makes_unlabelled_copies_of_long_rows_and_keeps_an_existing_file(t
     before = out.read_text(encoding="utf-8")
     augment.write(train, out, 5, 5, None)  # exists: kept, so a resumed run reuses its teacher logits
     assert out.read_text(encoding="utf-8") == before
+
+
+def test_one_more_replacement_copy_extends_the_rows_of_a_run_with_fewer(tmp_path):
+    # Copy-major order: the rows (and so the teacher logits cached for them) of a run with one
+    # replacement copy are the first rows of a run with two.
+    train = tmp_path / "train.tsv"
+    rows = ["a good film and a bad one", "a great film and a poor one", "good good bad bad fine fine"]
+    train.write_text("sentence\tlabel\n" + "".join(f"{r}\t1\n" for r in rows), encoding="utf-8")
+    folder = teacher(tmp_path / "t")
+    one = augment.write(train, tmp_path / "one.tsv", 1, 1, folder).read_text(encoding="utf-8")
+    two = augment.write(train, tmp_path / "two.tsv", 1, 2, folder).read_text(encoding="utf-8")
+    assert two.startswith(one) and len(two.splitlines()) == len(one.splitlines()) + len(rows)
