@@ -140,6 +140,16 @@ class Classifier:
     def max_length(self) -> int:
         return self.settings.max_length
 
+    @property
+    def long_text(self) -> str:
+        """How long inputs are handled: "truncate" (cut at max_length) or "chunk" (windows)."""
+        return self.settings.long_text
+
+    @property
+    def thresholds(self) -> tuple[float, ...] | None:
+        """A multi-label model's per-label thresholds; None for a single-label model."""
+        return self.settings.thresholds
+
     # Stage 1 ---------------------------------------------------------------------------------
     def tokenize(self, items: Sequence[TextInput], keep_encodings: bool = False) -> Tokenized:
         """Tokenize normalized inputs without padding (see `clearpipe.preprocess.tokenize`)."""

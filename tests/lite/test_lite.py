@@ -6,6 +6,7 @@ against fp32 PyTorch; the ONNX tests need `clearpipe[onnx]`, the OpenVINO ones `
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import shutil
@@ -25,7 +26,7 @@ from clearpipe.engine.recheck import close_calls
 from clearpipe.errors import CheckpointError, InputError
 from clearpipe.lite.runtime import open_graph
 from clearpipe.onnx.export import export_onnx
-from cli.helpers import assert_user_error, run
+from cli.helpers import assert_user_error, env, run
 
 PAIRS = [(TEXTS[i], TEXTS[i + 1]) for i in range(0, 40, 2)]
 
@@ -185,3 +186,60 @@ def test_classify_lite_on_the_command_line(onnx_folder, sensitive_bert):
 def test_a_dtype_the_export_cannot_run_in_is_refused(onnx_folder):
     with pytest.raises(InputError, match="is an ONNX export, which runs as exported; drop dtype='int8'"):
         lite.load(onnx_folder, dtype="int8")
+
+
+def predict_both(folder, tmp_path, *flags: str) -> tuple[list[dict], list[dict]]:
+    """`clearpipe predict` over TEXTS with --lite and without, on the same export: both tables."""
+    source = tmp_path / "in.csv"
+    with source.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text"])
+        writer.writerows([i, text] for i, text in enumerate(TEXTS))
+    tables = []
+    for name, lite_flag in (("lite.csv", ["--lite"]), ("full.csv", [])):
+        result = run("predict", source, "-o", tmp_path / name, "--model", folder, *flags, *lite_flag)
+        assert result.returncode == 0, result.stderr
+        with (tmp_path / name).open(encoding="utf-8") as handle:
+            tables.append(list(csv.DictReader(handle)))
+    return tables[0], tables[1]
+
+
+def test_predict_lite_writes_the_rows_the_full_classifier_writes(onnx_folder, tmp_path):
+    small, full = predict_both(onnx_folder, tmp_path, "--min-score", "0.6")
+    assert [r["id"] for r in small] == [str(i) for i in range(len(TEXTS))]
+    assert [(r["label"], r["decided"]) for r in small] == [(r["label"], r["decided"]) for r in full]
+    assert {r["decided"] for r in small} == {"true", "false"}  # the threshold cuts through these texts
+    assert max(abs(float(a["score"]) - float(b["score"])) for a, b in zip(small, full, strict=True)) < 1e-6
+
+
+def test_predict_lite_adds_a_multi_label_models_labels_column(tiny_multi, tmp_path):
+    needs("onnxruntime", "onnxscript")
+    folder = tmp_path / "multi-onnx"
+    export_onnx(str(tiny_multi), folder, texts=TEXTS, check_name="test texts")
+    small, full = predict_both(folder, tmp_path)
+    assert "labels" in small[0]
+    assert [r["labels"] for r in small] == [r["labels"] for r in full]
+
+
+def test_predict_lite_imports_neither_torch_nor_transformers(onnx_folder, tmp_path):
+    (tmp_path / "in.txt").write_text("\n".join(TEXTS[:5]) + "\n", encoding="utf-8")
+    argv = ["clearpipe", "predict", str(tmp_path / "in.txt"), "-o", str(tmp_path / "out.jsonl")]
+    script = (
+        "import sys; from clearpipe.cli.app import main; "
+        f"sys.argv = {[*argv, '--lite', '--model', str(onnx_folder)]!r}\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+    assert len((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()) == 5
+
+
+def test_predict_lite_refuses_what_lite_cannot_do(onnx_folder, tmp_path):
+    (tmp_path / "in.txt").write_text("a text\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    ray = run("predict", tmp_path / "in.txt", "-o", out, "--lite", "--model", onnx_folder, "--engine", "ray")
+    assert_user_error(ray, "--lite runs in this process")
+    assert_user_error(run("predict", tmp_path / "in.txt", "-o", out, "--lite"), "give it with --model")
+    assert not out.exists() and not (tmp_path / "out.csv.parts").exists()

@@ -1,7 +1,8 @@
 """`clearpipe predict`: classify every row of a table file, in bounded memory, resumably.
 
 The input is streamed in chunks; each chunk is classified by the same `Classifier` (and so the
-same engine) as every other entry point and written as one atomic part file beside the output.
+same engine) as every other entry point, or by `clearpipe.lite` (`predict --lite`), and written
+as one atomic part file beside the output.
 A run that is interrupted leaves its complete parts and a manifest behind; `resume=True`
 checks that the manifest matches this run, skips the rows already done and carries on, so
 every input row appears exactly once, in order, in the assembled output.
@@ -14,11 +15,10 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from clearpipe.classifier import Classifier
 from clearpipe.errors import InputError, where
 from clearpipe.inputs import TextInput
 from clearpipe.postprocess import BEST, Predictions, TopK
@@ -27,6 +27,21 @@ from clearpipe.tables.read import Chunk, Row, read_chunks, read_columns, table_f
 from clearpipe.tables.write import PART_SUFFIX, assemble, write_part
 
 MANIFEST = "manifest.json"
+
+
+class Classifier(Protocol):
+    """What bulk prediction needs of a classifier. `clearpipe.Classifier` and
+    `clearpipe.lite.LiteClassifier` both have it; naming neither keeps torch out of `predict --lite`."""
+
+    source: str
+
+    @property
+    def long_text(self) -> str: ...
+
+    @property
+    def thresholds(self) -> tuple[float, ...] | None: ...
+
+    def predict_items(self, items: list[TextInput]) -> Predictions: ...
 
 
 @dataclass(frozen=True)
@@ -159,8 +174,8 @@ def plan_for(
     added = _added_columns(
         found,
         top_k=job.top_k is not BEST,
-        windows=clf.settings.long_text == "chunk",
-        labels=clf.settings.thresholds is not None,
+        windows=clf.long_text == "chunk",
+        labels=clf.thresholds is not None,
         decided=job.min_score is not None,
     )
     return Plan(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import options, startup
+from clearpipe.cli import litemode, options, startup
 
 
 def classify(
@@ -30,31 +30,15 @@ def classify(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON result per line, in input order.")
     ] = False,
-    use_lite: Annotated[
-        bool,
-        typer.Option(
-            "--lite",
-            help="Run a folder written by `clearpipe export` without torch (clearpipe.lite): a "
-            "third of the memory and a quicker start; CPU only, no --long-text chunk.",
-        ),
-    ] = False,
+    use_lite: options.Lite = False,
 ) -> None:
     """Classify TEXT arguments (or stdin lines) and print label, score and text."""
     if not texts:
         texts = sys.stdin.read().splitlines()
     k = options.parse_top_k(top_k)
     if use_lite:
-        from clearpipe import lite
-
-        _check_lite(model, device, long_text)
-        clf = lite.load(
-            model,
-            dtype=dtype,
-            max_length=max_length,
-            max_tokens=max_tokens,
-            batch_size=batch_size,
-            calibrated=calibrated,
-            referee=recheck,
+        clf = litemode.load(
+            model, device, long_text, dtype, max_length, max_tokens, batch_size, calibrated, recheck
         )
         results = clf(list(texts), top_k=k, min_score=min_score)
     else:
@@ -79,17 +63,6 @@ def classify(
             print(json.dumps(result, ensure_ascii=False))
         return
     _print_table(texts, results)
-
-
-def _check_lite(model: str | None, device: str, long_text: str) -> None:
-    from clearpipe.errors import InputError
-
-    if model is None:
-        raise InputError("--lite runs a folder written by `clearpipe export`: give it with --model")
-    if device not in ("auto", "cpu"):
-        raise InputError(f"--lite runs on the CPU; got --device {device}")
-    if long_text != "truncate":
-        raise InputError("--lite truncates long texts; --long-text chunk needs the full classifier")
 
 
 def _print_table(texts: list[str], results: list) -> None:

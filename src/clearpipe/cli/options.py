@@ -77,6 +77,14 @@ MinScore = Annotated[
         "single-label models. Default: decide every input.",
     ),
 ]
+Lite = Annotated[
+    bool,
+    typer.Option(
+        "--lite",
+        help="Run a folder written by `clearpipe export` without torch (clearpipe.lite): a "
+        "third of the memory and a quicker start; CPU only, no --long-text chunk.",
+    ),
+]
 OutputPath = Annotated[Path, typer.Option("--output", "-o", help="Where to write the results.")]
 NoHeader = Annotated[
     bool,

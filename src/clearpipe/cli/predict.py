@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clearpipe.cli import options, startup
+from clearpipe.cli import litemode, options, startup
+
+if TYPE_CHECKING:
+    from clearpipe.bulk.local import Classifier, PredictJob
 
 
 def predict(
@@ -94,6 +97,7 @@ def predict(
             help="--engine ray: parquet, csv, tsv or jsonl parts. Default: OUTPUT's suffix, else parquet.",
         ),
     ] = None,
+    use_lite: options.Lite = False,
 ) -> None:
     """Classify INPUT into OUTPUT, keeping INPUT's columns and adding label and score (and for a
     multi-label model, labels: those that apply; with --min-score, decided).
@@ -101,9 +105,12 @@ def predict(
     The output is written to a temporary file and renamed into place at the end; an interrupted
     run continues with --resume, and every input row appears exactly once in the output.
     """
-    import clearpipe
-    from clearpipe.bulk.local import PredictJob, predict_file
+    from clearpipe.bulk.local import PredictJob
 
+    if use_lite and engine == "ray":  # before Ray is looked for: the pair is the mistake to name
+        from clearpipe.errors import InputError
+
+        raise InputError("--lite runs in this process: --engine ray workers load the full classifier")
     _check_engine(engine, address, workers, gpus_per_worker, output_format)
     job = PredictJob(
         input=Path(input),
@@ -117,6 +124,16 @@ def predict(
         resume=resume,
         min_score=min_score,
     )
+    if use_lite:
+        clf = litemode.load(
+            model, device, long_text, dtype, max_length, max_tokens, batch_size, calibrated, recheck
+        )
+        startup.resume_collector()
+        clf.check_min_score(min_score)
+        _predict_here(clf, job)
+        return
+    import clearpipe
+
     # One set of load options for this process and, with --engine ray, for every worker.
     load_options = dict(
         max_length=max_length,
@@ -141,6 +158,13 @@ def predict(
         )
         _predict_on_ray(clf, ray_job)
         return
+    _predict_here(clf, job)
+
+
+def _predict_here(clf: Classifier, job: PredictJob) -> None:
+    """Classify the file in this process and say what was written."""
+    from clearpipe.bulk.local import predict_file
+
     progress = _Progress(job.input)
     try:
         summary = predict_file(clf, job, progress if sys.stderr.isatty() else None)
@@ -151,7 +175,7 @@ def predict(
     if summary.undecided is not None:
         scope = " of the rows classified now" if summary.resumed_rows else ""
         print(
-            f"{summary.undecided} rows{scope} not decided (best score below --min-score {min_score})",
+            f"{summary.undecided} rows{scope} not decided (best score below --min-score {job.min_score})",
             file=sys.stderr,
         )
 

@@ -62,6 +62,17 @@ class LiteClassifier:
     referee: Referee | None = None
     calibrated: bool = True
     batch_size: int | None = None  # most rows per batch (None: as many as `max_tokens` allows)
+    source: str = ""  # the export folder, as given to `load`
+
+    @property
+    def long_text(self) -> str:
+        """Always "truncate": lite cuts long inputs at `max_length` (no windows)."""
+        return "truncate"
+
+    @property
+    def thresholds(self) -> tuple[float, ...] | None:
+        """A multi-label model's per-label thresholds (saved, else 0.5); None for single-label."""
+        return saved_thresholds(self.config, self.labels)
 
     def encode(self, items: list[TextInput]) -> list[Encoding]:
         """Token ids per item (special tokens added, truncated to `max_length`), unpadded."""
@@ -86,8 +97,23 @@ class LiteClassifier:
         """Scores for every item, with the saved temperature and thresholds applied."""
         activation = default_activation(self.config)
         temperature = saved_temperature(self.config) if self.calibrated else None
-        thresholds = saved_thresholds(self.config, self.labels)
-        return postprocess(self.logits(items), self.labels, activation, temperature, thresholds)
+        return postprocess(self.logits(items), self.labels, activation, temperature, self.thresholds)
+
+    def predict_items(self, items: list[TextInput]) -> Predictions:
+        """`predict` under the name `clearpipe.bulk.local` calls on either classifier.
+
+        >>> clf.predict_items(["fine"]).scores.shape  # doctest: +SKIP
+        (1, 2)
+        """
+        return self.predict(items)
+
+    def check_min_score(self, min_score: float | None) -> float | None:
+        """`min_score` checked against this model's scores (softmax only), as the full classifier's.
+
+        >>> clf.check_min_score(0.9)  # doctest: +SKIP
+        0.9
+        """
+        return check_min_score(min_score, default_activation(self.config))
 
     def __call__(
         self, inputs: object, top_k: TopK = BEST, min_score: float | None = None
@@ -99,7 +125,7 @@ class LiteClassifier:
         """
         batch = normalize_inputs(inputs)
         top_k = check_top_k(top_k, len(self.labels))
-        min_score = check_min_score(min_score, default_activation(self.config))
+        min_score = self.check_min_score(min_score)
         outputs = self.predict(batch.items).to_output(top_k, min_score) if batch.items else []
         return outputs[0] if batch.single else outputs
 
@@ -168,7 +194,17 @@ def load(
     judge = None if margin is None else Referee(open_graph(folder / REFEREE_FILE, threads, dtype), margin)
     budget = max_tokens or DEFAULT_MAX_TOKENS["cpu"]
     return LiteClassifier(
-        tokenizer, graph, config, labels, max_length or limit, budget, pad_id, judge, calibrated, batch_size
+        tokenizer,
+        graph,
+        config,
+        labels,
+        max_length or limit,
+        budget,
+        pad_id,
+        judge,
+        calibrated,
+        batch_size,
+        str(folder),
     )
 
 
