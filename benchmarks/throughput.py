@@ -465,8 +465,13 @@ def peak_rss_of(command: list[str]) -> float:
     return int(out.stdout.split()[-1]) / 1024
 
 
-def predict_memory(args: argparse.Namespace, scratch: Path) -> dict:
-    """Peak RSS of `clearpipe predict` over tables of each size, built by repeating SST-2 texts."""
+# `predict --lite` runs this export when the run made it: the explicit fast mode's bulk path.
+LITE_PREDICT = "clearpipe-lite-openvino-int8-dynamic"
+
+
+def predict_memory(args: argparse.Namespace, scratch: Path, model: list[str]) -> dict:
+    """Peak RSS of `clearpipe predict --model *model` over tables of each size, built by repeating
+    SST-2 texts."""
     texts = read_texts("sst2", None)
     result = {}
     for rows in args.rss_rows:
@@ -477,7 +482,7 @@ def predict_memory(args: argparse.Namespace, scratch: Path) -> dict:
         output = scratch / f"rows-{rows}-out.csv"
         command = [sys.executable, "-m", "clearpipe", "predict", str(table), "--output", str(output)]
         start = time.perf_counter()
-        rss = peak_rss_of([*command, "--model", args.model])
+        rss = peak_rss_of([*command, "--model", *model])
         result[rows] = {"peak_rss_mb": rss, "seconds": time.perf_counter() - start}
         table.unlink()
         output.unlink(missing_ok=True)
@@ -612,7 +617,10 @@ def main(args: argparse.Namespace) -> None:
         out["ceilings"] = ceilings(results, rates, best)
         out["results"] = [{"setting": s, "dataset": d} | r for (s, d), r in results.items()]
         if args.rss_rows:
-            out["predict_rss"] = predict_memory(args, scratch)
+            out["predict_rss"] = predict_memory(args, scratch, [args.model])
+            if (scratch / LITE_PREDICT).is_dir():
+                lite_model = [str(scratch / LITE_PREDICT), "--lite"]
+                out["predict_lite_rss"] = predict_memory(args, scratch, lite_model)
         if not args.skip_cold_start:
             out["cold_start_s"] = cold_start(args)
     print(f"CPU: {out['cpu']}.\n")
@@ -621,11 +629,13 @@ def main(args: argparse.Namespace) -> None:
     for setting, reason in out["skipped"].items():
         print(f"Skipped {setting}: {reason}")
     print(ceiling_lines(out["ceilings"]))
-    if "predict_rss" in out:
-        sizes = ", ".join(
-            f"{rows:,} rows {r['peak_rss_mb']:.0f} MB" for rows, r in out["predict_rss"].items()
-        )
-        print(f"\n`clearpipe predict` peak RSS: {sizes}.")
+    for key, name in (("predict_rss", "predict"), ("predict_lite_rss", f"predict --lite ({LITE_PREDICT})")):
+        if key in out:
+            sizes = ", ".join(
+                f"{rows:,} rows {r['peak_rss_mb']:.0f} MB in {r['seconds']:.0f} s"
+                for rows, r in out[key].items()
+            )
+            print(f"`clearpipe {name}` peak RSS: {sizes}.")
     if "cold_start_s" in out:
         print(
             "Cold start (median of 3): "
