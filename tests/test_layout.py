@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "clearpipe"
 # Lowest first. A module may import its own level or below, never above.
 LEVELS: list[tuple[str, ...]] = [
     ("errors",),
-    ("inputs", "preprocess", "forward", "postprocess", "longtext", "loading"),  # the stages
+    ("inputs", "tokens", "preprocess", "forward", "postprocess", "longtext", "loading"),  # the stages
     ("engine",),
     ("trace",),  # records the stages; `Classifier.trace` offers it
     ("classifier", "pipeline", "__init__", "lite"),  # `__init__`: the package's lazy public names

@@ -52,6 +52,7 @@ from clearpipe.postprocess import (
     check_min_score,
     check_top_k,
     default_activation,
+    parse_activation,
     postprocess,
     saved_temperature,
     saved_thresholds,
@@ -308,14 +309,6 @@ class Classifier:
             f"max_length={self.settings.max_length}, device={self.device}, dtype={self.settings.dtype}"
             f"{rechecks})"
         )
-
-
-def parse_activation(value: str | Activation) -> Activation:
-    """Parse "softmax", "sigmoid" or "none" (any case)."""
-    try:
-        return Activation(str(value.value if isinstance(value, Activation) else value).lower())
-    except ValueError:
-        raise InputError(f'function_to_apply must be "softmax", "sigmoid" or "none", got {value!r}') from None
 
 
 @collector.paused()  # the whole load, the int8 referee's calibration included: see clearpipe.engine.collector

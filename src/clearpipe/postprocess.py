@@ -76,6 +76,18 @@ class Activation(enum.StrEnum):
     NONE = "none"
 
 
+def parse_activation(value: str | Activation) -> Activation:
+    """Parse "softmax", "sigmoid" or "none" (any case).
+
+    >>> parse_activation("Sigmoid")
+    <Activation.SIGMOID: 'sigmoid'>
+    """
+    try:
+        return Activation(str(value.value if isinstance(value, Activation) else value).lower())
+    except ValueError:
+        raise InputError(f'function_to_apply must be "softmax", "sigmoid" or "none", got {value!r}') from None
+
+
 def default_activation(config: PretrainedConfig) -> Activation:
     """Pick the activation the way transformers' text-classification pipeline does.
 

@@ -17,28 +17,7 @@ from tokenizers import Encoding
 from transformers import PreTrainedTokenizerBase
 
 from clearpipe.inputs import TextInput
-
-
-@dataclass(frozen=True)
-class Tokenized:
-    """Token ids per input row, unpadded, truncated to the classifier's `max_length`.
-
-    `encodings` holds the fast tokenizer's `Encoding` per row (token strings, character offsets,
-    special-token mask) when `tokenize` was asked to keep them, as `clearpipe trace` does.
-    """
-
-    input_ids: list[list[int]]
-    token_type_ids: list[list[int]] | None
-    truncated: list[bool]
-    encodings: list[Encoding] | None = None
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-    @property
-    def lengths(self) -> list[int]:
-        """Real tokens per row, special tokens included."""
-        return [len(ids) for ids in self.input_ids]
+from clearpipe.tokens import Tokenized
 
 
 @dataclass(frozen=True)

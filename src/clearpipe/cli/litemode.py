@@ -1,4 +1,4 @@
-"""`--lite` for `classify` and `predict`: run an export folder with `clearpipe.lite`, without torch.
+"""`--lite` for `classify`, `predict` and `serve`: run an export folder with `clearpipe.lite`, without torch.
 
 The flag takes the same loading options as the full classifier; those lite cannot honour (a GPU,
 windows over long texts, another engine) are refused before anything loads.
@@ -24,6 +24,7 @@ def load(
     batch_size: int | None,
     calibrated: bool,
     recheck: bool,
+    threads: int | None = None,
 ) -> LiteClassifier:
     """The lite classifier for these CLI options, or an `InputError` naming the one lite refuses.
 
@@ -39,6 +40,7 @@ def load(
 
     return lite.load(
         model,
+        threads=threads,
         dtype=dtype,
         max_length=max_length,
         max_tokens=max_tokens,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import options, startup
+from clearpipe.cli import litemode, options, startup
 from clearpipe.server.config import API_KEY_ENV
 
 PADDED_BATCH_SIZE = 8
@@ -44,7 +44,11 @@ def serve(
     ] = None,
     threads: Annotated[
         int | None,
-        typer.Option("--threads", min=1, help="Torch CPU threads. Default: torch's, one per physical core."),
+        typer.Option(
+            "--threads",
+            min=1,
+            help="CPU threads (torch's, or the runtime's with --lite). Default: one per physical core.",
+        ),
     ] = None,
     device: options.Device = "auto",
     dtype: options.Dtype = "auto",
@@ -71,11 +75,11 @@ def serve(
         float, typer.Option("--drain", min=0, help="On SIGTERM, seconds to finish in-flight requests.")
     ] = 30.0,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    use_lite: options.Lite = False,
 ) -> None:
     """Serve a classifier over HTTP (POST /classify, /explain; GET /health, /ready, /info, /metrics, /docs)."""
     import uvicorn
 
-    import clearpipe
     from clearpipe.server import ServerConfig, create_app
     from clearpipe.server.security import check_bind
 
@@ -90,21 +94,34 @@ def serve(
         max_chars=max_chars,
         max_body_bytes=max_body_bytes,
     ).check()
-    clf = clearpipe.load(
-        model,
-        max_length=max_length,
-        batch_size=batch_size,
-        device=device,
-        dtype=dtype,
-        recheck=recheck,
-        long_text=long_text,
-        threads=threads,
-        calibrated=calibrated,
-        min_score=min_score,
-    )
+    if use_lite:
+        from clearpipe.server.lite import LiteServed
+
+        rows = rows_per_pass(batch_size, packs=False)  # lite pads every batch
+        small = litemode.load(
+            model, device, long_text, dtype, max_length, None, rows, calibrated, recheck, threads
+        )
+        served = LiteServed(small, min_score)
+    else:
+        import clearpipe
+
+        served = clearpipe.load(
+            model,
+            max_length=max_length,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+            recheck=recheck,
+            long_text=long_text,
+            threads=threads,
+            calibrated=calibrated,
+            min_score=min_score,
+        )
+        served.settings = dataclasses.replace(
+            served.settings, batch_size=rows_per_pass(batch_size, served.packs)
+        )
     startup.resume_collector()
-    clf.settings = dataclasses.replace(clf.settings, batch_size=rows_per_pass(batch_size, clf.packs))
-    app = create_app(clf, config)
+    app = create_app(served, config)
     # uvicorn handles SIGTERM: it stops accepting, lets in-flight requests finish (up to
     # `drain` seconds), then runs the app's shutdown, which stops the batcher.
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=drain)

@@ -59,6 +59,17 @@ def activation_group(folder: str | Path) -> int | None:
     return None if group is None else int(group)
 
 
+def export_kind(folder: str | Path) -> str:
+    """What an export folder runs, for a person to read: its format and quantization.
+
+    >>> export_kind("exported-int8-dynamic/")  # doctest: +SKIP
+    'openvino int8-dynamic'
+    """
+    fmt = "openvino" if (Path(folder) / OPENVINO_FILE).is_file() else "onnx"
+    quantize = _record(folder).get("quantize")
+    return f"{fmt} {quantize}" if quantize else fmt
+
+
 def _record(folder: str | Path) -> dict:
     """The folder's `EXPORT_INFO`, or {} where it has none (folders written by hand, or old ones)."""
     info = Path(folder) / EXPORT_INFO

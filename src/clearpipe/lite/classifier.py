@@ -34,6 +34,7 @@ from clearpipe.postprocess import (
     saved_temperature,
     saved_thresholds,
 )
+from clearpipe.tokens import Tokenized
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
@@ -78,19 +79,40 @@ class LiteClassifier:
         """Token ids per item (special tokens added, truncated to `max_length`), unpadded."""
         return self.tokenizer.encode_batch(items)
 
+    def tokenize(self, items: list[TextInput]) -> Tokenized:
+        """Stage 1 as the full classifier hands it on: ids per row, unpadded, and which were cut.
+
+        >>> clf.tokenize(["fine"]).input_ids  # doctest: +SKIP
+        [[101, 2986, 102]]
+        """
+        encodings = self.encode(items)
+        return Tokenized(
+            input_ids=[e.ids for e in encodings],
+            token_type_ids=[e.type_ids for e in encodings],
+            truncated=[bool(e.overflowing) for e in encodings],
+        )
+
     def logits(self, items: list[TextInput]) -> np.ndarray:
         """Logits (rows, labels) in input order; int8 close calls re-run by the referee.
 
         >>> clf.logits(["fine", "awful"]).shape  # doctest: +SKIP
         (2, 2)
         """
-        encodings = self.encode(items)
-        logits = self._run(self.graph, encodings, range(len(encodings)))
+        return self.logits_of(self.tokenize(items))
+
+    def logits_of(self, tokenized: Tokenized) -> np.ndarray:
+        """`logits` of rows already tokenized (by `tokenize`, or several calls' rows joined, as the
+        server's micro-batches are).
+
+        >>> clf.logits_of(clf.tokenize(["fine"])).shape  # doctest: +SKIP
+        (1, 2)
+        """
+        logits = self._run(self.graph, tokenized, range(len(tokenized)))
         if self.referee is not None and len(logits):
             sigmoid = self.config.problem_type == "multi_label_classification"
             close = close_calls(logits, self.referee.margin, sigmoid)
             if len(close):
-                logits[close] = self._run(self.referee.graph, encodings, close)
+                logits[close] = self._run(self.referee.graph, tokenized, close)
         return logits
 
     def predict(self, items: list[TextInput]) -> Predictions:
@@ -129,22 +151,24 @@ class LiteClassifier:
         outputs = self.predict(batch.items).to_output(top_k, min_score) if batch.items else []
         return outputs[0] if batch.single else outputs
 
-    def _run(self, graph: Graph, encodings: list[Encoding], rows) -> np.ndarray:
+    def _run(self, graph: Graph, tokenized: Tokenized, rows) -> np.ndarray:
         rows = list(rows)
-        lengths = [len(encodings[row].ids) for row in rows]
+        lengths = [len(tokenized.input_ids[row]) for row in rows]
         out = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
         for batch in token_budget_batches(lengths, self.max_tokens, self.batch_size):
-            out[batch] = graph.run(self._feeds([encodings[rows[i]] for i in batch]))
+            out[batch] = graph.run(self._feeds(tokenized, [rows[i] for i in batch]))
         return out
 
-    def _feeds(self, encodings: list[Encoding]) -> dict[str, np.ndarray]:
-        width = max(len(e.ids) for e in encodings)
-        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)  # (B, T)
-        mask = np.zeros((len(encodings), width), dtype=np.int64)
-        types = np.zeros((len(encodings), width), dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            n = len(encoding.ids)
-            ids[row, :n], mask[row, :n], types[row, :n] = encoding.ids, 1, encoding.type_ids
+    def _feeds(self, tokenized: Tokenized, rows: list[int]) -> dict[str, np.ndarray]:
+        width = max(len(tokenized.input_ids[row]) for row in rows)
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)  # (B, T)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        types = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            n = len(tokenized.input_ids[row])
+            ids[i, :n], mask[i, :n] = tokenized.input_ids[row], 1
+            if tokenized.token_type_ids is not None:
+                types[i, :n] = tokenized.token_type_ids[row]
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 

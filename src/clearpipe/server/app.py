@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
@@ -20,8 +20,6 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import clearpipe
-from clearpipe import longtext
-from clearpipe.classifier import Classifier
 from clearpipe.server import error_responses, schemas
 from clearpipe.server.config import ServerConfig
 from clearpipe.server.fast_route import FastClassify, disconnect_waiter
@@ -29,15 +27,18 @@ from clearpipe.server.middleware import BodyLimit, Observe
 from clearpipe.server.security import require_key
 from clearpipe.server.service import Service, check_text
 
-log = logging.getLogger("clearpipe.server")
+if TYPE_CHECKING:  # only named: `serve --lite` runs without torch, which `Classifier` imports
+    from clearpipe.classifier import Classifier
+    from clearpipe.server.lite import LiteServed
 
-LONG_TEXT = longtext.LONG_TEXT_MODES
+log = logging.getLogger("clearpipe.server")
 
 Authorized = Annotated[None, Depends(require_key)]
 
 
-def create_app(classifier: Classifier, config: ServerConfig | None = None) -> FastAPI:
-    """Build the FastAPI app for a loaded classifier; run it with uvicorn.
+def create_app(classifier: Classifier | LiteServed, config: ServerConfig | None = None) -> FastAPI:
+    """Build the FastAPI app for a loaded classifier (or a `clearpipe.lite` one wrapped in
+    `clearpipe.server.lite.LiteServed`); run it with uvicorn.
 
     >>> app = create_app(clearpipe.load("path/to/checkpoint"), ServerConfig(api_key="s3cret"))  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
@@ -121,7 +122,8 @@ def _add_routes(app: FastAPI) -> None:
             device=str(clf.device),
             version=clearpipe.__version__,
             function_to_apply=clf.settings.activation.value,
-            long_text=list(LONG_TEXT),
+            # lite has no windows; the full classifier truncates or chunks per request
+            long_text=["truncate"] if clf.settings.dtype.startswith("lite") else ["truncate", "chunk"],
             calibration=None if clf.settings.temperature is None else clf.settings.temperature.to_dict(),
             thresholds=None
             if clf.settings.thresholds is None

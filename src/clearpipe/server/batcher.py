@@ -21,9 +21,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from clearpipe.preprocess import Tokenized
 from clearpipe.server.config import ServerConfig
 from clearpipe.server.metrics import Metrics
+from clearpipe.tokens import Tokenized
 
 T = TypeVar("T")
 

@@ -16,18 +16,21 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from clearpipe.classifier import Classifier, parse_activation
 from clearpipe.errors import InputError
 from clearpipe.inputs import Batch, TextInput, normalize_inputs
-from clearpipe.postprocess import BEST, Activation, TopK, check_top_k
+from clearpipe.postprocess import BEST, Activation, TopK, check_top_k, parse_activation
 from clearpipe.server import schemas
 from clearpipe.server.batcher import Batcher
 from clearpipe.server.config import ServerConfig
 from clearpipe.server.metrics import Metrics
+
+if TYPE_CHECKING:  # only named: `serve --lite` runs without torch, which `Classifier` imports
+    from clearpipe.classifier import Classifier
+    from clearpipe.server.lite import LiteServed
 
 log = logging.getLogger("clearpipe.server")
 
@@ -50,7 +53,7 @@ class Classified:
 class Service:
     """Everything the routes share: the classifier, the settings, the batcher and the metrics."""
 
-    classifier: Classifier
+    classifier: Classifier | LiteServed
     config: ServerConfig
     metrics: Metrics = field(default_factory=Metrics)
     ready: bool = False
