@@ -23,13 +23,13 @@ import clearpipe
 from clearpipe.server import error_responses, schemas
 from clearpipe.server.config import ServerConfig
 from clearpipe.server.fast_route import FastClassify, disconnect_waiter
+from clearpipe.server.lite import LiteServed
 from clearpipe.server.middleware import BodyLimit, Observe
 from clearpipe.server.security import require_key
 from clearpipe.server.service import Service, check_text
 
 if TYPE_CHECKING:  # only named: `serve --lite` runs without torch, which `Classifier` imports
     from clearpipe.classifier import Classifier
-    from clearpipe.server.lite import LiteServed
 
 log = logging.getLogger("clearpipe.server")
 
@@ -123,7 +123,7 @@ def _add_routes(app: FastAPI) -> None:
             version=clearpipe.__version__,
             function_to_apply=clf.settings.activation.value,
             # lite has no windows; the full classifier truncates or chunks per request
-            long_text=["truncate"] if clf.settings.dtype.startswith("lite") else ["truncate", "chunk"],
+            long_text=["truncate"] if isinstance(clf, LiteServed) else ["truncate", "chunk"],
             calibration=None if clf.settings.temperature is None else clf.settings.temperature.to_dict(),
             thresholds=None
             if clf.settings.thresholds is None
