@@ -24,12 +24,15 @@ from clearpipe.inputs import TextInput, longest_input, normalize_inputs
 from clearpipe.lite.runtime import Graph, open_graph
 from clearpipe.postprocess import (
     BEST,
+    Activation,
     Output,
     Predictions,
+    Temperature,
     TopK,
     check_min_score,
     check_top_k,
     default_activation,
+    parse_activation,
     postprocess,
     saved_temperature,
     saved_thresholds,
@@ -115,11 +118,31 @@ class LiteClassifier:
                 logits[close] = self._run(self.referee.graph, tokenized, close)
         return logits
 
+    @property
+    def activation(self) -> Activation:
+        """The model's own activation (softmax, sigmoid or none), as the full classifier picks it."""
+        return default_activation(self.config)
+
+    @property
+    def temperature(self) -> Temperature | None:
+        """The saved calibration temperature, or None where there is none or `calibrated=False`."""
+        return saved_temperature(self.config) if self.calibrated else None
+
+    def postprocess(
+        self, logits: np.ndarray, function_to_apply: str | Activation | None = None
+    ) -> Predictions:
+        """Stage 3: logits -> scores, with the saved temperature and thresholds, in the model's own
+        activation or `function_to_apply`'s.
+
+        >>> clf.postprocess(clf.logits(["fine"])).best  # doctest: +SKIP
+        array([1])
+        """
+        activation = self.activation if function_to_apply is None else parse_activation(function_to_apply)
+        return postprocess(logits, self.labels, activation, self.temperature, self.thresholds)
+
     def predict(self, items: list[TextInput]) -> Predictions:
         """Scores for every item, with the saved temperature and thresholds applied."""
-        activation = default_activation(self.config)
-        temperature = saved_temperature(self.config) if self.calibrated else None
-        return postprocess(self.logits(items), self.labels, activation, temperature, self.thresholds)
+        return self.postprocess(self.logits(items))
 
     def predict_items(self, items: list[TextInput]) -> Predictions:
         """`predict` under the name `clearpipe.bulk.local` calls on either classifier.
@@ -129,13 +152,17 @@ class LiteClassifier:
         """
         return self.predict(items)
 
-    def check_min_score(self, min_score: float | None) -> float | None:
-        """`min_score` checked against this model's scores (softmax only), as the full classifier's.
+    def check_min_score(
+        self, min_score: float | None, function_to_apply: str | Activation | None = None
+    ) -> float | None:
+        """`min_score` checked against the scores it would apply to (softmax only), as the full
+        classifier's.
 
         >>> clf.check_min_score(0.9)  # doctest: +SKIP
         0.9
         """
-        return check_min_score(min_score, default_activation(self.config))
+        activation = self.activation if function_to_apply is None else parse_activation(function_to_apply)
+        return check_min_score(min_score, activation)
 
     def __call__(
         self, inputs: object, top_k: TopK = BEST, min_score: float | None = None

@@ -16,16 +16,7 @@ import numpy as np
 
 from clearpipe.engine.exported import export_kind
 from clearpipe.errors import InputError
-from clearpipe.postprocess import (
-    Activation,
-    Predictions,
-    Temperature,
-    check_min_score,
-    default_activation,
-    parse_activation,
-    postprocess,
-    saved_temperature,
-)
+from clearpipe.postprocess import Activation, Predictions, Temperature
 from clearpipe.tokens import Tokenized
 
 if TYPE_CHECKING:
@@ -59,13 +50,12 @@ class LiteServed:
         self.source = clf.source
         self.labels = list(clf.labels)
         self.max_length = clf.max_length
-        activation = default_activation(clf.config)
         self.settings = LiteSettings(
             dtype=f"lite {export_kind(clf.source)}",
-            activation=activation,
-            temperature=saved_temperature(clf.config) if clf.calibrated else None,
+            activation=clf.activation,
+            temperature=clf.temperature,
             thresholds=clf.thresholds,
-            min_score=check_min_score(min_score, activation),
+            min_score=clf.check_min_score(min_score),
         )
 
     def tokenize(self, items: list[TextInput]) -> Tokenized:
@@ -77,16 +67,14 @@ class LiteServed:
     def postprocess(
         self, logits: np.ndarray, function_to_apply: str | Activation | None = None
     ) -> Predictions:
-        s = self.settings
-        return postprocess(
-            logits, self.labels, self._activation(function_to_apply), s.temperature, s.thresholds
-        )
+        return self.clf.postprocess(logits, function_to_apply)
 
     def check_min_score(
         self, min_score: float | None, function_to_apply: str | Activation | None = None
     ) -> float | None:
+        """A request's `min_score`, else the server's, checked against the scores it applies to."""
         chosen = self.settings.min_score if min_score is None else min_score
-        return check_min_score(chosen, self._activation(function_to_apply))
+        return self.clf.check_min_score(chosen, function_to_apply)
 
     def warmup(self) -> None:
         self.clf.predict(["warm up " * 4, "warm up " * 30])
@@ -96,6 +84,3 @@ class LiteServed:
 
     def trace(self, text: str, pair: str | None = None, attributions: bool = True) -> Any:
         raise InputError("/explain traces with the full classifier; this server runs --lite")
-
-    def _activation(self, function_to_apply: str | Activation | None) -> Activation:
-        return self.settings.activation if function_to_apply is None else parse_activation(function_to_apply)
