@@ -85,6 +85,16 @@ def test_python_examples_run(scratch):
     assert result.returncode == 0, result.stderr
 
 
+def test_console_servers_run_in_the_background():
+    # A server started in the foreground never returns, and its block would hang until the
+    # timeout; name the line instead.
+    commands = [
+        line[2:] for block in blocks("console") for line in block.splitlines() if line.startswith("$ ")
+    ]
+    foreground = [c for c in commands if c.startswith("clearpipe serve") and not c.rstrip().endswith("&")]
+    assert not foreground, f"README starts a server in the foreground: {foreground}"
+
+
 @pytest.mark.parametrize("index", range(len(blocks("console"))))
 def test_console_examples_run(scratch, index):
     commands = [line[2:] for line in blocks("console")[index].splitlines() if line.startswith("$ ")]
