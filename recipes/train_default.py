@@ -13,6 +13,7 @@ result, saved as fp16 safetensors with a float32 config, its tokenizer and model
 into src/clearpipe/default_model/.
 
     python recipes/train_default.py --teacher /tmp/teacher/teacher --work /tmp/default
+    python recipes/train_default.py --teacher /tmp/t1/teacher --teacher /tmp/t2/teacher --work /tmp/d
     python recipes/train_default.py --work /tmp/default            # without a teacher
     python recipes/train_default.py --install-only --work /tmp/default   # install a finished run
 
@@ -77,7 +78,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "sst2")
     parser.add_argument("--work", type=Path, default=Path("/tmp/clearpipe-default-model"))
-    parser.add_argument("--teacher", type=Path, default=None, help="distil from this model folder")
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        action="append",
+        default=[],
+        help="distil from this model folder; repeat it to learn from several teachers' mean logits",
+    )
     parser.add_argument("--augment", type=int, default=1, help="word-dropout copies per row (teacher only)")
     parser.add_argument(
         "--replace", type=int, default=0, help="word-replacement copies per row (teacher only)"
@@ -90,11 +97,15 @@ def main() -> None:
     if not args.install_only:
         split = sst2_split.make(args.data_dir, args.work / "split")
         flags = [*FLAGS, *args.extra]
-        if args.teacher is not None:
+        if args.teacher:
+            # The first teacher's input embeddings choose replacement words: the augmented rows
+            # stay the same when a teacher is added, so its cached logits are reused.
             augmented = augment.write(
-                split / "train.tsv", args.work / "augmented.tsv", args.augment, args.replace, args.teacher
+                split / "train.tsv", args.work / "augmented.tsv", args.augment, args.replace, args.teacher[0]
             )
-            flags += ["--teacher", str(args.teacher), "--unlabeled", str(augmented)]
+            for one in args.teacher:
+                flags += ["--teacher", str(one)]
+            flags += ["--unlabeled", str(augmented)]
         teacher.clearpipe_train(
             split / "train.tsv", split / "heldout.tsv", args.data_dir / "test.tsv", None, model, flags
         )
@@ -114,9 +125,15 @@ def install(work: Path, dest: Path) -> None:
     card_teacher = ""
     if resolved.get("teacher"):
         scores = ", ".join(f"{k} accuracy {v:.4f}" for k, v in resolved["teacher"]["accuracy"].items())
+        count = len(resolved["teacher"].get("teachers", [None]))
+        who = (
+            "all-mpnet-base-v2 (109M)"
+            if count == 1
+            else f"the mean logits of {count} all-mpnet-base-v2 (109M)"
+        )
         card_teacher = (
-            "Distilled from all-mpnet-base-v2 (109M) fine-tuned on the same split by "
-            f"`recipes/teacher.py` ({scores}), with word-dropout copies labelled by the teacher alone. "
+            f"Distilled from {who} fine-tuned on the same split by `recipes/teacher.py` ({scores}), "
+            "with augmented copies of the training rows (recipes/augment.py) labelled by the teacher alone. "
         )
     with (dest / "README.md").open("a", encoding="utf-8") as card:
         card.write(PROVENANCE.format(figures=figures, teacher=card_teacher))

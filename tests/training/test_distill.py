@@ -3,6 +3,7 @@ reused, a teacher with other labels is refused, and the loss mixes as documented
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def kl_to_teacher(model, tokenizer, teacher_logits: np.ndarray) -> float:
 
 def test_a_distilled_student_moves_toward_its_teacher(teacher, student_base, tmp_path):
     output = tmp_path / "student"
-    distillation = Distillation(str(teacher), temperature=2.0, weight=1.0)  # the teacher alone
+    distillation = Distillation((str(teacher),), temperature=2.0, weight=1.0)  # the teacher alone
     config = TrainConfig(
         data=str(SST2),
         validation=str(SST2),
@@ -82,7 +83,7 @@ def test_a_distilled_student_moves_toward_its_teacher(teacher, student_base, tmp
 
 
 def test_teacher_logits_are_cached_and_reused(teacher, tmp_path, monkeypatch):
-    distillation = Distillation(str(teacher))
+    distillation = Distillation((str(teacher),))
     items = texts()[:50]
     first = distill.teacher_logits(distillation, items, NAMES, tmp_path)
     clf = clearpipe.load(teacher)
@@ -123,7 +124,7 @@ def test_the_loss_mixes_teacher_and_labels_as_documented():
     labelled = torch.tensor([True, True])
 
     def mixed(weight, mask=labelled, t=2.0):
-        return distill.loss(student, teacher, labels, mask, Distillation("t", t, weight), hard, False)
+        return distill.loss(student, teacher, labels, mask, Distillation(("t",), t, weight), hard, False)
 
     torch.testing.assert_close(mixed(0.0), hard.mean())  # weight 0: plain cross-entropy
     kd = mixed(1.0)
@@ -134,14 +135,14 @@ def test_the_loss_mixes_teacher_and_labels_as_documented():
     only_first = torch.tensor([True, False])
     row_kd = (log_t.exp() * (log_t - log_s)).sum(1) * 4
     torch.testing.assert_close(mixed(0.3, only_first), (0.3 * row_kd[0] + 0.7 * hard[0] + row_kd[1]) / 2)
-    same = distill.loss(student, student, labels, labelled, Distillation("t", 2.0, 1.0), hard, False)
+    same = distill.loss(student, student, labels, labelled, Distillation(("t",), 2.0, 1.0), hard, False)
     assert float(same) == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize(("temperature", "weight", "flag"), [(0.0, 0.5, "temperature"), (2.0, 1.5, "weight")])
 def test_bad_distillation_settings_name_their_flag(temperature, weight, flag):
     with pytest.raises(InputError, match=f"--distill-{flag}"):
-        Distillation("t", temperature, weight).check()
+        Distillation(("t",), temperature, weight).check()
 
 
 def test_a_run_stopped_during_the_teachers_pass_resumes(teacher, student_base, tmp_path, monkeypatch):
@@ -152,7 +153,7 @@ def test_a_run_stopped_during_the_teachers_pass_resumes(teacher, student_base, t
         output=str(output),
         data_options=DataOptions(label_names=NAMES),
         epochs=1,
-        distillation=Distillation(str(teacher)),
+        distillation=Distillation((str(teacher),)),
         **FAST,
     )
     monkeypatch.setattr(distill, "CHUNK_ROWS", 100)
@@ -186,3 +187,46 @@ def test_a_run_stopped_during_the_teachers_pass_resumes(teacher, student_base, t
     # for the teacher's own accuracy, which the run records.)
     assert scored[:3] == [100, 100, 70]
     assert result.global_step == math.ceil(270 / 16)
+
+
+@pytest.fixture(scope="module")
+def second_teacher(tiny, tmp_path_factory) -> Path:
+    source = tiny("bert", 2, id2label={0: "negative", 1: "positive"})
+    return make_sensitive(source, tmp_path_factory.mktemp("second-teacher"), seed=11)
+
+
+def test_several_teachers_teach_their_mean_logits_each_cached_alone(
+    teacher, second_teacher, tmp_path, monkeypatch
+):
+    items = texts()[:40]
+    first = distill.teacher_logits(Distillation((str(teacher),)), items, NAMES, tmp_path)
+    loaded = []
+    load = clearpipe.load
+
+    def counting_load(source, *args, **kwargs):
+        loaded.append(str(source))
+        return load(source, *args, **kwargs)
+
+    monkeypatch.setattr(clearpipe, "load", counting_load)
+    both = distill.teacher_logits(Distillation((str(teacher), str(second_teacher))), items, NAMES, tmp_path)
+    assert loaded == [str(second_teacher)]  # the first teacher's pass came from its cache
+    clf = load(second_teacher)
+    np.testing.assert_allclose(both, (first + clf.logits(clf.tokenize(items))) / 2, atol=1e-5)
+    with pytest.raises(InputError, match="same model twice"):
+        Distillation((str(teacher), str(teacher))).check()
+
+
+def test_train_with_two_teachers_records_each_and_their_mean(teacher, second_teacher, student_base, tmp_path):
+    output = tmp_path / "out"
+    result = run(
+        "train", SST2, "--base", student_base, "-o", output, "--label-names", "negative,positive",
+        "--teacher", teacher, "--teacher", second_teacher, "--validation", SST2,
+        "--epochs", "1", "--max-length", "16", "--no-calibrate",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    recorded = json.loads((output / "training_config.json").read_text())["resolved"]["teacher"]
+    assert [t["source"] for t in recorded["teachers"]] == [str(teacher), str(second_teacher)]
+    assert set(recorded["accuracy"]) == {"validation"}
+    assert all(set(t["accuracy"]) == {"validation"} for t in recorded["teachers"])
+    card = (output / "README.md").read_text(encoding="utf-8")
+    assert "the mean logits of 2 teachers" in card and f"`{second_teacher}`" in card

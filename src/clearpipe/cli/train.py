@@ -96,9 +96,11 @@ def train(
         ),
     ] = True,
     teacher: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            "--teacher", help="Distil from this classifier (folder or hub id) with the same labels."
+            "--teacher",
+            help="Distil from this classifier (folder or hub id) with the same labels; "
+            "repeat it to learn from the mean of several teachers' logits.",
         ),
     ] = None,
     distill_temperature: Annotated[
@@ -155,7 +157,7 @@ def train(
         save_dtype=save_dtype,
         max_steps=max_steps,
         calibrate=calibrate,
-        distillation=Distillation(teacher, distill_temperature, distill_weight) if teacher else None,
+        distillation=Distillation(tuple(teacher), distill_temperature, distill_weight) if teacher else None,
         unlabeled=str(unlabeled) if unlabeled else None,
     )
     if unlabeled and not teacher:

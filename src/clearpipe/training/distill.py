@@ -8,6 +8,11 @@ by T² so its gradients keep their size as T grows; Hinton et al. 2015) with cro
 true label: `weight * KD + (1 - weight) * CE`. Rows without a label (`--unlabeled FILE`:
 unlabelled or augmented text) learn from the teacher alone. Multi-label models use the
 teacher's sigmoid scores as soft targets of a binary cross-entropy.
+
+Several teachers (`--teacher A --teacher B`) teach as one: the mean of their logits, each
+teacher cached on its own, so adding a second teacher to a run reuses the first one's pass.
+Averaging logits (a product of the teachers' distributions) keeps the loss unchanged; for two
+labels it orders rows as averaging probabilities does.
 """
 
 from __future__ import annotations
@@ -34,18 +39,22 @@ CHUNK_ROWS = 4096
 
 @dataclass(frozen=True)
 class Distillation:
-    """The teacher and how much the student listens to it.
+    """The teachers (usually one) and how much the student listens to them.
 
-    >>> Distillation(teacher="runs/teacher").temperature
+    >>> Distillation(teachers=("runs/teacher",)).temperature
     2.0
     """
 
-    teacher: str
+    teachers: tuple[str, ...]
     temperature: float = 2.0
     weight: float = 0.5  # share of a labelled row's loss that comes from the teacher
 
     def check(self) -> None:
         """Refuse settings that make no sense, naming the flag."""
+        if not self.teachers:
+            raise InputError("distillation needs at least one --teacher")
+        if len(set(self.teachers)) != len(self.teachers):
+            raise InputError(f"--teacher names the same model twice: {', '.join(self.teachers)}")
         if self.temperature <= 0:
             raise InputError(f"--distill-temperature must be above 0, got {self.temperature}")
         if not 0.0 <= self.weight <= 1.0:
@@ -69,21 +78,33 @@ def label_order(teacher_labels: Sequence[str], student_labels: Sequence[str], te
 def teacher_logits(
     distillation: Distillation, items: Sequence[TextInput], labels: Sequence[str], run: Path
 ) -> np.ndarray:
-    """The teacher's logits (rows, labels) for `items`, in the student's label order, cached.
+    """The teachers' mean logits (rows, labels) for `items`, in the student's label order, cached.
 
-    Parts already in `run/teacher_logits/<fingerprint>/` are reused; the fingerprint covers the
-    teacher's folder or id, its config and weights' size and the texts, so a changed teacher or
-    changed data never reuses stale logits.
+    Each teacher's parts in `run/teacher_logits/<fingerprint>/` are reused; the fingerprint covers
+    the teacher's folder or id, its config and weights' size and the texts, so a changed teacher
+    or changed data never reuses stale logits.
 
-    >>> teacher_logits(Distillation("runs/teacher"), ["good", "bad"], ["negative", "positive"], out)  # doctest: +SKIP
+    >>> teacher_logits(Distillation(("runs/teacher",)), ["good", "bad"], ["negative", "positive"], out)  # doctest: +SKIP
     array([[-3.1,  2.9], [ 2.7, -2.5]], dtype=float32)
+    """
+    each = [one_teacher_logits(teacher, items, labels, run) for teacher in distillation.teachers]
+    return np.mean(each, axis=0, dtype=np.float32)
+
+
+def one_teacher_logits(
+    teacher: str, items: Sequence[TextInput], labels: Sequence[str], run: Path
+) -> np.ndarray:
+    """One teacher's logits (rows, labels) for `items`, in the student's label order, cached in parts.
+
+    >>> one_teacher_logits("runs/teacher", ["good"], ["negative", "positive"], out)  # doctest: +SKIP
+    array([[-3.1,  2.9]], dtype=float32)
     """
     import clearpipe
 
-    source = resolve_source(distillation.teacher)
+    source = resolve_source(teacher)
     config = load_config(source)
     names = [str(config.id2label[i]) for i in range(config.num_labels)]
-    order = label_order(names, labels, distillation.teacher)
+    order = label_order(names, labels, teacher)
     folder = run / CACHE / _fingerprint(source, items)
     folder.mkdir(parents=True, exist_ok=True)
     classifier = None  # loaded only when a part is missing: a resumed run may need no teacher at all
@@ -97,7 +118,8 @@ def teacher_logits(
             partial = path.with_suffix(".partial.npy")
             np.save(partial, logits)
             partial.replace(path)  # a part is whole or absent
-            print(f"teacher: {min(start + CHUNK_ROWS, len(items))}/{len(items)} rows scored", flush=True)
+            done = min(start + CHUNK_ROWS, len(items))
+            print(f"teacher {teacher}: {done}/{len(items)} rows scored", flush=True)
         parts.append(np.load(path))
     return np.concatenate(parts)[:, order] if parts else np.zeros((0, len(labels)), np.float32)
 
@@ -146,7 +168,7 @@ def loss(
     `student` and `teacher` are logits (B, L), `labelled` a (B,) bool mask, `hard_loss` the (B,)
     per-row loss on the true labels (zero where unlabelled).
 
-    >>> loss(s, t, y, torch.tensor([True]), Distillation("t"), ce, False)  # doctest: +SKIP
+    >>> loss(s, t, y, torch.tensor([True]), Distillation(("t",)), ce, False)  # doctest: +SKIP
     tensor(0.41)
     """
     t = distillation.temperature

@@ -292,13 +292,22 @@ def _teacher_lines(teacher: dict | None) -> list[str]:
     """The model card's sentence on distillation (`clearpipe train --teacher`), if there was one."""
     if not teacher:
         return []
-    scores = ", ".join(f"{name} accuracy {acc:.4f}" for name, acc in teacher.get("accuracy", {}).items())
+    if "teachers" in teacher:  # several: the student learnt from their mean logits
+        each = "; ".join(f"`{t['source']}` ({_scores(t)})" for t in teacher["teachers"])
+        source = f"the mean logits of {len(teacher['teachers'])} teachers ({_scores(teacher)}): {each};"
+    else:
+        source = f"the teacher `{teacher['source']}` ({_scores(teacher)})"
     return [
-        f"Distilled from the teacher `{teacher['source']}` ({scores or 'not scored'}) at temperature "
+        f"Distilled from {source} at temperature "
         f"{teacher['temperature']} with weight {teacher['weight']} on its scores; "
         f"{teacher['unlabeled_rows']} unlabelled rows learnt from the teacher alone.",
         "",
     ]
+
+
+def _scores(teacher: dict) -> str:
+    scores = ", ".join(f"{name} accuracy {acc:.4f}" for name, acc in teacher.get("accuracy", {}).items())
+    return scores or "not scored"
 
 
 def _write_json(path: Path, value: object) -> None:

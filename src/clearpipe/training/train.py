@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -443,19 +444,42 @@ def _finish(
 
 
 def _teacher_report(config: TrainConfig, data: TrainingData, unlabeled_rows: int) -> dict:
-    """The teacher's own accuracy on this run's validation and test data (single-label), for the record."""
+    """The teachers' own accuracy on this run's validation and test data (single-label), for the record.
+
+    With one teacher `source` names it; with several, `teachers` gives each one's accuracy and
+    `accuracy` is that of their mean logits, the scores the student learnt from.
+    """
     import clearpipe
 
-    teacher = clearpipe.load(config.distillation.teacher)
-    order = distill.label_order(teacher.labels, data.labels.names, config.distillation.teacher)
-    accuracy = {}
-    for name, split in (("validation", data.validation), ("test", data.test)):
-        if split is not None and len(split) and not data.labels.multi_label:
+    distillation = config.distillation
+    splits = [
+        (name, split)
+        for name, split in (("validation", data.validation), ("test", data.test))
+        if split is not None and len(split) and not data.labels.multi_label
+    ]
+    teachers, summed = [], {name: 0.0 for name, _ in splits}
+    for source in distillation.teachers:
+        teacher = clearpipe.load(source)
+        order = distill.label_order(teacher.labels, data.labels.names, source)
+        accuracy = {}
+        for name, split in splits:
             logits = teacher.logits(teacher.tokenize(split.items))[:, order]
-            accuracy[name] = float(np.mean(logits.argmax(axis=1) == np.asarray(split.labels)))
-    return {**asdict(config.distillation), "source": teacher.source, "accuracy": accuracy} | {
-        "unlabeled_rows": unlabeled_rows
+            summed[name] = summed[name] + logits
+            accuracy[name] = _accuracy(logits, split.labels)
+        teachers.append({"source": teacher.source, "accuracy": accuracy})
+    report = {
+        "temperature": distillation.temperature,
+        "weight": distillation.weight,
+        "unlabeled_rows": unlabeled_rows,
+        "accuracy": {name: _accuracy(summed[name], split.labels) for name, split in splits},
     }
+    if len(teachers) == 1:
+        return report | {"source": teachers[0]["source"]}
+    return report | {"teachers": teachers}
+
+
+def _accuracy(logits: np.ndarray, labels: Sequence[int]) -> float:
+    return float(np.mean(np.asarray(logits).argmax(axis=1) == np.asarray(labels)))
 
 
 def _tune(trainer: Trainer, data: TrainingData) -> list[float]:
