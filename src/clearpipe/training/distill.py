@@ -11,8 +11,9 @@ teacher's sigmoid scores as soft targets of a binary cross-entropy.
 
 Several teachers (`--teacher A --teacher B`) teach as one: the mean of their logits, each
 teacher cached on its own, so adding a second teacher to a run reuses the first one's pass.
-Averaging logits (a product of the teachers' distributions) keeps the loss unchanged; for two
-labels it orders rows as averaging probabilities does.
+Averaging raw logits (a product of the teachers' distributions) keeps the loss unchanged; with
+two labels and two teachers it picks the label that averaging their probabilities would. Saved
+calibration temperatures are not applied: the loss has its own temperature.
 """
 
 from __future__ import annotations
