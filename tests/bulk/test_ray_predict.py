@@ -268,3 +268,47 @@ def test_ray_is_imported_only_for_engine_ray():
     code = "import sys, clearpipe.cli.app, clearpipe.bulk.local; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_lite_worker_imports_no_torch():
+    # What a --lite actor imports: the module Ray unpickles Predictor from, and clearpipe.lite.
+    code = (
+        "import sys, clearpipe.bulk.ray, clearpipe.lite; "
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_lite_workers_write_the_rows_predict_lite_writes_here(ray_cluster, tiny_bert, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from clearpipe.onnx.export import export_onnx
+
+    folder = tmp_path / "onnx"
+    export_onnx(str(tiny_bert), folder, texts=[f"the film {i} was good" for i in range(40)], check_name="t")
+    source = _csv(tmp_path / "in.csv", 60)
+    local, out = tmp_path / "local.csv", tmp_path / "out"
+    lite = ["--lite", "--model", folder, "--chunk-rows", "20", "--top-k", "2"]
+    assert run("predict", source, "-o", local, *lite).returncode == 0
+    done = run(
+        "predict",
+        source,
+        "-o",
+        out,
+        *lite,
+        "--engine",
+        "ray",
+        "--address",
+        ray_cluster,
+        "--output-format",
+        "csv",
+    )
+    assert done.returncode == 0, done.stderr
+    got, expected = _published(out), _read(local, "csv")
+    assert len(got) == 60 and [(g, e) for g, e in zip(got, expected, strict=True) if not _close(g, e)] == []
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["options"]["lite"] is True and "referee" in manifest["options"]
+    assert "device" not in manifest["options"]
+    gpu = run("predict", source, "-o", tmp_path / "gpu", *lite, "--engine", "ray", "--gpus-per-worker", "1")
+    assert gpu.returncode != 0 and "--lite runs on the CPU" in gpu.stderr

@@ -239,7 +239,8 @@ def test_predict_lite_imports_neither_torch_nor_transformers(onnx_folder, tmp_pa
 def test_predict_lite_refuses_what_lite_cannot_do(onnx_folder, tmp_path):
     (tmp_path / "in.txt").write_text("a text\n", encoding="utf-8")
     out = tmp_path / "out.csv"
-    ray = run("predict", tmp_path / "in.txt", "-o", out, "--lite", "--model", onnx_folder, "--engine", "ray")
-    assert_user_error(ray, "--lite runs in this process")
+    args = ["predict", tmp_path / "in.txt", "-o", out, "--lite", "--model", onnx_folder]
+    gpus = run(*args, "--engine", "ray", "--gpus-per-worker", "1")
+    assert_user_error(gpus, "--lite runs on the CPU", "--gpus-per-worker")
     assert_user_error(run("predict", tmp_path / "in.txt", "-o", out, "--lite"), "give it with --model")
     assert not out.exists() and not (tmp_path / "out.csv.parts").exists()

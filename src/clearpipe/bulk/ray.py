@@ -3,7 +3,8 @@
 The driver checks what it can before Ray starts (the model loads, the columns exist, every text
 file decodes and parses), cuts the input into units (`bulk.units`) and hands them to Ray Data:
 `map_batches` with a callable class runs a fixed pool of actors, each holding one `Classifier`
-built by `clearpipe.load` with the local path's options, so each unit goes through the same
+built by `clearpipe.load` with the local path's options (with `--lite`, a `clearpipe.lite`
+classifier of an export folder, and no torch in the workers), so each unit goes through the same
 engine and the same output rows (`bulk.local.classify_chunk`) as `clearpipe predict` on one
 machine, and is written as one staged part (`bulk.staging`). Ray restarts an actor that dies and
 retries its task; the part it rewrites has the same name. When every unit is done the driver
@@ -29,9 +30,16 @@ from typing import Any
 
 from clearpipe.bulk import staging
 from clearpipe.bulk.files import InputFile, filesystem, fingerprint, list_inputs, local_copy, named_as
-from clearpipe.bulk.local import Plan, PredictJob, chunk_items, classify_chunk, count_undecided, plan_for
+from clearpipe.bulk.local import (
+    Classifier,
+    Plan,
+    PredictJob,
+    chunk_items,
+    classify_chunk,
+    count_undecided,
+    plan_for,
+)
 from clearpipe.bulk.units import Reading, Unit, cut_units, read_unit
-from clearpipe.classifier import Classifier
 from clearpipe.errors import CheckpointError, ClearpipeError, InputError
 from clearpipe.tables.read import Chunk, open_parquet, read_columns
 
@@ -42,8 +50,9 @@ PART_FORMATS = ("parquet", "csv", "tsv", "jsonl")
 class RayJob:
     """A local `PredictJob` (columns, top-k, chunk size, encoding, resume) spread over a cluster.
 
-    `load_options` are `clearpipe.load`'s keyword arguments as the local path passes them; each
-    worker adds its own `threads` (and `device="cuda"` with `gpus_per_worker`).
+    `load_options` are `clearpipe.load`'s keyword arguments as the local path passes them (with
+    `lite`, `clearpipe.lite.load`'s); each worker adds its own `threads` (and `device="cuda"` with
+    `gpus_per_worker`).
     """
 
     predict: PredictJob
@@ -55,6 +64,7 @@ class RayJob:
     address: str | None = None  # default: start a Ray on this machine
     workers: int | None = None  # default: one per machine (CPU), one per GPU share (GPU)
     gpus_per_worker: float = 0.0
+    lite: bool = False  # workers run `clearpipe.lite` on an export folder, without torch
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,7 @@ class WorkerSpec:
     job: PredictJob
     staging: str
     suffix: str
+    lite: bool = False
 
 
 def predict_on_ray(
@@ -114,7 +125,7 @@ def predict_on_ray(
         raise InputError(f"chunk size must be at least 1 row, got {job.predict.chunk_rows}")
     files = list_inputs(job.input)
     plan = _plan(clf, job, files, output_format(job))
-    options = _recorded(job.load_options)
+    options = _recorded(job.load_options, job.lite)
     identity = {**options, **asdict(plan), "fingerprint": fingerprint(files)}
     run_id = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
     out = staging.Output.at(job.output)
@@ -129,7 +140,9 @@ def predict_on_ray(
     suffix = plan.output_format
     todo = [u for u in units if u.part(suffix) not in staged.finished]
     model = _portable(job.model, clf)
-    spec = WorkerSpec(model, job.load_options, files, plan, job.predict, out.staging_uri(run_id), suffix)
+    spec = WorkerSpec(
+        model, job.load_options, files, plan, job.predict, out.staging_uri(run_id), suffix, job.lite
+    )
     resumed = sum(u.rows for u in units) - sum(u.rows for u in todo)
     try:
         stats = _run(job, spec, todo, resumed, on_progress) if todo else []
@@ -212,23 +225,31 @@ def _cut(files: list[InputFile], plan: Plan, job: RayJob) -> list[Unit]:
     return cut_units(files, _reading(job), texts, check)
 
 
-def _recorded(load_options: dict[str, Any]) -> dict[str, Any]:
-    """Every option of `clearpipe.load` with the value it takes (defaults filled in, so that a run
-    and its resume agree however they spelled them), except where and on how many threads a
-    worker runs, which may change between a run and its resume."""
+def _recorded(load_options: dict[str, Any], lite: bool = False) -> dict[str, Any]:
+    """Every option of `clearpipe.load` (with `lite`, of `clearpipe.lite.load`, and `lite: True`)
+    with the value it takes (defaults filled in, so that a run and its resume agree however they
+    spelled them), except where and on how many threads a worker runs, which may change between a
+    run and its resume."""
     import inspect
 
-    from clearpipe.classifier import load
+    if lite:
+        from clearpipe.lite import load
+    else:
+        from clearpipe.classifier import load
 
     params = inspect.signature(load).parameters.values()
-    skipped = ("model", "device", "threads")
-    return {p.name: load_options.get(p.name, p.default) for p in params if p.name not in skipped}
+    skipped = ("model", "folder", "device", "threads")
+    options = {p.name: load_options.get(p.name, p.default) for p in params if p.name not in skipped}
+    return options | ({"lite": True} if lite else {})
 
 
 def _portable(model: str | None, clf: Classifier) -> str | None:
     """The model as workers should load it: None stays the embedded default (installed on every
     machine, maybe elsewhere), a folder becomes absolute (workers do not share the driver's cwd)."""
-    return None if model is None else clf.source
+    if model is None:
+        return None
+    local = Path(clf.source)
+    return str(local.resolve()) if local.exists() else clf.source  # a hub id stays as it is
 
 
 def _manifest(
@@ -292,8 +313,10 @@ def _run(
     started_ray = _connect(job.address)
     try:
         workers, cpus = _pool(job, len(todo))
-        device = "cuda" if job.gpus_per_worker else job.load_options.get("device", "auto")
-        spec = replace(spec, load_options={**spec.load_options, "threads": cpus, "device": device})
+        where = {"threads": cpus}
+        if not job.lite:  # lite runs on the CPU and takes no device
+            where["device"] = "cuda" if job.gpus_per_worker else job.load_options.get("device", "auto")
+        spec = replace(spec, load_options={**spec.load_options, **where})
         units = ray.data.from_items(
             [{"unit": json.dumps(asdict(u))} for u in todo], override_num_blocks=len(todo)
         )
@@ -400,18 +423,14 @@ def _stats(reports: list[dict[str, Any]]) -> list[WorkerStats]:
 
 
 class Predictor:
-    """One Ray actor: one `Classifier`, loaded once, turning unit after unit into staged parts."""
+    """One Ray actor: one classifier, loaded once, turning unit after unit into staged parts."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        from clearpipe.classifier import load
-        from clearpipe.engine import collector
-
         self.spec = spec
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.error: ClearpipeError | None = None
         try:
-            with collector.paused():  # see clearpipe.engine.collector
-                self.clf = load(spec.model, **spec.load_options)
+            self.clf = _load(spec)
         except ClearpipeError as exc:  # say, the model folder is missing on this machine
             self.error = exc
         # The actor owns its process, as the CLI does: what loading built lives as long as it
@@ -459,6 +478,19 @@ class Predictor:
             "error": "",
             "message": "",
         }
+
+
+def _load(spec: WorkerSpec) -> Classifier:
+    """The worker's classifier: `clearpipe.lite`'s for `--lite` (imports no torch), else `clearpipe.load`'s."""
+    if spec.lite:
+        from clearpipe import lite
+
+        return lite.load(spec.model, **spec.load_options)
+    from clearpipe.classifier import load
+    from clearpipe.engine import collector
+
+    with collector.paused():  # see clearpipe.engine.collector
+        return load(spec.model, **spec.load_options)
 
 
 def _peak_rss_mib() -> float:

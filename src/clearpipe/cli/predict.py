@@ -107,10 +107,10 @@ def predict(
     """
     from clearpipe.bulk.local import PredictJob
 
-    if use_lite and engine == "ray":  # before Ray is looked for: the pair is the mistake to name
+    if use_lite and gpus_per_worker:  # before Ray is looked for: the pair is the mistake to name
         from clearpipe.errors import InputError
 
-        raise InputError("--lite runs in this process: --engine ray workers load the full classifier")
+        raise InputError("--lite runs on the CPU: --gpus-per-worker needs the full classifier")
     _check_engine(engine, address, workers, gpus_per_worker, output_format)
     job = PredictJob(
         input=Path(input),
@@ -130,6 +130,22 @@ def predict(
         )
         startup.resume_collector()
         clf.check_min_score(min_score)
+        if engine == "ray":
+            from clearpipe.bulk.ray import RayJob
+
+            lite_options = dict(
+                dtype=dtype,
+                max_length=max_length,
+                max_tokens=max_tokens,
+                batch_size=batch_size,
+                calibrated=calibrated,
+                referee=recheck,
+            )
+            ray_job = RayJob(
+                job, input, output, model, lite_options, output_format, address, workers, lite=True
+            )
+            _predict_on_ray(clf, ray_job)
+            return
         _predict_here(clf, job)
         return
     import clearpipe
