@@ -214,6 +214,8 @@ def test_several_teachers_teach_their_mean_logits_each_cached_alone(
     np.testing.assert_allclose(both, (first + clf.logits(clf.tokenize(items))) / 2, atol=1e-5)
     with pytest.raises(InputError, match="same model twice"):
         Distillation((str(teacher), str(teacher))).check()
+    assert Distillation(str(teacher)).teachers == (str(teacher),)  # one, not its characters
+    assert Distillation([teacher]).teachers == (str(teacher),)
 
 
 def test_train_with_two_teachers_records_each_and_their_mean(teacher, second_teacher, student_base, tmp_path):

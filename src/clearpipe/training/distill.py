@@ -50,6 +50,14 @@ class Distillation:
     temperature: float = 2.0
     weight: float = 0.5  # share of a labelled row's loss that comes from the teacher
 
+    def __post_init__(self) -> None:
+        # One teacher given as a plain string (as before several were allowed) is one teacher,
+        # not a tuple of its characters.
+        if isinstance(self.teachers, str | Path):
+            object.__setattr__(self, "teachers", (str(self.teachers),))
+        else:
+            object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
+
     def check(self) -> None:
         """Refuse settings that make no sense, naming the flag."""
         if not self.teachers:

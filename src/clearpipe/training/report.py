@@ -294,7 +294,7 @@ def _teacher_lines(teacher: dict | None) -> list[str]:
         return []
     if "teachers" in teacher:  # several: the student learnt from their mean logits
         each = "; ".join(f"`{t['source']}` ({_scores(t)})" for t in teacher["teachers"])
-        source = f"the mean logits of {len(teacher['teachers'])} teachers ({_scores(teacher)}): {each};"
+        source = f"the mean logits of {len(teacher['teachers'])} teachers ({_scores(teacher)}: {each})"
     else:
         source = f"the teacher `{teacher['source']}` ({_scores(teacher)})"
     return [
