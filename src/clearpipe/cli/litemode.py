@@ -6,7 +6,7 @@ windows over long texts, another engine) are refused before anything loads.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clearpipe.errors import InputError
 
@@ -38,9 +38,25 @@ def load(
         raise InputError("--lite truncates long texts; --long-text chunk needs the full classifier")
     from clearpipe import lite
 
-    return lite.load(
-        model,
-        threads=threads,
+    options = load_options(dtype, max_length, max_tokens, batch_size, calibrated, recheck)
+    return lite.load(model, threads=threads, **options)
+
+
+def load_options(
+    dtype: str,
+    max_length: int | None,
+    max_tokens: int | None,
+    batch_size: int | None,
+    calibrated: bool,
+    recheck: bool,
+) -> dict[str, Any]:
+    """`lite.load`'s keyword arguments for these CLI options (all but where and on how many
+    threads), for this process and for `predict --engine ray`'s workers.
+
+    >>> load_options("auto", None, None, None, True, False)["referee"]
+    False
+    """
+    return dict(
         dtype=dtype,
         max_length=max_length,
         max_tokens=max_tokens,

@@ -124,53 +124,44 @@ def predict(
         resume=resume,
         min_score=min_score,
     )
+    # One set of load options for this process and, with --engine ray, for every worker.
     if use_lite:
         clf = litemode.load(
             model, device, long_text, dtype, max_length, max_tokens, batch_size, calibrated, recheck
         )
-        startup.resume_collector()
-        clf.check_min_score(min_score)
-        if engine == "ray":
-            from clearpipe.bulk.ray import RayJob
+        load_options = litemode.load_options(dtype, max_length, max_tokens, batch_size, calibrated, recheck)
+    else:
+        import clearpipe
 
-            lite_options = dict(
-                dtype=dtype,
-                max_length=max_length,
-                max_tokens=max_tokens,
-                batch_size=batch_size,
-                calibrated=calibrated,
-                referee=recheck,
-            )
-            ray_job = RayJob(
-                job, input, output, model, lite_options, output_format, address, workers, lite=True
-            )
-            _predict_on_ray(clf, ray_job)
-            return
-        _predict_here(clf, job)
-        return
-    import clearpipe
-
-    # One set of load options for this process and, with --engine ray, for every worker.
-    load_options = dict(
-        max_length=max_length,
-        batch_size=batch_size,
-        max_tokens=max_tokens,
-        device=device,
-        dtype=dtype,
-        recheck=recheck,
-        long_text=long_text,
-        calibrated=calibrated,
-    )
-    # With GPU workers this process only checks the model and plans, so it needs no GPU itself.
-    here = {**load_options, "device": "cpu"} if gpus_per_worker else load_options
-    clf = clearpipe.load(model, **here)
+        load_options = dict(
+            max_length=max_length,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            device=device,
+            dtype=dtype,
+            recheck=recheck,
+            long_text=long_text,
+            calibrated=calibrated,
+        )
+        # With GPU workers this process only checks the model and plans, so it needs no GPU itself.
+        here = {**load_options, "device": "cpu"} if gpus_per_worker else load_options
+        clf = clearpipe.load(model, **here)
     startup.resume_collector()
     clf.check_min_score(min_score)  # a multi-label model decides by thresholds instead
     if engine == "ray":
         from clearpipe.bulk.ray import RayJob
 
         ray_job = RayJob(
-            job, input, output, model, load_options, output_format, address, workers, gpus_per_worker
+            job,
+            input,
+            output,
+            model,
+            load_options,
+            output_format,
+            address,
+            workers,
+            gpus_per_worker,  # 0 with --lite, refused above
+            lite=use_lite,
         )
         _predict_on_ray(clf, ray_job)
         return

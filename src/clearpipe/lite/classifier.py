@@ -137,7 +137,7 @@ class LiteClassifier:
         >>> clf.postprocess(clf.logits(["fine"])).best  # doctest: +SKIP
         array([1])
         """
-        activation = self.activation if function_to_apply is None else parse_activation(function_to_apply)
+        activation = self._activation(function_to_apply)
         return postprocess(logits, self.labels, activation, self.temperature, self.thresholds)
 
     def predict(self, items: list[TextInput]) -> Predictions:
@@ -161,8 +161,11 @@ class LiteClassifier:
         >>> clf.check_min_score(0.9)  # doctest: +SKIP
         0.9
         """
-        activation = self.activation if function_to_apply is None else parse_activation(function_to_apply)
-        return check_min_score(min_score, activation)
+        return check_min_score(min_score, self._activation(function_to_apply))
+
+    def _activation(self, function_to_apply: str | Activation | None) -> Activation:
+        # as `Classifier._activation`: the caller's choice, else the model's own
+        return self.activation if function_to_apply is None else parse_activation(function_to_apply)
 
     def __call__(
         self, inputs: object, top_k: TopK = BEST, min_score: float | None = None
