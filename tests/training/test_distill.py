@@ -13,31 +13,17 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
 import clearpipe
-from checkpoints import make_sensitive
 from clearpipe.errors import InputError
 from clearpipe.training import distill
 from clearpipe.training.data import DataOptions
 from clearpipe.training.distill import Distillation
 from clearpipe.training.train import TrainConfig, train
 from cli.helpers import assert_user_error, run
-from tiny_bases import word_base
 
 ASSETS = Path(__file__).parents[1] / "assets"
 SST2 = ASSETS / "sst2_train.tsv"
 NAMES = ["negative", "positive"]
 FAST = {"batch_size": 16, "max_length": 32, "warmup": 0.1, "patience": None, "bf16": False}
-
-
-@pytest.fixture(scope="module")
-def teacher(tiny, tmp_path_factory) -> Path:
-    """A fixed teacher whose scores depend on the words (large random weights)."""
-    source = tiny("bert", 2, id2label={0: "negative", 1: "positive"})
-    return make_sensitive(source, tmp_path_factory.mktemp("teacher"), seed=3)
-
-
-@pytest.fixture(scope="module")
-def student_base(tmp_path_factory, minilm_dir) -> Path:
-    return word_base(tmp_path_factory.mktemp("student-base"), minilm_dir)
 
 
 def texts() -> list[str]:
@@ -187,12 +173,6 @@ def test_a_run_stopped_during_the_teachers_pass_resumes(teacher, student_base, t
     # for the teacher's own accuracy, which the run records.)
     assert scored[:3] == [100, 100, 70]
     assert result.global_step == math.ceil(270 / 16)
-
-
-@pytest.fixture(scope="module")
-def second_teacher(tiny, tmp_path_factory) -> Path:
-    source = tiny("bert", 2, id2label={0: "negative", 1: "positive"})
-    return make_sensitive(source, tmp_path_factory.mktemp("second-teacher"), seed=11)
 
 
 def test_several_teachers_teach_their_mean_logits_each_cached_alone(

@@ -109,6 +109,14 @@ def train(
     distill_weight: Annotated[
         float, typer.Option("--distill-weight", help="Share of the loss from the teacher (0-1).")
     ] = 0.5,
+    distill_hidden: Annotated[
+        float,
+        typer.Option(
+            "--distill-hidden",
+            help="Weight of a loss that has each student layer learn a teacher layer's "
+            "mean-pooled states (one --teacher; 0: the teacher's scores only).",
+        ),
+    ] = 0.0,
     unlabeled: Annotated[
         Path | None,
         typer.Option("--unlabeled", help="Texts without labels, learnt from the --teacher alone."),
@@ -157,9 +165,15 @@ def train(
         save_dtype=save_dtype,
         max_steps=max_steps,
         calibrate=calibrate,
-        distillation=Distillation(tuple(teacher), distill_temperature, distill_weight) if teacher else None,
+        distillation=(
+            Distillation(tuple(teacher), distill_temperature, distill_weight, distill_hidden)
+            if teacher
+            else None
+        ),
         unlabeled=str(unlabeled) if unlabeled else None,
     )
     if unlabeled and not teacher:
         raise InputError("--unlabeled rows learn from a teacher: pass --teacher too")
+    if distill_hidden and not teacher:
+        raise InputError("--distill-hidden learns a teacher's hidden states: pass --teacher too")
     run(config)

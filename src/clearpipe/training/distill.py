@@ -49,6 +49,7 @@ class Distillation:
     teachers: tuple[str, ...]
     temperature: float = 2.0
     weight: float = 0.5  # share of a labelled row's loss that comes from the teacher
+    hidden_weight: float = 0.0  # weight of the hidden-state loss (`training.hidden`); 0: logits only
 
     def __post_init__(self) -> None:
         # One teacher given as a plain string (as before several were allowed) is one teacher,
@@ -68,6 +69,11 @@ class Distillation:
             raise InputError(f"--distill-temperature must be above 0, got {self.temperature}")
         if not 0.0 <= self.weight <= 1.0:
             raise InputError(f"--distill-weight must be between 0 and 1, got {self.weight}")
+        if self.hidden_weight < 0:
+            raise InputError(f"--distill-hidden must be 0 or more, got {self.hidden_weight}")
+        if self.hidden_weight and len(self.teachers) > 1:
+            # Two teachers' hidden spaces have nothing in common, so their states cannot be averaged.
+            raise InputError("--distill-hidden learns one teacher's hidden states: give one --teacher")
 
 
 def label_order(teacher_labels: Sequence[str], student_labels: Sequence[str], teacher: str) -> list[int]:
@@ -114,7 +120,7 @@ def one_teacher_logits(
     config = load_config(source)
     names = [str(config.id2label[i]) for i in range(config.num_labels)]
     order = label_order(names, labels, teacher)
-    folder = run / CACHE / _fingerprint(source, items)
+    folder = run / CACHE / fingerprint(source, items)
     folder.mkdir(parents=True, exist_ok=True)
     classifier = None  # loaded only when a part is missing: a resumed run may need no teacher at all
     parts = []
@@ -152,7 +158,12 @@ def read_unlabeled(path: Path, text_column: str | None = None) -> list[str]:
     return texts
 
 
-def _fingerprint(source: str, items: Sequence[TextInput]) -> str:
+def fingerprint(source: str, items: Sequence[TextInput]) -> str:
+    """A short key for a teacher and the texts it scores: its folder or id, config, weights' sizes.
+
+    >>> fingerprint("runs/teacher", ["good"])  # doctest: +SKIP
+    '3f2a9c01d4e5b6a7'
+    """
     digest = hashlib.sha256(source.encode())
     config = Path(source) / "config.json"
     if config.is_file():

@@ -160,4 +160,6 @@ class Collator:
         if "teacher_logits" in features[0]:  # a distillation run's training rows (training.distill)
             batch["teacher_logits"] = torch.tensor([f["teacher_logits"] for f in features])  # (B, L)
             batch["labelled"] = torch.tensor([f["labelled"] for f in features], dtype=torch.bool)  # (B,)
+        if "row" in features[0]:  # a hidden-state distillation run: rows index the teacher's states
+            batch["row"] = torch.tensor([f["row"] for f in features], dtype=torch.long)  # (B,)
         return batch

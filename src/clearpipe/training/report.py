@@ -297,9 +297,12 @@ def _teacher_lines(teacher: dict | None) -> list[str]:
         source = f"the mean logits of {len(teacher['teachers'])} teachers ({_scores(teacher)}: {each})"
     else:
         source = f"the teacher `{teacher['source']}` ({_scores(teacher)})"
+    states = ""
+    if teacher.get("hidden_weight"):
+        states = f", and each layer learnt its mean-pooled states with weight {teacher['hidden_weight']}"
     return [
         f"Distilled from {source} at temperature "
-        f"{teacher['temperature']} with weight {teacher['weight']} on its scores; "
+        f"{teacher['temperature']} with weight {teacher['weight']} on its scores{states}; "
         f"{teacher['unlabeled_rows']} unlabelled rows learnt from the teacher alone.",
         "",
     ]

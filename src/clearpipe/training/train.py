@@ -41,7 +41,7 @@ from clearpipe.loading import (
     uses_token_type_ids,
 )
 from clearpipe.postprocess import Activation, activate
-from clearpipe.training import bases, distill, report
+from clearpipe.training import bases, distill, hidden, report
 from clearpipe.training.calibration import Calibration, calibrate_split, write_calibration
 from clearpipe.training.data import DataOptions, Split, TrainingData, read_training_data
 from clearpipe.training.distill import Distillation
@@ -114,18 +114,21 @@ class ClearpipeTrainer(Trainer):
         class_weights: torch.Tensor | None,
         multi_label: bool,
         distillation: Distillation | None = None,
+        teacher_states: np.ndarray | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.class_weights = class_weights
         self.multi_label = multi_label
         self.distillation = distillation
+        self.teacher_states = teacher_states  # (rows, layers, width), indexed by a batch's "row"
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
         teacher = inputs.pop("teacher_logits", None)  # training batches of a distillation run only
         labelled = inputs.pop("labelled", None)
-        outputs = model(**inputs)
+        rows = inputs.pop("row", None)  # hidden-state distillation only (training.hidden)
+        outputs = model(**inputs, output_hidden_states=rows is not None)
         logits = outputs.logits.float()  # (B, L)
         weights = None if self.class_weights is None else self.class_weights.to(logits.device)
         reduction = "mean" if teacher is None else "none"
@@ -140,6 +143,12 @@ class ClearpipeTrainer(Trainer):
             loss = distill.loss(
                 logits, teacher.float(), labels, labelled, self.distillation, hard, self.multi_label
             )
+        if rows is not None:
+            states = torch.from_numpy(self.teacher_states[rows.cpu().numpy()]).to(logits.device)
+            student = self.accelerator.unwrap_model(model)
+            mask = inputs["attention_mask"]
+            distance = hidden.loss(student, outputs.hidden_states, mask, states)
+            loss = loss + self.distillation.hidden_weight * distance
         return (loss, outputs) if return_outputs else loss
 
 
@@ -198,8 +207,12 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
     multi = data.labels.multi_label
     num_labels = len(data.labels.names)
     train_ds = to_dataset(tokenizer, data.train, lengths.max_length, use_types, num_labels, multi)
+    states = None
     if config.distillation is not None:
-        train_ds = _with_teacher(config, data, train_ds, tokenizer, lengths.max_length, use_types, output)
+        train_ds, items = _with_teacher(
+            config, data, train_ds, tokenizer, lengths.max_length, use_types, output
+        )
+        train_ds, states = _with_teacher_states(config.distillation, items, train_ds, model, output)
     val_ds = to_dataset(tokenizer, data.validation, lengths.max_length, use_types, num_labels, multi)
     metric = _selection_metric(config, data)
     collator = Collator(tokenizer.pad_token_id or 0, tokenizer.padding_side, multi)
@@ -217,6 +230,7 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
         class_weights=_class_weights(config, data, main),
         multi_label=multi,
         distillation=config.distillation,
+        teacher_states=states,
     )
     _quiet_progress(trainer)
     resume_from = _resume_point(output, config.resume)
@@ -230,7 +244,8 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
 def _with_teacher(
     config: TrainConfig, data: TrainingData, train_ds, tokenizer, max_length, use_types, output
 ):
-    """The training dataset with the teacher's logits per row, and the unlabelled rows appended."""
+    """The training dataset with the teacher's logits per row and the unlabelled rows appended,
+    and the texts of its rows in order."""
     import datasets
 
     distillation = config.distillation
@@ -244,7 +259,8 @@ def _with_teacher(
     names = data.labels.names
     column = config.data_options.text_column
     extra = distill.read_unlabeled(Path(config.unlabeled), column) if config.unlabeled else []
-    logits = distill.teacher_logits(distillation, [*data.train.items, *extra], names, output)
+    items = [*data.train.items, *extra]
+    logits = distill.teacher_logits(distillation, items, names, output)
     train_ds = train_ds.add_column("labelled", [True] * len(data.train))
     if extra:
         placeholder = Split(
@@ -253,7 +269,20 @@ def _with_teacher(
         more = to_dataset(tokenizer, placeholder, max_length, use_types, len(names), False)
         more = more.add_column("labelled", [False] * len(extra)).cast(train_ds.features)
         train_ds = datasets.concatenate_datasets([train_ds, more])
-    return train_ds.add_column("teacher_logits", logits.tolist())
+    return train_ds.add_column("teacher_logits", logits.tolist()), items
+
+
+def _with_teacher_states(distillation: Distillation, items: list, train_ds, model, output: Path):
+    """With `--distill-hidden`, the teacher's pooled states per row and a "row" column to index
+    them (too large for the dataset itself), and the student given its maps to the teacher's width.
+    """
+    if not distillation.hidden_weight:
+        return train_ds, None
+    teacher = distillation.teachers[0]
+    key = distill.fingerprint(resolve_source(teacher), items)
+    states = hidden.teacher_states(teacher, items, model.config.num_hidden_layers, output, key)
+    hidden.attach(model, states.shape[2])
+    return train_ds.add_column("row", list(range(len(train_ds)))), states
 
 
 def _check_output(output: Path, resume: bool) -> None:
@@ -407,6 +436,7 @@ def _finish(
     if data.labels.multi_label:
         thresholds = _tune(trainer, data)
         setattr(model.config, THRESHOLDS_KEY, dict(zip(data.labels.names, thresholds, strict=True)))
+    hidden.detach(model)  # the maps to the teacher's width served training only
     with quiet_transformers():
         _save(model, trainer.processing_class, output, config.save_dtype)
     calibration = _calibrate(config, data, output)
@@ -470,6 +500,7 @@ def _teacher_report(config: TrainConfig, data: TrainingData, unlabeled_rows: int
     report = {
         "temperature": distillation.temperature,
         "weight": distillation.weight,
+        "hidden_weight": distillation.hidden_weight,
         "unlabeled_rows": unlabeled_rows,
         "accuracy": {name: _accuracy(summed[name], split.labels) for name, split in splits},
     }
