@@ -84,12 +84,11 @@ class _Encoder:
     def __init__(self, teacher: str, student_layers: int) -> None:
         from transformers import AutoModel, AutoTokenizer
 
+        from clearpipe.engine.precision import cpu_has_native_bf16
         from clearpipe.loading import model_max_length, quiet_transformers, resolve_source
 
         source = resolve_source(teacher)
         self.tokenizer = AutoTokenizer.from_pretrained(source)
-        from clearpipe.engine.precision import cpu_has_native_bf16
-
         with quiet_transformers():  # a classifier's folder: its head is dropped, as intended
             self.model = AutoModel.from_pretrained(source).eval()
         if torch.cuda.is_available():

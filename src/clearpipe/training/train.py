@@ -128,7 +128,8 @@ class ClearpipeTrainer(Trainer):
         teacher = inputs.pop("teacher_logits", None)  # training batches of a distillation run only
         labelled = inputs.pop("labelled", None)
         rows = inputs.pop("row", None)  # hidden-state distillation only (training.hidden)
-        outputs = model(**inputs, output_hidden_states=rows is not None)
+        # Hidden states only when they are learnt: a model's plain forward keeps its plain signature.
+        outputs = model(**inputs) if rows is None else model(**inputs, output_hidden_states=True)
         logits = outputs.logits.float()  # (B, L)
         weights = None if self.class_weights is None else self.class_weights.to(logits.device)
         reduction = "mean" if teacher is None else "none"
