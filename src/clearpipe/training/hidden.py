@@ -79,48 +79,55 @@ def teacher_states(
 
 
 class _Encoder:
-    """The teacher's encoder and tokenizer, pooling its hidden states in length-sorted batches."""
+    """The teacher's encoder, pooling its hidden states over batches of like token lengths.
+
+    Rows go through the inference stages' own tokenizing, padding and input steps
+    (`preprocess.tokenize`, `preprocess.collate`, `forward.model_inputs`), so texts and pairs are
+    cut and padded as the classifier's are.
+    """
 
     def __init__(self, teacher: str, student_layers: int) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        from clearpipe.engine.precision import cpu_has_native_bf16
-        from clearpipe.loading import model_max_length, quiet_transformers, resolve_source
+        from clearpipe.engine.precision import resolve_dtype
+        from clearpipe.loading import (
+            model_max_length,
+            quiet_transformers,
+            resolve_source,
+            uses_token_type_ids,
+        )
 
         source = resolve_source(teacher)
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         with quiet_transformers():  # a classifier's folder: its head is dropped, as intended
             self.model = AutoModel.from_pretrained(source).eval()
-        if torch.cuda.is_available():
-            self.model.to("cuda")
-        # bf16 where the chip computes it natively: the states are stored as float16 anyway.
-        cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
-        self.bf16 = cuda_bf16 or (not torch.cuda.is_available() and cpu_has_native_bf16())
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device)
+        # bf16 where the chip computes it natively (the engine's "auto"): the states are stored
+        # as float16 anyway.
+        self.bf16 = resolve_dtype("auto", self.device) == "bfloat16"
         self.layers = layer_map(student_layers, self.model.config.num_hidden_layers)
         self.max_length = min(MAX_TOKENS, model_max_length(self.model.config, self.tokenizer))
+        self.use_types = uses_token_type_ids(self.model, self.tokenizer)
 
     def pooled(self, items: Sequence[TextInput]) -> np.ndarray:
+        from clearpipe.forward import model_inputs
+        from clearpipe.preprocess import collate, tokenize
+
         out = np.zeros((len(items), len(self.layers), self.model.config.hidden_size), np.float16)
-        order = sorted(range(len(items)), key=lambda i: len(str(items[i])))  # less padding
-        device = self.model.device
+        tokenized = tokenize(self.tokenizer, items, self.max_length, self.use_types)
+        order = np.argsort([len(ids) for ids in tokenized.input_ids], kind="stable")  # less padding
+        pad = self.tokenizer.pad_token_id or 0
         for start in range(0, len(order), BATCH_ROWS):
-            rows = order[start : start + BATCH_ROWS]
-            enc = self._encode([items[i] for i in rows]).to(device)
-            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                states = self.model(**enc, output_hidden_states=True).hidden_states
-            pooled = torch.stack(
-                [mean_pool(states[k].float(), enc["attention_mask"]) for k in self.layers], 1
-            )
+            rows = order[start : start + BATCH_ROWS].tolist()
+            encoded = collate(tokenized, rows, pad, self.tokenizer.padding_side)
+            inputs = model_inputs(encoded, self.device)
+            with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                states = self.model(**inputs, output_hidden_states=True).hidden_states
+            mask = inputs["attention_mask"]
+            pooled = torch.stack([mean_pool(states[k].float(), mask) for k in self.layers], 1)
             out[rows] = pooled.cpu().numpy().astype(np.float16)
         return out
-
-    def _encode(self, batch: list[TextInput]) -> dict[str, torch.Tensor]:
-        pairs = not isinstance(batch[0], str)
-        first = [item[0] for item in batch] if pairs else batch
-        second = [item[1] for item in batch] if pairs else None
-        return self.tokenizer(
-            first, second, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
 
 
 def attach(model: torch.nn.Module, teacher_width: int) -> None:
