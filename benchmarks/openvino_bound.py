@@ -1,4 +1,4 @@
-"""How fast can any loop around OpenVINO's int8 graph go? The bound behind issue 19's SST-2 targets.
+"""How fast can any loop around OpenVINO's int8 graph go? The bound behind the SST-2 rival targets.
 
     PYTHONPATH=src python benchmarks/openvino_bound.py [--model DIR] [--dataset sst2] [--passes 5] [--rounds 2]
 

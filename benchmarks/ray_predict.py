@@ -1,4 +1,4 @@
-"""`clearpipe predict` on one machine against `--engine ray` with 1 and 2 workers (issue 20).
+"""`clearpipe predict` on one machine against `--engine ray` with 1 and 2 workers.
 
     python benchmarks/ray_predict.py [--rows 100000] [--workers 1,2] [--chunk-rows 4096] [--json FILE]
     python benchmarks/ray_predict.py --rows 2000 --chunk-rows 250     # a quick check of the script
@@ -10,7 +10,7 @@ this machine; threads per worker = cores / N). Reported per setting: seconds and
 process start to exit, the ratio to the local engine, whether the labels equal the local ones on
 every row (and, where not, how close to a tie the differing rows were), peak RSS of the local
 process and of each Ray actor (from the run's manifest), and the start-up overhead: the same
-command on `--startup-rows` rows, minus the local engine's time on them. Issue 20's target is
+command on `--startup-rows` rows, minus the local engine's time on them. The target is
 >= 85% of the local rate with 2 workers on 100,000 rows of a 2-core machine, labels equal on every row.
 """
 

@@ -8,7 +8,7 @@ row per client count. All traffic stays on 127.0.0.1.
     PYTHONPATH=src python benchmarks/serve_load.py                       # embedded default model
     PYTHONPATH=src python benchmarks/serve_load.py --model /tmp/minilm-cls --clients 1,32,128
 
-Targets (issue 6) at 32 clients: throughput >= 60% of offline, zero errors, p99 < 250 ms.
+Serving targets at 32 clients: throughput >= 60% of offline, zero errors, p99 < 250 ms.
 """
 
 from __future__ import annotations

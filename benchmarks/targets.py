@@ -1,12 +1,13 @@
-"""Issues 4 and 19's targets, checked against one run of `benchmarks/throughput.py`.
+"""The speed targets, checked against one run of `benchmarks/throughput.py`.
 
     PYTHONPATH=src python benchmarks/targets.py RUN.json
 
 `throughput.py` prints these lines after its table; this script prints them again for a saved
-`--json` file, so that a run can be judged later. Issue 4's ratios are against the best fp32
-transformers.pipeline setting measured in the same run; next to each target stands the ceiling
-of that run (every FLOP at the measured matrix-multiply rate), which says whether the machine
-allows the target at all. Issue 19's ratios are against the fastest rival of the same run (any
+`--json` file, so that a run can be judged later. The pipeline targets' ratios are against the
+best fp32 transformers.pipeline setting measured in the same run; next to each target stands the
+ceiling of that run (every FLOP at the measured matrix-multiply rate), which says whether the
+machine allows the target at all. The rival targets' ratios are against the fastest rival of the
+same run (any
 setting that is not clearpipe's: the pipelines, OpenVINO, CTranslate2) whose label agreement
 with fp32 reaches the target's bar. `train_line` judges a `train_speed.py` run. The exit status
 is 0 whatever is met: this is a report, not a test.
@@ -47,7 +48,8 @@ SPEEDS = (
 )
 MIN_MFU = 0.5  # of the default path, against the measured rate of its own number format
 
-# Issue 19: any clearpipe setting may be the fastest explicit mode, the backends to come included.
+# Against the rivals, any clearpipe setting may be the fastest explicit mode, the backends to come
+# included.
 EXPLICIT = (
     "clearpipe-default",
     "clearpipe-fp32",
@@ -190,7 +192,7 @@ def _qualifies(row: dict, target: RivalTarget) -> bool:
 
 
 def rival_line(run: dict, target: RivalTarget) -> str:
-    """One issue-19 target: the fastest qualifying clearpipe setting against the fastest rival at
+    """One rival target: the fastest qualifying clearpipe setting against the fastest rival at
     the same agreement bar (not measured when either is missing).
 
     >>> rival_line({"results": []}, RIVAL_TARGETS[0])
@@ -218,7 +220,7 @@ def rival_line(run: dict, target: RivalTarget) -> str:
 
 
 def train_line(speed: dict) -> str:
-    """Issue 19's training target for one `train_speed.py` run: `clearpipe train` at least
+    """The training speed target for one `train_speed.py` run: `clearpipe train` at least
     `TRAIN_RATIO` times the recipe's rows/s, its accuracy at most `TRAIN_ACCURACY_POINTS` below.
 
     >>> print(train_line({"clearpipe": {"rows_per_s": 50.0, "accuracy": 0.90},
@@ -238,32 +240,30 @@ def train_line(speed: dict) -> str:
     return f"{head}: {_verdict(met)} ({ratio:.2f}x, {points:+.2f} points)"
 
 
-def issue4_report(run: dict) -> str:
-    """Every target of issue 4, a line each, for one run's JSON.
+def pipeline_report(run: dict) -> str:
+    """Every target against the best fp32 transformers.pipeline, a line each, for one run's JSON.
 
-    >>> print(issue4_report({"results": []}).splitlines()[0])
-    Targets of issue 4 (against the best fp32 pipeline of this run):
+    >>> print(pipeline_report({"results": []}).splitlines()[0])
+    Targets against the best fp32 pipeline of this run:
     """
     lines = [speed_line(run, target) for target in SPEEDS]
     lines += [*mfu_lines(run), memory_line(run), cold_start_line(run)]
-    return "Targets of issue 4 (against the best fp32 pipeline of this run):\n" + "\n".join(lines)
+    return "Targets against the best fp32 pipeline of this run:\n" + "\n".join(lines)
 
 
-def issue19_report(run: dict) -> str:
-    """Every inference target of issue 19, a line each, for one run's JSON.
+def rival_report(run: dict) -> str:
+    """Every inference target against the fastest rival, a line each, for one run's JSON.
 
-    >>> print(issue19_report({"results": []}).splitlines()[0])
-    Targets of issue 19 (against the fastest rival of this run at each agreement bar):
+    >>> print(rival_report({"results": []}).splitlines()[0])
+    Targets against the fastest rival of this run at each agreement bar:
     """
     lines = [rival_line(run, target) for target in RIVAL_TARGETS]
-    return "Targets of issue 19 (against the fastest rival of this run at each agreement bar):\n" + "\n".join(
-        lines
-    )
+    return "Targets against the fastest rival of this run at each agreement bar:\n" + "\n".join(lines)
 
 
 def report(run: dict) -> str:
-    """Issue 4's targets, then issue 19's, for one run's JSON."""
-    return issue4_report(run) + "\n\n" + issue19_report(run)
+    """The targets against the pipeline, then those against the rivals, for one run's JSON."""
+    return pipeline_report(run) + "\n\n" + rival_report(run)
 
 
 def load_run(path: Path) -> dict:

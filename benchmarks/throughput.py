@@ -3,7 +3,7 @@
     PYTHONPATH=src python benchmarks/throughput.py [--model DIR] [--limit N] [--threads 2] [--json FILE]
 
 Every setting runs in a fresh process (so peak RSS is its own) with `--threads` threads (2 by
-default, the issue's setup; 0: each library's own default) on `sst2/test.tsv` and
+default, the targets' setup; 0: each library's own default) on `sst2/test.tsv` and
 `agnews/test.tsv`. The rivals: transformers.pipeline in fp32 at batch size 1 and 32, in bf16 at
 batch size 32 with the input as given and sorted by token length (order restored, the sort
 timed), and, where `pip install 'clearpipe[bench]'` put them, OpenVINO (its default precision,
@@ -13,16 +13,16 @@ default settings, fp32, torch int8, the ONNX Runtime exports (fp32 and int8) and
 exports (OpenVINO's default precision and nncf int8; skipped without `clearpipe[openvino]`), all
 made by `clearpipe export` with its accuracy guard, each timed over `--repeats` passes (median).
 Reported per setting and dataset: texts/s, the ratio to the best fp32 transformers.pipeline
-setting (issue 4's yardstick) and to the fastest rival at 99.5% agreement (issue 19's), label
-agreement and largest |score difference| against fp32 eager (transformers.pipeline at batch size
-1), the share of texts that int8's float referee re-ran (`clearpipe.engine.recheck`), peak RSS, and
-model FLOP utilization: the FLOPs the texts need (real tokens; see `model_flops`) per second over
+setting (the pipeline targets' yardstick) and to the fastest rival at 99.5% agreement (the rival
+targets'), label agreement and largest |score difference| against fp32 eager (transformers.pipeline
+at batch size 1), the share of texts that int8's float referee re-ran (`clearpipe.engine.recheck`),
+peak RSS, and model FLOP utilization: the FLOPs the texts need (real tokens; see `model_flops`) per second over
 a large matrix multiply's rate in the same number format (int8 included), measured here. Then
 the ceiling those rates put on any setting (texts/s with every FLOP at the measured rate, and
 that as a multiple of the best pipeline: what this machine allows at all), the CPU's name and
 vector features, `clearpipe predict`'s peak RSS at 10k and 100k rows, and the cold start of
 `clearpipe classify "x"` against the equivalent transformers.pipeline script, and last a line per
-target of issues 4 and 19, met or not (`benchmarks/targets.py`, which also judges a saved run).
+speed target, met or not (`benchmarks/targets.py`, which also judges a saved run).
 A Markdown table goes to stdout; `--json FILE` writes every figure.
 """
 
@@ -80,7 +80,7 @@ SETTINGS = {
     "clearpipe-fp16": ("clearpipe", {"dtype": "float16"}),  # for GPUs; CPUs emulate fp16 slowly
 }
 DEFAULT_SETTINGS = [s for s in SETTINGS if s != "clearpipe-fp16"]
-BASELINES = ("pipeline-b1", "pipeline-b32")  # always run: the reference and issue 4's yardstick
+BASELINES = ("pipeline-b1", "pipeline-b32")  # always run: the reference and the targets' yardstick
 
 
 # --- Worker: one setting, one dataset, in its own process --------------------------------------
@@ -309,8 +309,8 @@ def _int8_kernel(size: int):
 
 
 def best_pipeline(raw: dict) -> dict[str, float]:
-    """Per dataset, the texts/s of the fastest fp32 transformers.pipeline setting: what issue 4's
-    ratios divide by."""
+    """Per dataset, the texts/s of the fastest fp32 transformers.pipeline setting: what the
+    pipeline targets' ratios divide by."""
     best: dict[str, float] = {}
     for (setting, dataset), r in raw.items():
         kind, options = SETTINGS[setting]
@@ -508,7 +508,7 @@ def cold_start(args: argparse.Namespace, repeats: int = 3) -> dict:
     return {name: statistics.median(values) for name, values in timings.items()}
 
 
-RIVAL_BARS = (0.995, 0.99)  # the agreement bars of issue 19's targets; the table uses the first
+RIVAL_BARS = (0.995, 0.99)  # the agreement bars of the rival targets; the table uses the first
 
 
 def rival_ratios(results: dict, bar: float = RIVAL_BARS[0]) -> dict:
@@ -524,7 +524,7 @@ def rival_ratios(results: dict, bar: float = RIVAL_BARS[0]) -> dict:
 
 
 def rival_lines(results: dict) -> str:
-    """The fastest rival of each dataset at each agreement bar: what issue 19's ratios divide by."""
+    """The fastest rival of each dataset at each agreement bar: what the rival targets' ratios divide by."""
     run = {"results": [{"setting": s, "dataset": d} | r for (s, d), r in results.items()]}
     parts = []
     for dataset in dict.fromkeys(d for _, d in results):

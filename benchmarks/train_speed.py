@@ -14,7 +14,7 @@ on the same rows of `dev.tsv`, from the same base (MiniLM: the `model/` folder o
 rows/s is rows trained (optimizer steps x rows per step) over the seconds of the whole command,
 loading, tokenizing and evaluating included: what a user waits for. The training loop's own
 seconds (clearpipe's `trace.json`, the recipe's `train_runtime`) are shown beside it. Last comes
-issue 19's target line (`targets.train_line`): at least 2x the recipe's rows/s with validation
+the training speed target's line (`targets.train_line`): at least 2x the recipe's rows/s with validation
 accuracy within 0.3 points.
 """
 
@@ -205,7 +205,7 @@ def main(args: argparse.Namespace) -> None:
         result["recipe"] = with_rates(run_recipe(args, train, validation, scratch))
     print(f"SST-2: {rows:,} training rows, {validation_rows:,} validation rows, base {args.base}.\n")
     print(summary(result))
-    print("\nTarget of issue 19:\n" + targets.train_line(result))
+    print("\nTraining speed target:\n" + targets.train_line(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 

@@ -1,4 +1,5 @@
-"""`benchmarks/targets.py`: issues 4 and 19's targets judged from a saved benchmark run."""
+"""`benchmarks/targets.py`: the speed targets (against the fp32 pipeline and against the fastest
+rival) judged from a saved benchmark run."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def test_a_run_that_meets_every_target_says_met_on_every_line():
     rows += [row("clearpipe-int8", "sst2", 8.2), row("clearpipe-int8", "agnews", 6.5, 0.999)]
     rss = {"10000": {"peak_rss_mb": 800.0}, "100000": {"peak_rss_mb": 900.0}}
     cold = {"clearpipe classify": 3.0, "transformers.pipeline script": 4.0}
-    lines = targets.issue4_report(run(*rows, predict_rss=rss, cold_start_s=cold)).splitlines()[1:]
+    lines = targets.pipeline_report(run(*rows, predict_rss=rss, cold_start_s=cold)).splitlines()[1:]
     assert len(lines) == 10
     assert [verdict(line) for line in lines] == ["met"] * 10, lines
 
@@ -79,7 +80,7 @@ def test_the_script_judges_a_saved_run(tmp_path):
     )
     assert "- fp32 path, agnews: at least 1.8x at >= 99.5% agreement: NOT met" in result.stdout
     assert "- default settings, sst2: at least 6.0x at >= 99.5% agreement: not measured" in result.stdout
-    assert "Targets of issue 19" in result.stdout
+    assert "Targets against the fastest rival of this run" in result.stdout
     assert "- default settings, agnews: at least 1.3x the fastest rival" in result.stdout
 
 
@@ -102,7 +103,7 @@ def test_a_file_that_is_not_a_run_exits_with_why(tmp_path, content, why):
     assert why in result.stderr and "Traceback" not in result.stderr
 
 
-# --- Issue 19: against the fastest rival of the run at the target's agreement bar ----------------
+# --- Against the fastest rival of the run at the target's agreement bar --------------------------
 def timed(setting: str, dataset: str, texts_per_s: float, agreement: float = 1.0, rss: float = 400.0) -> dict:
     return {
         "setting": setting,
@@ -176,7 +177,7 @@ def test_without_a_rival_or_a_clearpipe_setting_nothing_is_measured(rows):
     assert verdict(targets.rival_line(run(*rows), targets.RIVAL_TARGETS[0])) == "not measured"
 
 
-def test_a_run_of_issue_19_that_meets_every_target_says_met_on_every_line():
+def test_a_run_that_beats_every_rival_target_says_met_on_every_line():
     rows = [
         timed(r["setting"], d, r["texts_per_s"], r["label_agreement"])
         for r in RIVALS
@@ -184,7 +185,7 @@ def test_a_run_of_issue_19_that_meets_every_target_says_met_on_every_line():
     ]
     rows += [timed("clearpipe-default", d, 800.0, 0.999, rss=600.0) for d in ("sst2", "agnews")]
     rows += [timed("clearpipe-onnx-int8", d, 800.0, 0.995, rss=450.0) for d in ("sst2", "agnews")]
-    lines = targets.issue19_report(run(*rows)).splitlines()[1:]
+    lines = targets.rival_report(run(*rows)).splitlines()[1:]
     assert [verdict(line) for line in lines] == ["met"] * 4, lines
 
 
