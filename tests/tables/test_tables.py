@@ -77,3 +77,40 @@ def test_missing_text_column_lists_columns():
         pick_column(["id", "words"], None, TEXT_NAMES, "text", "--text-column", "a.csv")
     with pytest.raises(InputError, match="several columns could hold the text"):
         pick_column(["text", "review"], None, TEXT_NAMES, "text", "--text-column", "a.csv")
+
+
+def test_utf16_files_are_read_by_line(tmp_path):
+    csv_path, txt_path = tmp_path / "wide.csv", tmp_path / "wide.txt"
+    csv_path.write_bytes("id,text\r\n1,café\r\n2,naïve\r\n".encode("utf-16"))
+    txt_path.write_bytes("first\nsecond, café\nthird".encode("utf-16"))
+    assert read_columns(csv_path, "utf-16") == ["id", "text"]
+    chunks = list(read_chunks(csv_path, 1, "utf-16"))
+    assert [c.rows for c in chunks] == [[{"id": "1", "text": "café"}], [{"id": "2", "text": "naïve"}]]
+    assert chunks[-1].bytes_read == csv_path.stat().st_size
+    texts = [r["text"] for c in read_chunks(txt_path, 10, "utf-16") for r in c.rows]
+    assert texts == ["first", "second, café", "third"]
+
+
+def test_utf16_read_as_utf8_suggests_the_encoding(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_bytes("id,text\n1,a\n".encode("utf-16"))
+    with pytest.raises(InputError, match=r"wide\.csv, line 1: .*byte-order mark: pass --encoding utf-16"):
+        read_columns(path)
+
+
+def test_lines_ending_in_cr_alone_are_rows(tmp_path):
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b'id,text\r1,"first"\r2,second\r')
+    assert read_columns(path) == ["id", "text"]
+    assert _rows(path, 10) == [(1, [{"id": "1", "text": "first"}, {"id": "2", "text": "second"}])]
+    txt = tmp_path / "mac.txt"
+    txt.write_bytes(b"one\rtwo\rthree")
+    assert [r["text"] for _, rows in _rows(txt, 10) for r in rows] == ["one", "two", "three"]
+
+
+@pytest.mark.parametrize("suffix", ["json", "jsonl"])
+def test_deeply_nested_json_is_an_input_error(tmp_path, suffix):
+    path = tmp_path / f"deep.{suffix}"
+    path.write_text("[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=rf"deep\.{suffix}.*JSON nested too deeply"):
+        _rows(path)

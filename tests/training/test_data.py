@@ -193,3 +193,49 @@ def test_evaluation_data_maps_onto_model_labels(tmp_path):
     split, report = read_evaluation_data(path, ["negative", "positive"], multi_label=False)
     assert split.labels == [1, 0]
     assert report.dropped == {"unknown label": [3]}
+
+
+def test_one_blank_label_is_dropped_not_every_row(tmp_path):
+    lines = ["text,label"] + [f"film {i},{i % 2}" for i in range(1, 9)]
+    lines[3] = "film 3,"
+    path = write(tmp_path / "e.csv", "\n".join(lines) + "\n")
+    split, report = read_evaluation_data(path, ["negative", "positive"], multi_label=False)
+    assert split.labels == [1, 0, 0, 1, 0, 1, 0]
+    assert report.dropped == {"missing label": [3]}
+    data = read_training_data(path, options=DataOptions(label_names=["negative", "positive"]))
+    assert data.labels.names == ["negative", "positive"]
+    assert data.report.splits[0].dropped == {"missing label": [3]}
+
+
+def test_one_class_is_refused_before_training(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\n" + "".join(f"film {i},pos\n" for i in range(10)))
+    with pytest.raises(InputError, match=r'd\.csv: every row has the label "pos" \(column "label"\)'):
+        read_training_data(path)
+
+
+def test_all_empty_texts_are_named_as_such(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\n" + "".join(f",{i % 2}\n" for i in range(10)))
+    with pytest.raises(InputError, match=r'd\.csv: every row\'s text is empty \(column "text"\)'):
+        read_training_data(path)
+    with pytest.raises(InputError, match="every row's text is empty"):
+        read_evaluation_data(path, ["negative", "positive"], multi_label=False)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_encoding_is_chosen_and_a_wrong_one_suggests_it(tmp_path, suffix):
+    path = tmp_path / f"latin{suffix}"
+    rows = [("café crème", "pos"), ("übel", "neg")] * 3
+    if suffix == ".csv":
+        text = "text,label\n" + "".join(f"{t},{label}\n" for t, label in rows)
+    else:
+        text = "".join(
+            json.dumps({"text": t, "label": label}, ensure_ascii=False) + "\n" for t, label in rows
+        )
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin\.\w+.*cannot decode.*pass --encoding"):
+        read_training_data(path)
+    data = read_training_data(path, options=DataOptions(encoding="latin-1", validation_fraction=0.34))
+    assert sorted(data.train.items + data.validation.items) == sorted(t for t, _ in rows)
+    wide = tmp_path / f"wide{suffix}"
+    wide.write_bytes(text.encode("utf-16"))
+    assert len(read_table(wide, encoding="utf-16")) == 6

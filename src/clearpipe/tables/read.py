@@ -3,11 +3,13 @@
 Reading streams a file chunk by chunk so that `clearpipe predict` works in bounded memory on
 files larger than RAM (.json, a single array, is the exception: it is parsed whole). Every
 row carries its 1-based number so that errors can say where they are. Text files are decoded
-line by line, strictly, so an undecodable byte is reported with its line number.
+line by line, strictly, so an undecodable byte is reported with its line number; UTF-16 and
+UTF-32 files are decoded as a stream, and lines may end in LF, CRLF or CR alone.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import itertools
 import json
@@ -105,35 +107,110 @@ def read_chunks(path: Path, chunk_rows: int, encoding: str = "utf-8", header: bo
 RowStream = Iterator[tuple[int, Row, int]]
 
 
-def _decoded_lines(path: Path, encoding: str) -> Iterator[tuple[int, str, int]]:
+def decoded_lines(path: Path, encoding: str) -> Iterator[tuple[int, str, int]]:
+    """Yield each line of `path` as (1-based number, text with its line ending, byte position
+    after it), decoded strictly: an undecodable byte or an unknown encoding is an `InputError`
+    that suggests `--encoding`.
+
+    >>> next(decoded_lines(Path("reviews.csv"), "utf-8"))  # doctest: +SKIP
+    (1, 'id,text\\n', 8)
+    """
+    lines = _byte_lines(path, encoding) if _ascii_newlines(encoding) else _wide_lines(path, encoding)
+    for number, text, position in lines:
+        if number == 1:
+            text = text.removeprefix("\ufeff")
+        yield number, text, position
+
+
+def _ascii_newlines(encoding: str) -> bool:
+    # An encoding that writes "\n" as the one byte 0x0a (UTF-8, Latin-1, cp1252, Shift JIS, ...)
+    # can be cut into lines before decoding; UTF-16 and UTF-32 cannot.
+    try:
+        if not codecs.lookup(encoding)._is_text_encoding:
+            raise LookupError(encoding)
+        return codecs.getincrementalencoder(encoding)().encode("\n") == b"\n"
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}; pass --encoding with a text encoding") from None
+
+
+def _byte_lines(path: Path, encoding: str) -> Iterator[tuple[int, str, int]]:
     # Decoding each line on its own (rather than through a text stream) is what lets an
     # encoding error name its line.
     position = 0
     with open(path, "rb") as raw:
-        for number, line in enumerate(raw, start=1):
+        for number, line in enumerate(_raw_lines(raw), start=1):
             position += len(line)
             try:
                 text = line.decode(encoding)
             except UnicodeDecodeError as exc:
+                bad = line[exc.start : exc.start + 1]
                 raise InputError(
-                    f"{path}, line {number}: cannot decode byte {line[exc.start : exc.start + 1]!r} "
-                    f"as {encoding}; pass --encoding to choose another (e.g. latin-1, cp1252)"
+                    f"{path}, line {number}: cannot decode byte {bad!r} as {encoding}; {_hint(line, number)}"
                 ) from None
-            except LookupError:
-                raise InputError(f"unknown encoding {encoding!r}") from None
-            if number == 1:
-                text = text.removeprefix("\ufeff")
             yield number, text, position
 
 
+def _raw_lines(raw: Any) -> Iterator[bytes]:
+    # Lines end in LF (CRLF included), or in CR alone in files saved by classic Mac OS
+    # software (told by a start with CRs and no LF): cut at LF, such a file would be one row.
+    head = raw.read(1 << 16)
+    raw.seek(0)
+    if b"\n" in head or b"\r" not in head:
+        yield from raw
+        return
+    pending = b""
+    for block in iter(lambda: raw.read(1 << 20), b""):
+        *lines, pending = (pending + block).split(b"\r")
+        yield from (line + b"\r" for line in lines)
+    if pending:
+        yield pending
+
+
+def _wide_lines(path: Path, encoding: str) -> Iterator[tuple[int, str, int]]:
+    # UTF-16/32 text is decoded as a stream and cut at "\n" afterwards; re-encoding a line
+    # gives its length in bytes (the byte-order mark included, once, as the file has it).
+    decoder = codecs.getincrementaldecoder(encoding)()
+    encoder = codecs.getincrementalencoder(encoding)()
+    number, position, pending = 0, 0, ""
+    with open(path, "rb") as raw:
+        while True:
+            block = raw.read(1 << 20)
+            try:
+                text = pending + decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{path}, after line {number}: cannot decode {exc.object[exc.start : exc.end]!r} "
+                    f"as {encoding} ({exc.reason}); pass --encoding to choose another"
+                ) from None
+            *lines, pending = text.split("\n")
+            complete = [line + "\n" for line in lines]
+            if not block and pending:
+                complete.append(pending)  # the last line, without a line ending
+            for line in complete:
+                number += 1
+                position += len(encoder.encode(line))
+                yield number, line, position
+            if not block:
+                return
+
+
+def _hint(line: bytes, number: int) -> str:
+    if number == 1 and line[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return "the file starts with a UTF-16 byte-order mark: pass --encoding utf-16"
+    return "pass --encoding to choose another (e.g. latin-1, cp1252)"
+
+
 def _txt_rows(path: Path, encoding: str) -> RowStream:
-    for number, line, position in _decoded_lines(path, encoding):
+    for number, line, position in decoded_lines(path, encoding):
         yield number, {"text": line.rstrip("\r\n")}, position
 
 
 def _csv_header(path: Path, encoding: str) -> list[str]:
-    for _, line, _ in _decoded_lines(path, encoding):
-        return next(_csv_reader([line], path))
+    for _, line, _ in decoded_lines(path, encoding):
+        try:
+            return next(_csv_reader([line], path))
+        except csv.Error as exc:
+            raise InputError(f"{path}, line 1: malformed {path.suffix[1:].upper()}: {exc}") from None
     return []
 
 
@@ -162,7 +239,7 @@ def _csv_rows(path: Path, encoding: str, header: bool = True) -> RowStream:
 
     def tracked() -> Iterator[str]:
         nonlocal position
-        for _, line, pos in _decoded_lines(path, encoding):
+        for _, line, pos in decoded_lines(path, encoding):
             position = pos
             yield line
 
@@ -200,26 +277,22 @@ def _check_header(header: list[str], path: Path) -> None:
 
 def _jsonl_rows(path: Path, encoding: str) -> RowStream:
     row = 0
-    for number, line, position in _decoded_lines(path, encoding):
+    for number, line, position in decoded_lines(path, encoding):
         if not line.strip():
             continue
         row += 1
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}, line {number}: invalid JSON: {exc.msg}") from None
-        yield row, _record(value, path, row), position
+        yield row, _record(_parse_json(line, path, number), path, row), position
 
 
 def _json_rows(path: Path, encoding: str) -> RowStream:
+    _ascii_newlines(encoding)  # an unknown encoding is named as such
     try:
-        value = json.loads(path.read_bytes().decode(encoding))
+        text = path.read_bytes().decode(encoding).removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{path}: cannot decode as {encoding} at byte {exc.start}; pass --encoding"
         ) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}, line {exc.lineno}: invalid JSON: {exc.msg}") from None
+    value = _parse_json(text, path)
     if isinstance(value, dict) and isinstance(value.get("data"), list):
         value = value["data"]
     if not isinstance(value, list):
@@ -227,6 +300,19 @@ def _json_rows(path: Path, encoding: str) -> RowStream:
     size = path.stat().st_size
     for row, item in enumerate(value, start=1):
         yield row, _record(item, path, row), size
+
+
+def _parse_json(text: str, path: Path, line: int | None = None) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}, line {line or exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        # Python's parser recurses once per level: thousands of nested brackets exhaust the stack.
+        raise InputError(
+            f"{path}{'' if line is None else f', line {line}'}: JSON nested too deeply to read; "
+            "a table's records are objects of plain values"
+        ) from None
 
 
 def _record(value: Any, path: Path, row: int) -> Row:

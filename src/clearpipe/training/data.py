@@ -20,7 +20,15 @@ from clearpipe.errors import InputError
 from clearpipe.inputs import TextInput
 from clearpipe.tables.columns import LABEL_NAMES, PAIR_NAMES, TEXT_NAMES, pick_column, pick_optional_column
 from clearpipe.training.dataset_files import read_table
-from clearpipe.training.labels import LabelSpace, as_tuple, build_label_space, ids_of, label_key, label_lookup
+from clearpipe.training.labels import (
+    LabelSpace,
+    as_tuple,
+    build_label_space,
+    ids_of,
+    integer_keys,
+    label_key,
+    label_lookup,
+)
 
 IMBALANCE_RATIO = 5.0
 """The report recommends `--class-weights auto` when the largest class is this many times the smallest."""
@@ -39,6 +47,7 @@ class DataOptions:
     validation_fraction: float = 0.1
     seed: int = 42
     header: bool = True  # False: CSV/TSV files start with data, columns named "1", "2", ...
+    encoding: str = "utf-8"  # of CSV, TSV and JSON files
 
 
 @dataclass(frozen=True)
@@ -166,7 +175,7 @@ class _Raw:
 
 
 def _read_raw(path: str | Path, columns: Columns | None, options: DataOptions) -> tuple:
-    table = read_table(path, options.header)
+    table = read_table(path, options.header, options.encoding)
     found = list(table.column_names)
     if columns is None:
         columns = pick_columns(found, options, path)
@@ -198,7 +207,29 @@ def _clean(table, columns: Columns, multi_label: bool, options: DataOptions, nam
         raw.items.append(str(text) if pairs is None else (str(text), str(pair)))
         raw.keys.append(key)
         raw.rows.append(row)
+    raw.keys = integer_keys(raw.keys)
     return raw
+
+
+def _require_rows(raw: _Raw, columns: Columns) -> None:
+    """Refuse a table none of whose rows can be used, saying why (all empty texts, say)."""
+    if raw.keys:
+        return
+    dropped = raw.report.dropped
+    if list(dropped) == ["empty text"]:
+        where_ = f'column "{columns.text}"' + (f' or "{columns.pair}"' if columns.pair else "")
+        raise InputError(f"{raw.source}: every row's text is empty ({where_})")
+    raise InputError(f"{raw.source}: no usable rows ({_dropped_summary(raw.report)})")
+
+
+def _require_classes(raw: _Raw, columns: Columns) -> None:
+    """Refuse training data with a single class: there is nothing to tell apart."""
+    present = {k for key in raw.keys for k in as_tuple(key)}
+    if len(present) == 1:
+        raise InputError(
+            f'{raw.source}: every row has the label "{next(iter(present))}" (column "{columns.label}"); '
+            "a classifier learns from two classes or more"
+        )
 
 
 def _has_text(value: object) -> bool:
@@ -270,6 +301,8 @@ def read_training_data(
     table, columns, found = _read_raw(train, None, options)
     multi_label = _is_multi_label(table[columns.label], options)
     raw_train = _clean(table, columns, multi_label, options, "train", str(train))
+    _require_rows(raw_train, columns)
+    _require_classes(raw_train, columns)
     space = build_label_space(raw_train.keys, multi_label, options.label_names, train, raw_train.rows)
     int_labels = any(isinstance(k, int) for key in raw_train.keys for k in as_tuple(key))
     train_split = _to_split(raw_train, space, int_labels)
@@ -344,6 +377,7 @@ def read_evaluation_data(
     options = options or DataOptions()
     table, columns, _ = _read_raw(path, None, options)
     raw = _clean(table, columns, multi_label, options, "test", str(path))
+    _require_rows(raw, columns)
     space = LabelSpace(list(labels), multi_label)
     int_labels = all(isinstance(k, int) for key in raw.keys for k in as_tuple(key))
     split = _known_labels(

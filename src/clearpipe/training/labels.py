@@ -57,6 +57,28 @@ def label_key(value: object, multi_label: bool, sep: str, file: object, row: int
     raise InputError(f"{where(file, row=row, column=column)}: unsupported label {value!r}")
 
 
+def integer_keys(keys: Sequence[object]) -> list[object]:
+    """The label keys as integers when every one is an integer or a string of digits, else as given.
+
+    A label column is read as integers, unless one cell is blank: then every cell is read as a
+    string ("0", "1", ""). The labels mean the same either way, so they get the same keys.
+
+    >>> integer_keys(["0", "1", 1, ("1", "2")])
+    [0, 1, 1, (1, 2)]
+    >>> integer_keys(["0", "positive"])
+    ['0', 'positive']
+    """
+    flat = [k for key in keys for k in as_tuple(key)]
+    if not flat or not all(isinstance(k, int) or _is_integer(k) for k in flat):
+        return list(keys)
+    return [tuple(int(k) for k in key) if isinstance(key, tuple) else int(key) for key in keys]
+
+
+def _is_integer(key: object) -> bool:
+    # "01" stays a name: as an integer it would merge with "1".
+    return isinstance(key, str) and key.lstrip("-").isdigit() and str(int(key)) == key
+
+
 def build_label_space(
     keys: Sequence[object], multi_label: bool, names: Sequence[str] | None, file: object, rows: Sequence[int]
 ) -> LabelSpace:
