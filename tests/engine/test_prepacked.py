@@ -28,8 +28,10 @@ def test_it_computes_what_nn_linear_computes(bias, shape):
     x = torch.randn(*shape)
     with torch.inference_mode():
         torch.testing.assert_close(layer(x), linear(x), rtol=1e-5, atol=1e-5)
-        # Same oneDNN kernel as nn.Linear's in bf16, so the same bits.
-        assert torch.equal(bf16_layer(x.bfloat16()), bf16(x.bfloat16()))
+        # The same bf16 product up to one bf16 rounding (assert_close's bf16 tolerance): on CPUs
+        # with AVX-512 the two calls reach the same oneDNN kernel and agree to the bit, but
+        # without it nn.Linear takes another bf16 kernel, whose sums may round the other way.
+        torch.testing.assert_close(bf16_layer(x.bfloat16()), bf16(x.bfloat16()))
 
 
 def test_weights_made_under_inference_mode_are_packed_too():
