@@ -8,7 +8,7 @@
 1. **Stages.** `time.perf_counter` around the public functions the call goes through, patched
    for the run and restored after: `inputs.normalize_inputs`, `Classifier.tokenize`,
    `engine.batching.token_budget_batches` (the length sort and the cut into batches),
-   `engine.run.Layout.batch` (padding, `preprocess.collate`, or packing, `engine.packing.pack`),
+   `engine.run.Runner.batch` (padding, `preprocess.collate`, or packing, `engine.packing.pack`),
    `engine.run.Runner.forward` (the model), the int8 referee's re-runs, `Classifier.postprocess`
    and `Predictions.to_output` (the output dicts). "rest" is the call's time outside all of them
    (writing logits back in input order, choosing the close calls, glue). Median of `--passes`.
@@ -29,6 +29,7 @@ import time
 from collections import defaultdict
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import throughput  # benchmarks/, first on sys.path when this script runs: read_texts, the datasets
 
@@ -71,7 +72,7 @@ STAGES = (  # (module, attribute path, label, returns an iterator)
     ("clearpipe.classifier", "normalize_inputs", "normalize inputs", False),
     ("clearpipe.classifier", "Classifier.tokenize", "tokenize", False),
     ("clearpipe.engine.batching", "token_budget_batches", "sort + cut into batches", True),
-    ("clearpipe.engine.run", "Layout.batch", "pad or pack (collate)", False),
+    ("clearpipe.engine.run", "Runner.batch", "pad or pack (collate)", False),
     ("clearpipe.engine.run", "Runner.forward", "forward (model)", False),
     ("clearpipe.classifier", "Classifier.postprocess", "postprocess", False),
     ("clearpipe.postprocess", "Predictions.to_output", "output dicts", False),
@@ -91,10 +92,12 @@ def staged(clf, watch: Stopwatch):
                 owner = getattr(owner, parent)
             stack.enter_context(watch.patch(owner, name, label, materialize))
         referee = clf.referee
-        if referee is not None:  # a frozen dataclass: a copy with a timed forward, put back after
-            clf.referee = dataclasses.replace(
-                referee, forward=watch.timed(referee.forward, "int8 referee re-runs")
+        if referee is not None:  # a frozen dataclass: a copy with a timed runner, put back after
+            timed = SimpleNamespace(
+                width=referee.runner.width,
+                outputs=watch.timed(referee.runner.outputs, "int8 referee re-runs"),
             )
+            clf.referee = dataclasses.replace(referee, runner=timed)
             stack.callback(setattr, clf, "referee", referee)
         yield
 

@@ -168,19 +168,21 @@ def run_lite(folder: str, texts: list[str], options: dict, device: str, repeats:
 
 def rechecked_rows(clf, texts: list[str]) -> int | None:
     """How many texts an int8 classifier's float referee re-ran (None: no referee), counted on
-    one more pass after the timed ones, with the referee's forward wrapped to count its rows."""
+    one more pass after the timed ones, with the referee's runner wrapped to count its rows."""
     import dataclasses
+    from types import SimpleNamespace
 
     referee = clf.referee
     if referee is None:
         return None
     rows: list[int] = []
 
-    def counting(batch):
-        rows.append(len(batch))  # padded or packed (`clearpipe.engine.packing`): rows either way
-        return referee.forward(batch)
+    def counting(tokenized, picked):
+        rows.append(len(picked))
+        return referee.runner.outputs(tokenized, picked)
 
-    clf.referee = dataclasses.replace(referee, forward=counting)
+    counted = SimpleNamespace(width=referee.runner.width, outputs=counting)
+    clf.referee = dataclasses.replace(referee, runner=counted)
     try:
         clf.predict(texts)
     finally:

@@ -20,7 +20,7 @@ LEVELS: list[tuple[str, ...]] = [
     ("errors",),
     ("inputs", "tokens", "preprocess", "forward", "postprocess", "longtext", "loading"),  # the stages
     ("engine",),
-    ("trace",),  # records the stages; `Classifier.trace` offers it
+    ("trace", "contract"),  # records the stages; the shape of a classifier the front ends drive
     ("classifier", "pipeline", "__init__", "lite"),  # `__init__`: the package's lazy public names
     ("onnx", "tables", "training"),
     ("bulk", "server"),

@@ -11,28 +11,32 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
 
 from clearpipe import longtext
+from clearpipe.contract import answer
 from clearpipe.engine import (
     allocator,
     attention,
     batching,
     collector,
     first_token,
+    loop,
     precision,
     prepacked,
-    recheck,
 )
 from clearpipe.engine import run as engine
-from clearpipe.engine.exported import REFEREE_FILE, check_dtype, referee_margin
+from clearpipe.engine.exported import check_dtype
+from clearpipe.engine.graphs import GraphRunner, export_referee
 from clearpipe.engine.onnx_runtime import is_onnx_folder, load_onnx, load_tokenizer
 from clearpipe.engine.openvino_runtime import is_openvino_folder, load_openvino
 from clearpipe.engine.samples import builtin_sample
 from clearpipe.errors import InputError
+from clearpipe.forward import forward as forward_stage
 from clearpipe.inputs import TextInput, normalize_inputs
 from clearpipe.loading import (
     Checkpoint,
@@ -42,21 +46,7 @@ from clearpipe.loading import (
     resolve_source,
     uses_token_type_ids,
 )
-from clearpipe.postprocess import (
-    BEST,
-    Activation,
-    Output,
-    Predictions,
-    Temperature,
-    TopK,
-    check_min_score,
-    check_top_k,
-    default_activation,
-    parse_activation,
-    postprocess,
-    saved_temperature,
-    saved_thresholds,
-)
+from clearpipe.postprocess import BEST, Activation, Output, Predictions, Scoring, ScoringView, TopK
 from clearpipe.preprocess import Encoded, Tokenized, collate, tokenize
 
 if TYPE_CHECKING:
@@ -84,22 +74,23 @@ class LoadOptions(TypedDict, total=False):
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Resolved per-classifier settings."""
+class Settings(ScoringView):
+    """Resolved per-classifier settings; `scoring` is stage 3's (activation, saved temperature,
+    a multi-label model's thresholds, the default `min_score`), read through the same names."""
 
     max_length: int
     batch_size: int | None
-    activation: Activation
-    labels: list[str]
+    scoring: Scoring
     use_token_type_ids: bool
     dtype: str = "float32"  # resolved: float32, bfloat16, float16, int8, "onnx" or "openvino"
     long_text: str = "truncate"
     stride: int = 0
     aggregate: str = "mean"
     max_tokens: int | None = None
-    temperature: Temperature | None = None  # scales softmax logits; None: raw softmax
-    thresholds: tuple[float, ...] | None = None  # a multi-label model's, per label
-    min_score: float | None = None  # best scores below it are marked "decided": false
+
+    @property
+    def labels(self) -> list[str]:
+        return self.scoring.labels
 
 
 class Classifier:
@@ -116,22 +107,24 @@ class Classifier:
         self.source = checkpoint.source
         self.settings = settings
         self.device = self.model.device
-        # How the engine runs this model, and the float model that re-runs an int8 model's close
-        # calls (see clearpipe.engine.recheck): set by `load`, None for every other dtype.
-        self.runner = engine.Runner.of(self.model, self.device)
-        self.referee: recheck.Referee | None = None
+        # How the engine runs this model (a torch model padded or packed, or an exported graph),
+        # and the float model that re-runs an int8 model's close calls (see
+        # clearpipe.engine.recheck): set by `load`, None for every other dtype.
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.runner: engine.Runner | GraphRunner = engine.runner_of(
+            self.model, self.device, pad_id, self.tokenizer.padding_side
+        )
+        self.referee: loop.Referee | None = None
 
     @property
     def packs(self) -> bool:
         """True when this model runs padding-free batches (see `clearpipe.engine.packing`)."""
-        return self.runner.pack_offset is not None
+        return getattr(self.runner, "pack_offset", None) is not None
 
     @property
-    def layout(self) -> engine.Layout:
-        """How the engine cuts rows into batches for this classifier (see `clearpipe.engine.run`)."""
-        s = self.settings
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        return engine.Layout(len(s.labels), pad_id, self.tokenizer.padding_side, s.max_tokens, s.batch_size)
+    def budget(self) -> loop.Budget:
+        """How the engine cuts rows into batches for this classifier (see `clearpipe.engine.loop`)."""
+        return loop.Budget(self.settings.max_tokens, self.settings.batch_size)
 
     @property
     def labels(self) -> list[str]:
@@ -160,9 +153,8 @@ class Classifier:
         )
 
     def collate(self, tokenized: Tokenized, rows: Sequence[int]) -> Encoded:
-        """Pad the given rows of `tokenized` into one batch of tensors."""
-        layout = self.layout
-        return collate(tokenized, rows, layout.pad_id, layout.padding_side)
+        """Pad the given rows of `tokenized` into one batch of tensors, as the runner pads them."""
+        return collate(tokenized, rows, self.runner.pad_id, self.runner.padding_side)
 
     def preprocess(self, inputs: object) -> Encoded:
         """Stage 1: texts -> one padded batch (input_ids, attention_mask, ...), in input order.
@@ -180,7 +172,9 @@ class Classifier:
         >>> clf.forward(clf.preprocess(["good", "bad"])).shape  # doctest: +SKIP
         torch.Size([2, 2])
         """
-        return self.runner.forward(encoded)
+        if isinstance(self.runner, engine.Runner):
+            return self.runner.forward(encoded)
+        return forward_stage(self.model, encoded, self.device)  # an exported graph's model
 
     # Stage 3 ---------------------------------------------------------------------------------
     def postprocess(
@@ -195,14 +189,8 @@ class Classifier:
         >>> clf.postprocess(logits, calibrated=False).temperature is None  # doctest: +SKIP
         True
         """
-        s = self.settings
         array = logits.numpy() if isinstance(logits, torch.Tensor) else np.asarray(logits)
-        thresholds = None if s.thresholds is None else np.asarray(s.thresholds)
-        temperature = s.temperature if calibrated else None
-        return postprocess(array, s.labels, self._activation(function_to_apply), temperature, thresholds)
-
-    def _activation(self, function_to_apply: str | Activation | None) -> Activation:
-        return self.settings.activation if function_to_apply is None else parse_activation(function_to_apply)
+        return self.settings.scoring.postprocess(array, function_to_apply, calibrated)
 
     # All three -------------------------------------------------------------------------------
     def predict(self, inputs: object, function_to_apply: str | Activation | None = None) -> Predictions:
@@ -217,7 +205,7 @@ class Classifier:
         self, items: Sequence[TextInput], function_to_apply: str | Activation | None = None
     ) -> Predictions:
         """Like `predict`, for inputs already normalized by `clearpipe.inputs.normalize_inputs`."""
-        activation = self._activation(function_to_apply)
+        activation = self.settings.scoring.activation_for(function_to_apply)
         if self.settings.long_text == "chunk":
             windows = self.tokenize_windows(items)
             return self.combine_windows(self.postprocess(self.logits(windows.tokenized), activation), windows)
@@ -225,12 +213,12 @@ class Classifier:
 
     def logits(self, tokenized: Tokenized) -> np.ndarray:
         """Stages 1b-2 for many rows: logits (rows, num_labels) in input order, via the engine
-        (`clearpipe.engine.run`: batching, packing, and an int8 model's close calls re-run).
+        (`clearpipe.engine.loop`: batching, packing, and an int8 model's close calls re-run).
 
         >>> clf.logits(clf.tokenize(["good", "bad"])).shape  # doctest: +SKIP
         (2, 2)
         """
-        return engine.run(tokenized, self.runner, self.layout, self.referee)
+        return loop.run(tokenized, self.runner, self.budget, self.referee)
 
     def close_calls(self, logits: np.ndarray) -> np.ndarray:
         """Rows of this classifier's `logits` that its referee re-runs (none without a referee).
@@ -270,11 +258,7 @@ class Classifier:
         >>> clf(["great", "awful"], top_k=None)  # doctest: +SKIP
         [[{'label': 'positive', 'score': 0.99}, {'label': 'negative', 'score': 0.01}], [...]]
         """
-        top_k = check_top_k(top_k, len(self.settings.labels))
-        min_score = self.check_min_score(min_score, function_to_apply)
-        batch = normalize_inputs(inputs)
-        outputs = self.predict_items(batch.items, function_to_apply).to_output(top_k, min_score)
-        return outputs[0] if batch.single else outputs
+        return answer(self, inputs, top_k, function_to_apply, min_score)
 
     def check_min_score(
         self, min_score: float | None, function_to_apply: str | Activation | None = None
@@ -285,8 +269,7 @@ class Classifier:
         >>> clf.check_min_score(0.9)  # doctest: +SKIP
         0.9
         """
-        chosen = self.settings.min_score if min_score is None else min_score
-        return check_min_score(chosen, self._activation(function_to_apply))
+        return self.settings.scoring.check_min_score(min_score, function_to_apply)
 
     # Trace -----------------------------------------------------------------------------------
     def trace(self, text: str, pair: str | None = None, attributions: bool = True) -> Trace:
@@ -369,34 +352,31 @@ def load(
     )
     max_len = _check_max_length(max_length, checkpoint)
     config = checkpoint.model.config
-    activation = (
-        default_activation(config) if function_to_apply is None else parse_activation(function_to_apply)
+    saved_names = [str(config.id2label[i]) for i in range(config.num_labels)]
+    scoring = Scoring.of(
+        config, _labels(checkpoint, labels), saved_names, function_to_apply, calibrated, min_score
     )
-    names = _labels(checkpoint, labels)
-    thresholds = saved_thresholds(config, [str(config.id2label[i]) for i in range(config.num_labels)])
     settings = Settings(
         max_length=max_len,
         batch_size=batch_size,
-        activation=activation,
-        labels=names,
+        scoring=scoring,
         use_token_type_ids=uses_token_type_ids(checkpoint.model, checkpoint.tokenizer),
         dtype=resolved,
         long_text=long_text,
         stride=max_len // 8 if stride is None else _check_stride(stride),
         aggregate=aggregate,
         max_tokens=batching.default_max_tokens(torch_device) if max_tokens is None else max_tokens,
-        temperature=saved_temperature(config) if calibrated else None,
-        thresholds=None if thresholds is None else tuple(float(t) for t in thresholds),
-        min_score=check_min_score(min_score, activation),
     )
     clf = Classifier(checkpoint, settings)
-    if float_model is not None:
-        sigmoid = settings.activation is Activation.SIGMOID
-        if resolved == "openvino":  # the margin `clearpipe export` measured on its validation texts
-            clf.referee = engine.referee_of_export(float_model, referee_margin(source), sigmoid)
-        else:  # the margin of int8's close calls, from both models on the built-in validation sample
-            sample = clf.tokenize(builtin_sample(clf.labels)[1])
-            clf.referee = engine.referee(float_model, clf.runner, clf.layout, sample, sigmoid)
+    sigmoid = scoring.activation is Activation.SIGMOID
+    if resolved == "openvino" and recheck and isinstance(clf.runner, GraphRunner):
+        # an int8 export's float graph, with the margin `clearpipe export` measured
+        clf.referee = export_referee(
+            Path(source), clf.runner, threads or torch.get_num_threads(), dtype, sigmoid
+        )
+    elif float_model is not None:  # the margin of int8's close calls, from both models on the built-in sample
+        sample = clf.tokenize(builtin_sample(clf.labels)[1])
+        clf.referee = engine.referee(float_model, clf.runner, clf.budget, sample, sigmoid)
     return clf
 
 
@@ -410,21 +390,17 @@ def _load_model(
 ) -> tuple[Checkpoint, str, torch.nn.Module | None]:
     """Load the checkpoint in the resolved dtype; exported folders go to ONNX Runtime or OpenVINO.
 
-    For int8 with `recheck`, also returns the float model (in the "auto" dtype) that re-runs
+    For a torch int8 model with `recheck`, also returns the float model (in the "auto" dtype) that re-runs
     close calls.
     """
     if is_onnx_folder(source):
         check_dtype(source, "onnx", dtype)
         model = load_onnx(source, device, threads)
         return Checkpoint(model=model, tokenizer=load_tokenizer(source), source=source), "onnx", None
-    if is_openvino_folder(source):
+    if is_openvino_folder(source):  # an int8 export's float graph is opened by `load`
         check_dtype(source, "openvino", dtype)
         model = load_openvino(source, device, threads, dtype)
-        float_model = None
-        if recheck and referee_margin(source) is not None:  # an int8 export with its float graph
-            float_model = load_openvino(source, device, threads, dtype, file=REFEREE_FILE)
-        checkpoint = Checkpoint(model=model, tokenizer=load_tokenizer(source), source=source)
-        return checkpoint, "openvino", float_model
+        return Checkpoint(model=model, tokenizer=load_tokenizer(source), source=source), "openvino", None
     resolved = precision.resolve_dtype(dtype, device)
     checkpoint = load_checkpoint(
         source, device, dtype=precision.torch_dtype(resolved), trust_remote_code=trust_remote_code

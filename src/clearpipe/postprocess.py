@@ -316,3 +316,98 @@ def check_top_k(top_k: TopK, num_labels: int) -> TopK:
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InputError(f"top_k must be a positive integer or None (all labels), got {top_k!r}")
     return min(top_k, num_labels)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """Stage 3 as a classifier holds it, the same for `clearpipe.Classifier` and `clearpipe.lite`:
+    the labels, the activation (the model's own unless `function_to_apply` chose one), the saved
+    temperature (None: raw softmax), a multi-label model's thresholds, and the default `min_score`.
+
+    >>> Scoring(["neg", "pos"], Activation.SOFTMAX).postprocess(np.array([[0.0, 2.0]])).best
+    array([1])
+    """
+
+    labels: list[str]
+    activation: Activation
+    temperature: Temperature | None = None
+    thresholds: tuple[float, ...] | None = None
+    min_score: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        config: PretrainedConfig,
+        labels: list[str],
+        saved_names: list[str] | None = None,
+        function_to_apply: str | Activation | None = None,
+        calibrated: bool = True,
+        min_score: float | None = None,
+    ) -> Scoring:
+        """Stage 3 of a checkpoint whose config.json is `config`; `saved_names` are the label names
+        its thresholds are saved under (default: `labels`, which may rename them).
+
+        >>> Scoring.of(clf.model.config, ["neg", "pos"]).activation  # doctest: +SKIP
+        <Activation.SOFTMAX: 'softmax'>
+        """
+        activation = (
+            default_activation(config) if function_to_apply is None else parse_activation(function_to_apply)
+        )
+        thresholds = saved_thresholds(config, list(saved_names or labels))
+        return cls(
+            labels=list(labels),
+            activation=activation,
+            temperature=saved_temperature(config) if calibrated else None,
+            thresholds=None if thresholds is None else tuple(float(t) for t in thresholds),
+            min_score=check_min_score(min_score, activation),
+        )
+
+    def activation_for(self, function_to_apply: str | Activation | None = None) -> Activation:
+        """The caller's activation, else the model's own."""
+        return self.activation if function_to_apply is None else parse_activation(function_to_apply)
+
+    def postprocess(
+        self, logits: np.ndarray, function_to_apply: str | Activation | None = None, calibrated: bool = True
+    ) -> Predictions:
+        """Logits -> scores, with the saved temperature (unless `calibrated=False`) and thresholds."""
+        thresholds = None if self.thresholds is None else np.asarray(self.thresholds)
+        temperature = self.temperature if calibrated else None
+        activation = self.activation_for(function_to_apply)
+        return postprocess(np.asarray(logits), self.labels, activation, temperature, thresholds)
+
+    def check_min_score(
+        self, min_score: float | None, function_to_apply: str | Activation | None = None
+    ) -> float | None:
+        """The `min_score` a call uses: its own, else this default; checked against the scores it
+        would apply to (softmax only)."""
+        chosen = self.min_score if min_score is None else min_score
+        return check_min_score(chosen, self.activation_for(function_to_apply))
+
+    def check_call(
+        self, top_k: TopK, min_score: float | None, function_to_apply: str | Activation | None = None
+    ) -> tuple[TopK, float | None]:
+        """A call's `top_k` and `min_score`, checked before any work is done."""
+        return check_top_k(top_k, len(self.labels)), self.check_min_score(min_score, function_to_apply)
+
+
+class ScoringView:
+    """Settings that read stage 3's choices from their `scoring` (a mixin of both classifiers'
+    settings, so that front ends read `settings.activation` whichever classifier they hold)."""
+
+    scoring: Scoring
+
+    @property
+    def activation(self) -> Activation:
+        return self.scoring.activation
+
+    @property
+    def temperature(self) -> Temperature | None:
+        return self.scoring.temperature
+
+    @property
+    def thresholds(self) -> tuple[float, ...] | None:
+        return self.scoring.thresholds
+
+    @property
+    def min_score(self) -> float | None:
+        return self.scoring.min_score

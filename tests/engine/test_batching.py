@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import clearpipe
+import clearpipe.tokens
 from clearpipe.engine import batching as engine
 from clearpipe.engine import int8 as int8_kernels
-from clearpipe.engine import precision
+from clearpipe.engine import loop, precision
 from clearpipe.errors import InputError
 from clearpipe.preprocess import Tokenized
 from devices import GPUS
@@ -62,24 +63,59 @@ def _fake_tokenized(lengths: list[int]) -> Tokenized:
     return Tokenized([[7] * n for n in lengths], None, [False] * len(lengths))
 
 
-def test_run_batches_restores_input_order_and_pads_per_batch():
+class _LengthRunner:
+    """A runner whose outputs show which row landed where: its real length, then per token."""
+
+    width = 2
+
+    def __init__(self, per_token: bool = False) -> None:
+        self.shapes: list[tuple[int, int]] = []
+        self.per_token = per_token
+
+    def outputs(self, tok, rows):
+        padded = clearpipe.tokens.pad(tok, rows, pad_token_id=0)
+        self.shapes.append(padded.input_ids.shape)
+        real = padded.attention_mask.sum(axis=1).astype(np.float32)  # (B,)
+        if self.per_token:  # (B, T, 2): each token's position and its row's length
+            positions = np.broadcast_to(np.arange(padded.input_ids.shape[1]), padded.input_ids.shape)
+            return np.stack([positions, np.broadcast_to(real[:, None], positions.shape)], axis=-1)
+        return np.stack([real, -real], axis=1)
+
+
+def test_the_loop_restores_input_order_and_pads_per_batch():
     lengths = [5, 17, 2, 9, 9, 30, 1, 12]
-    tokenized = _fake_tokenized(lengths)
-    shapes = []
-
-    def collate(tok, rows):
-        return clearpipe.preprocess.collate(tok, rows, pad_token_id=0)
-
-    def forward(encoded):
-        shapes.append(encoded.shape)
-        # Logit 0 is each row's real length, so the output shows which row landed where.
-        real = encoded.attention_mask.sum(dim=1, dtype=torch.float32)
-        return torch.stack([real, -real], dim=1)
-
-    logits = engine.run_batches(tokenized, 2, None, collate, forward, max_tokens=40)
+    runner = _LengthRunner()
+    logits = loop.run(_fake_tokenized(lengths), runner, loop.Budget(max_tokens=40))
     assert logits[:, 0].tolist() == lengths
-    assert all(rows * width <= 40 or rows == 1 for rows, width in shapes)
-    assert sum(rows for rows, _ in shapes) == len(lengths)
+    assert all(rows * width <= 40 or rows == 1 for rows, width in runner.shapes)
+    assert sum(rows for rows, _ in runner.shapes) == len(lengths)
+    assert loop.run(_fake_tokenized([]), runner, loop.Budget(40)).shape == (0, 2)
+
+
+def test_the_loop_runs_only_the_rows_asked_for_in_their_order():
+    lengths = [5, 17, 2, 9]
+    got = loop.run(_fake_tokenized(lengths), _LengthRunner(), loop.Budget(8, batch_size=1), rows=[3, 0, 1])
+    assert got[:, 0].tolist() == [9, 5, 17]
+
+
+def test_per_token_outputs_come_back_one_array_per_row_cut_to_its_length():
+    lengths = [5, 17, 2, 9]
+    got = loop.run_tokens(_fake_tokenized(lengths), _LengthRunner(per_token=True), loop.Budget(max_tokens=30))
+    assert [a.shape for a in got] == [(n, 2) for n in lengths]
+    for n, per_token in zip(lengths, got, strict=True):
+        assert per_token[:, 0].tolist() == list(range(n)) and set(per_token[:, 1].tolist()) == {n}
+
+
+def test_close_calls_rerun_on_the_referees_runner_only():
+    class Flat(_LengthRunner):  # every logit gap 0: every row a close call for a positive margin
+        def outputs(self, tok, rows):
+            return np.zeros((len(rows), 2), dtype=np.float32) + 0.5
+
+    tokenized = _fake_tokenized([3, 4, 5])
+    referee = loop.Referee(_LengthRunner(), "float32", margin=0.1)
+    assert loop.run(tokenized, Flat(), loop.Budget(40), referee)[:, 0].tolist() == [3, 4, 5]
+    apart = loop.Referee(_LengthRunner(), "float32", margin=0.0)  # nothing is closer than 0
+    assert loop.run(tokenized, Flat(), loop.Budget(40), apart)[:, 0].tolist() == [0.5] * 3
 
 
 def test_batched_results_equal_one_at_a_time_and_transformers(bert_dir):

@@ -88,13 +88,13 @@ def test_the_engine_packs_batches_that_would_pad_a_lot_and_answers_the_same(tiny
     items = normalize_inputs(TEXTS).items
     tokenized = clf.tokenize(items)
     made = []
-    batch = engine_run.Layout.batch
+    batch = engine_run.Runner.batch
 
-    def spy(layout, tok, rows, pack_offset):
-        made.append(type(out := batch(layout, tok, rows, pack_offset)).__name__)
+    def spy(runner, tok, rows):
+        made.append(type(out := batch(runner, tok, rows)).__name__)
         return out
 
-    monkeypatch.setattr(engine_run.Layout, "batch", spy)
+    monkeypatch.setattr(engine_run.Runner, "batch", spy)
     got = clf.logits(tokenized)
     assert "Packed" in made and "Encoded" not in made
     made.clear()

@@ -14,8 +14,7 @@ from hypothesis.extra.numpy import arrays
 from rich.console import Console
 
 import clearpipe
-from clearpipe.engine import precision, recheck
-from clearpipe.engine import run as engine_run
+from clearpipe.engine import loop, precision, recheck
 from clearpipe.inputs import normalize_inputs
 from clearpipe.trace.record import json_schema
 from clearpipe.trace.terminal import render
@@ -75,7 +74,7 @@ def test_the_engine_runs_only_the_rows_asked_for(tiny):
     tokenized = clf.tokenize(normalize_inputs(TEXTS).items)
     every = clf.logits(tokenized)
     picked = [4, 0, 2]
-    some = engine_run.run(tokenized, clf.runner, dataclasses.replace(clf.layout, max_tokens=8), rows=picked)
+    some = loop.run(tokenized, clf.runner, dataclasses.replace(clf.budget, max_tokens=8), rows=picked)
     np.testing.assert_allclose(some, every[picked], atol=1e-5)
 
 

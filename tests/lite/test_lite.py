@@ -22,9 +22,9 @@ import clearpipe
 from checkpoints import MIXED_TEXTS as TEXTS
 from clearpipe import lite
 from clearpipe.engine.exported import EXPORT_INFO, REFEREE_FILE
+from clearpipe.engine.graphs import open_graph
 from clearpipe.engine.recheck import close_calls
 from clearpipe.errors import CheckpointError, InputError
-from clearpipe.lite.runtime import open_graph
 from clearpipe.onnx.export import export_onnx
 from cli.helpers import assert_user_error, env, run
 
@@ -90,6 +90,32 @@ def test_lite_answers_as_the_full_classifier_on_the_same_export(onnx_folder):
     assert small([]) == []
 
 
+@pytest.mark.parametrize("export", ["onnx_folder", "openvino_int8"])
+def test_the_same_rows_get_identical_labels_and_scores_from_both_loaders(export, request):
+    # Both classifiers hand their rows to the engine's one loop over the same graph runner, so
+    # the numbers are the same bits, not merely close: pairs, long texts and an int8 export's
+    # referee re-runs included.
+    folder = request.getfixturevalue(export)
+    full, small = clearpipe.load(folder, max_length=16), lite.load(folder, max_length=16)
+    items = [*TEXTS, *PAIRS, " ".join(TEXTS[:30]), ""]
+    np.testing.assert_array_equal(small.logits(items), full.logits(full.tokenize(items)))
+    got, expected = small.predict(items), full.predict(items)
+    np.testing.assert_array_equal(got.scores, expected.scores)
+    assert small(items, top_k=None) == full(items, top_k=None)
+
+
+def test_lite_pads_on_the_side_the_tokenizer_names(onnx_folder, tmp_path):
+    folder = tmp_path / "left"
+    shutil.copytree(onnx_folder, folder)
+    saved = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**saved, "padding_side": "left"}))
+    small, full = lite.load(folder), clearpipe.load(folder)
+    assert small.runner.padding_side == full.runner.padding_side == "left"
+    batch = small.runner.padded(small.tokenize(["a", "a much longer text than that"]), [0, 1])
+    assert batch.attention_mask[0].tolist()[0] == 0 and batch.attention_mask[0].tolist()[-1] == 1
+    np.testing.assert_array_equal(small.logits(TEXTS), full.logits(full.tokenize(TEXTS)))
+
+
 def test_pairs_and_truncation_follow_the_tokenizer_transformers_uses(onnx_folder, sensitive_bert):
     torch_fp32 = clearpipe.load(sensitive_bert, dtype="float32", max_length=16)
     small = lite.load(onnx_folder, max_length=16)
@@ -141,7 +167,8 @@ def test_int8_close_calls_rerun_in_the_float_graph(openvino_int8, sensitive_bert
     assert (openvino_int8 / REFEREE_FILE).is_file() and info["referee_margin"] > 0
     judged = lite.load(openvino_int8)
     alone = dataclasses.replace(judged, referee=None)
-    floats = dataclasses.replace(judged, graph=open_graph(openvino_int8 / REFEREE_FILE), referee=None)
+    float_runner = dataclasses.replace(judged.runner, graph=open_graph(openvino_int8 / REFEREE_FILE))
+    floats = dataclasses.replace(judged, runner=float_runner, referee=None)
     raw, checked, float_logits = alone.logits(TEXTS), judged.logits(TEXTS), floats.logits(TEXTS)
     close = close_calls(raw, info["referee_margin"])
     others = np.setdiff1d(np.arange(len(TEXTS)), close)

@@ -13,7 +13,6 @@ import pytest
 
 from checkpoints import MIXED_TEXTS as TEXTS
 from clearpipe import lite
-from clearpipe.server.lite import LiteServed
 from cli.helpers import env, popen
 from server.conftest import wait_ready
 
@@ -31,7 +30,7 @@ def onnx_folder(sensitive_bert, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def lite_url(onnx_folder, serve) -> str:
-    return serve(LiteServed(lite.load(onnx_folder)), max_wait_ms=20)
+    return serve(lite.load(onnx_folder), max_wait_ms=20)
 
 
 def close(got: list[dict], expected: list[dict]) -> bool:
@@ -79,7 +78,7 @@ def test_what_lite_leaves_out_is_a_client_error(lite_url):
 
 
 def test_a_servers_own_min_score_marks_every_answer(onnx_folder, serve):
-    url = serve(LiteServed(lite.load(onnx_folder), min_score=0.6))
+    url = serve(lite.load(onnx_folder, min_score=0.6))
     got = httpx.post(f"{url}/classify", json={"inputs": TEXTS}).json()
     assert close(got, lite.load(onnx_folder)(TEXTS, min_score=0.6))
     assert {g["decided"] for g in got} == {True, False}
@@ -95,9 +94,9 @@ def test_info_says_what_runs(lite_url, onnx_folder):
 
 def test_the_lite_server_imports_neither_torch_nor_transformers(onnx_folder):
     script = (
-        "import sys; from clearpipe import lite; from clearpipe.server.lite import LiteServed; "
+        "import sys; from clearpipe import lite; "
         "from clearpipe.server import create_app; "
-        f"create_app(LiteServed(lite.load({str(onnx_folder)!r}))); "
+        f"create_app(lite.load({str(onnx_folder)!r})); "
         "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env())

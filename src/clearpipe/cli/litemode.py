@@ -25,6 +25,7 @@ def load(
     calibrated: bool,
     recheck: bool,
     threads: int | None = None,
+    min_score: float | None = None,
 ) -> LiteClassifier:
     """The lite classifier for these CLI options, or an `InputError` naming the one lite refuses.
 
@@ -39,7 +40,7 @@ def load(
     from clearpipe import lite
 
     options = load_options(dtype, max_length, max_tokens, batch_size, calibrated, recheck)
-    return lite.load(model, threads=threads, **options)
+    return lite.load(model, threads=threads, min_score=min_score, **options)
 
 
 def load_options(

@@ -95,13 +95,10 @@ def serve(
         max_body_bytes=max_body_bytes,
     ).check()
     if use_lite:
-        from clearpipe.server.lite import LiteServed
-
         rows = rows_per_pass(batch_size, packs=False)  # lite pads every batch
-        small = litemode.load(
-            model, device, long_text, dtype, max_length, None, rows, calibrated, recheck, threads
+        served = litemode.load(
+            model, device, long_text, dtype, max_length, None, rows, calibrated, recheck, threads, min_score
         )
-        served = LiteServed(small, min_score)
     else:
         import clearpipe
 

@@ -1,24 +1,18 @@
-"""The batching engine: run many inputs through the three stages with as little padding as possible.
+"""Token-budget batches: many inputs through the model with as little padding as possible.
 
 Rows are tokenized once in bulk, sorted by token length, and cut into batches by a token budget
 (rows x padded width) rather than a fixed row count, so that a batch of short texts holds many
-rows and a batch of long ones few; each batch pads only to its own longest row. Logits are put
-back in input order before post-processing.
+rows and a batch of long ones few; each batch pads only to its own longest row. The loop that
+runs them and puts outputs back in input order is `clearpipe.engine.loop`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-if TYPE_CHECKING:  # annotations only: `clearpipe.lite` batches without torch
+if TYPE_CHECKING:  # annotations only: the loop and `clearpipe.lite` batch without torch
     import torch
-
-    from clearpipe.preprocess import Tokenized
-
-Batch = TypeVar("Batch")  # what `collate` makes and `forward` takes: padded or packed tensors
 
 DEFAULT_MAX_TOKENS = {"cpu": 2048, "cuda": 16384}
 """Default token budget per batch (rows x padded width), by device type. On the 2-core AVX-512
@@ -58,28 +52,3 @@ def token_budget_batches(
         batch.append(row)
     if batch:
         yield batch
-
-
-def run_batches(
-    tokenized: Tokenized,
-    num_labels: int,
-    batch_size: int | None,
-    collate: Callable[[Tokenized, Sequence[int]], Batch],
-    forward: Callable[[Batch], torch.Tensor],
-    *,
-    max_tokens: int | None = None,
-    rows: Sequence[int] | None = None,
-) -> np.ndarray:
-    """Return logits (rows, num_labels) for every tokenized row, in input order.
-
-    Batches hold at most `max_tokens` padded tokens and `batch_size` rows (None: no limit).
-    `rows` runs only those rows (indices into `tokenized`) and returns their logits in that order.
-
-    >>> logits = run_batches(tok, 2, 32, collate=clf.collate, forward=clf.forward)  # doctest: +SKIP
-    """
-    picked = range(len(tokenized)) if rows is None else rows
-    lengths = [len(tokenized.input_ids[row]) for row in picked]
-    logits = np.zeros((len(picked), num_labels), dtype=np.float32)
-    for batch in token_budget_batches(lengths, max_tokens, batch_size):
-        logits[batch] = forward(collate(tokenized, [picked[i] for i in batch])).numpy()
-    return logits

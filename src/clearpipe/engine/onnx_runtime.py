@@ -1,10 +1,12 @@
 """The ONNX Runtime backend: an exported folder (`clearpipe export`) loaded as a model.
 
 An exported folder holds `model.onnx`, the checkpoint's `config.json` and tokenizer files, and
-`clearpipe_export.json` describing the export and its accuracy check. `OnnxModel` only holds the
-session and is called like a transformers model (`model(input_ids=..., attention_mask=...).logits`),
-so `clearpipe.forward` runs it as it runs PyTorch models. onnxruntime is imported
-when such a folder is loaded, never before, so that plain PyTorch use starts as fast as before.
+`clearpipe_export.json` describing the export and its accuracy check. `GraphModel` holds the
+compiled graph (`clearpipe.engine.graphs.Graph`, which the engine runs through a `GraphRunner`)
+with the checkpoint's config, and can be called like a transformers model
+(`model(input_ids=..., attention_mask=...).logits`) for code that holds one batch of tensors.
+onnxruntime is imported when such a folder is loaded, never before, so that plain PyTorch use
+starts as fast as before.
 """
 
 from __future__ import annotations
@@ -14,29 +16,51 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import AutoTokenizer, PretrainedConfig
 
 from clearpipe.engine.exported import EXPORT_INFO, ONNX_FILE  # noqa: F401  (re-exported)
-from clearpipe.engine.sessions import onnx_session, require_onnxruntime
+from clearpipe.engine.graphs import Graph, open_graph
+from clearpipe.engine.sessions import require_onnxruntime
 from clearpipe.errors import CheckpointError
 from clearpipe.loading import load_config
+from clearpipe.tokens import feeds
 
 
 @dataclass(frozen=True)
-class OnnxModel:
-    """An ONNX Runtime session with the checkpoint's config; `input_names` are the graph's inputs."""
+class GraphModel:
+    """An exported graph with the checkpoint's config (ONNX Runtime's or OpenVINO's)."""
 
-    session: Any  # onnxruntime.InferenceSession
+    graph: Graph
     config: PretrainedConfig
-    input_names: tuple[str, ...]
-    path: Path
 
     @property
     def device(self) -> torch.device:
-        """ONNX Runtime takes and returns host arrays, whatever provider runs the graph."""
+        """Both runtimes take and return host arrays, whatever provider runs the graph."""
         return torch.device("cpu")
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self.graph.input_names
+
+    @property
+    def path(self) -> Path:
+        return self.graph.path
+
+    @property
+    def precision(self) -> str:
+        """OpenVINO's inference precision ("bf16" or "f32", int8 layers aside), or "onnx"."""
+        return self.graph.precision
+
+    @property
+    def session(self) -> Any:
+        """The onnxruntime.InferenceSession (ONNX exports)."""
+        return self.graph.native
+
+    @property
+    def compiled(self) -> Any:
+        """The openvino.CompiledModel (OpenVINO exports)."""
+        return self.graph.native
 
     def __call__(
         self,
@@ -45,28 +69,12 @@ class OnnxModel:
         token_type_ids: torch.Tensor | None = None,
     ) -> SimpleNamespace:
         """Run the graph on one padded batch: an object whose `logits` are (batch, num_labels)."""
-        feeds = graph_feeds(self.input_names, input_ids, attention_mask, token_type_ids)
-        (logits,) = self.session.run(["logits"], feeds)  # (B, num_labels)
-        return SimpleNamespace(logits=torch.from_numpy(logits))
+        types = None if token_type_ids is None else token_type_ids.numpy()
+        batch = feeds(self.input_names, input_ids.numpy(), attention_mask.numpy(), types)
+        return SimpleNamespace(logits=torch.from_numpy(self.graph.run(batch)))
 
 
-def graph_feeds(
-    input_names: tuple[str, ...],
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    token_type_ids: torch.Tensor | None,
-) -> dict[str, np.ndarray]:
-    """One padded batch as an exported graph's inputs (ONNX Runtime's or OpenVINO's): host arrays,
-    with zeros for `token_type_ids` where the graph takes them and the tokenizer made none.
-
-    >>> sorted(graph_feeds(("input_ids", "attention_mask"), ids, mask, None))  # doctest: +SKIP
-    ['attention_mask', 'input_ids']
-    """
-    feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
-    if "token_type_ids" in input_names:
-        types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
-        feeds["token_type_ids"] = types.numpy()
-    return feeds
+OnnxModel = GraphModel  # the name before OpenVINO exports shared the class
 
 
 def is_onnx_folder(source: str) -> bool:
@@ -74,7 +82,7 @@ def is_onnx_folder(source: str) -> bool:
     return (Path(source) / ONNX_FILE).is_file()
 
 
-def load_onnx(source: str, device: torch.device, threads: int | None = None) -> OnnxModel:
+def load_onnx(source: str, device: torch.device, threads: int | None = None) -> GraphModel:
     """Open `source/model.onnx` in ONNX Runtime on `device`, with `threads` intra-op threads.
 
     >>> model = load_onnx("exported/", torch.device("cpu"))  # doctest: +SKIP
@@ -87,11 +95,9 @@ def load_onnx(source: str, device: torch.device, threads: int | None = None) -> 
                 "this onnxruntime has no CUDA support; install onnxruntime-gpu or use --device cpu"
             )
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
-    path = Path(source) / ONNX_FILE
     # Same count as PyTorch uses: one thread per physical core.
-    session = onnx_session(path, threads or torch.get_num_threads(), providers)
-    names = tuple(i.name for i in session.get_inputs())
-    return OnnxModel(session=session, config=load_config(source), input_names=names, path=path)
+    graph = open_graph(Path(source) / ONNX_FILE, threads or torch.get_num_threads(), providers=providers)
+    return GraphModel(graph, load_config(source))
 
 
 def load_tokenizer(source: str) -> Any:

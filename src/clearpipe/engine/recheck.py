@@ -17,40 +17,13 @@ more than it moved 99% of the sample, in the right direction, by more than its o
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:  # annotations only: `clearpipe.lite` uses `close_calls` and `calibrate` without torch
-    import torch
-
-    from clearpipe.engine.packing import Packed
-    from clearpipe.preprocess import Encoded
-
 QUANTILE = 0.99
-"""Share of the calibration sample whose int8 gap shift the margin covers."""
+"""Share of the calibration sample whose int8 gap shift the margin covers.
 
-
-@dataclass(frozen=True)
-class Referee:
-    """The float model that re-scores an int8 model's close calls, and the margin that makes one.
-
-    `forward` runs one batch, padded or packed, through `model` (`clearpipe.engine.run.Runner`);
-    `dtype` names the float format it runs in.
-    """
-
-    model: torch.nn.Module
-    dtype: str
-    margin: float
-    forward: Callable[[Encoded | Packed], torch.Tensor]
-    pack_offset: int | None = None  # as `clearpipe.engine.run.Runner`'s: None runs padded batches only
-    sigmoid: bool = False  # multi-label scores: a logit near 0 is a close call too (`close_calls`)
-
-    def close_calls(self, logits: np.ndarray) -> np.ndarray:
-        """Rows of the int8 model's `logits` this referee re-runs (see `close_calls`)."""
-        return close_calls(logits, self.margin, self.sigmoid)
+The referee itself, the float runner and its margin, is `clearpipe.engine.loop.Referee`: the
+loop re-runs the close calls."""
 
 
 def gap_shift(fast: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -3,9 +3,11 @@
 `clearpipe.lite.load(folder)` runs a folder written by `clearpipe export` (OpenVINO IR or ONNX)
 with the `tokenizers` library, numpy and OpenVINO or ONNX Runtime, and nothing else: neither
 torch nor transformers is imported, which saves about 250 MB of memory and a second of start-up.
-It gives the same output contract as `clearpipe.load` (`clearpipe.postprocess`), with the saved
-temperature and thresholds, the same token-budget batching (`clearpipe.engine.batching`) and,
-for int8 OpenVINO exports, the same float re-run of close calls (`clearpipe.engine.recheck`).
+Past the tokenizer it runs the full classifier's own code, which is torch-free: the engine's loop
+(`clearpipe.engine.loop`) over the same graph runner `clearpipe.load` uses for an export
+(`clearpipe.engine.graphs`), with the int8 referee's re-runs, and stage 3
+(`clearpipe.postprocess.Scoring`: saved temperature, thresholds, `min_score`, the output contract).
+So the same rows give the same labels and scores through `clearpipe.load(folder)`.
 What it leaves out: tracing, long-text chunking and GPUs, which need the full classifier.
 
 >>> from clearpipe import lite
@@ -16,6 +18,6 @@ What it leaves out: tracing, long-text chunking and GPUs, which need the full cl
 
 from __future__ import annotations
 
-from clearpipe.lite.classifier import LiteClassifier, load
+from clearpipe.lite.classifier import LiteClassifier, LiteSettings, load
 
-__all__ = ["LiteClassifier", "load"]
+__all__ = ["LiteClassifier", "LiteSettings", "load"]

@@ -1,9 +1,11 @@
 """`LiteClassifier`: the tokenizer stage, an exported graph and the post-processing stage, in numpy.
 
 Text becomes ids with the `tokenizers` library reading the export's `tokenizer.json` (the same
-Rust tokenizer transformers' fast tokenizers wrap, so the ids are the same), rows are cut into
-the engine's token-budget batches, padded into int64 arrays and run by `clearpipe.lite.runtime`;
-the logits go through `clearpipe.postprocess`, the full classifier's own stage.
+Rust tokenizer transformers' fast tokenizers wrap, so the ids are the same). Everything after that
+is the full classifier's own code: the engine's loop (`clearpipe.engine.loop`: token-budget
+batches, the int8 referee's re-runs) over a `clearpipe.engine.graphs.GraphRunner` (padding on the
+tokenizer's side), and stage 3's `clearpipe.postprocess.Scoring`. What lite cannot do (long-text
+windows, traces) answers with a one-line `InputError` naming why.
 """
 
 from __future__ import annotations
@@ -12,44 +14,50 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
-from clearpipe.engine.batching import DEFAULT_MAX_TOKENS, token_budget_batches
-from clearpipe.engine.exported import EXPORT_INFO, ONNX_FILE, OPENVINO_FILE, REFEREE_FILE, referee_margin
-from clearpipe.engine.recheck import close_calls
+from clearpipe.contract import answer
+from clearpipe.engine import loop
+from clearpipe.engine.batching import DEFAULT_MAX_TOKENS
+from clearpipe.engine.exported import EXPORT_INFO, ONNX_FILE, OPENVINO_FILE, export_kind
+from clearpipe.engine.graphs import GraphRunner, export_referee, open_graph
+from clearpipe.engine.loop import Referee
 from clearpipe.errors import CheckpointError, InputError
-from clearpipe.inputs import TextInput, longest_input, normalize_inputs
-from clearpipe.lite.runtime import Graph, open_graph
+from clearpipe.inputs import TextInput, longest_input
 from clearpipe.postprocess import (
     BEST,
     Activation,
     Output,
     Predictions,
+    Scoring,
+    ScoringView,
     Temperature,
     TopK,
-    check_min_score,
-    check_top_k,
-    default_activation,
-    parse_activation,
-    postprocess,
-    saved_temperature,
-    saved_thresholds,
 )
 from clearpipe.tokens import Tokenized
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tokenizers import Encoding, Tokenizer
 
 
-@dataclass(frozen=True)
-class Referee:
-    """The float graph that re-runs an int8 graph's close calls, and the margin that makes one
-    (measured by `clearpipe export` on its validation texts: see `clearpipe.engine.recheck`)."""
+_NO_CHUNK = (
+    'long_text "chunk" needs the full classifier (clearpipe.load, or the CLI without --lite); lite truncates'
+)
 
-    graph: Graph
-    margin: float
+
+@dataclass(frozen=True)
+class LiteSettings(ScoringView):
+    """A lite classifier's resolved settings, read by the front ends as `Classifier.settings`."""
+
+    scoring: Scoring
+    dtype: str  # shown by /info: "lite openvino int8-dynamic", say
+    max_tokens: int
+    batch_size: int | None = None  # most rows per batch (None: as many as `max_tokens` allows)
+    long_text: str = "truncate"  # lite cuts long inputs at `max_length` (no windows)
 
 
 @dataclass
@@ -57,32 +65,58 @@ class LiteClassifier:
     """A classifier over an exported folder, without torch: see `clearpipe.lite`."""
 
     tokenizer: Tokenizer
-    graph: Graph
+    runner: GraphRunner
     config: SimpleNamespace  # config.json, read by attribute as `clearpipe.postprocess` reads one
-    labels: list[str]
+    settings: LiteSettings
     max_length: int
-    max_tokens: int
-    pad_id: int
     referee: Referee | None = None
-    calibrated: bool = True
-    batch_size: int | None = None  # most rows per batch (None: as many as `max_tokens` allows)
     source: str = ""  # the export folder, as given to `load`
+    device = "cpu"
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.settings.scoring.labels)
+
+    @property
+    def graph(self):
+        """The compiled graph (`clearpipe.engine.graphs.Graph`)."""
+        return self.runner.graph
 
     @property
     def long_text(self) -> str:
         """Always "truncate": lite cuts long inputs at `max_length` (no windows)."""
-        return "truncate"
+        return self.settings.long_text
 
     @property
     def thresholds(self) -> tuple[float, ...] | None:
         """A multi-label model's per-label thresholds (saved, else 0.5); None for single-label."""
-        return saved_thresholds(self.config, self.labels)
+        return self.settings.thresholds
 
-    def encode(self, items: list[TextInput]) -> list[Encoding]:
+    @property
+    def activation(self) -> Activation:
+        """The model's own activation (softmax, sigmoid or none), as the full classifier picks it."""
+        return self.settings.activation
+
+    @property
+    def temperature(self) -> Temperature | None:
+        """The saved calibration temperature, or None where there is none or `calibrated=False`."""
+        return self.settings.temperature
+
+    @property
+    def budget(self) -> loop.Budget:
+        """How the engine cuts rows into batches (see `clearpipe.engine.loop`)."""
+        return loop.Budget(self.settings.max_tokens, self.settings.batch_size)
+
+    @property
+    def packs(self) -> bool:
+        """Never: a graph runs padded batches, each padded to its longest row."""
+        return False
+
+    def encode(self, items: Sequence[TextInput]) -> list[Encoding]:
         """Token ids per item (special tokens added, truncated to `max_length`), unpadded."""
-        return self.tokenizer.encode_batch(items)
+        return self.tokenizer.encode_batch(list(items))
 
-    def tokenize(self, items: list[TextInput]) -> Tokenized:
+    def tokenize(self, items: Sequence[TextInput], keep_encodings: bool = False) -> Tokenized:
         """Stage 1 as the full classifier hands it on: ids per row, unpadded, and which were cut.
 
         >>> clf.tokenize(["fine"]).input_ids  # doctest: +SKIP
@@ -93,40 +127,23 @@ class LiteClassifier:
             input_ids=[e.ids for e in encodings],
             token_type_ids=[e.type_ids for e in encodings],
             truncated=[bool(e.overflowing) for e in encodings],
+            encodings=encodings if keep_encodings else None,
         )
 
-    def logits(self, items: list[TextInput]) -> np.ndarray:
-        """Logits (rows, labels) in input order; int8 close calls re-run by the referee.
+    def logits(self, rows: Tokenized | Sequence[TextInput]) -> np.ndarray:
+        """Logits (rows, labels) in input order, through the engine's loop; int8 close calls re-run
+        by the referee. `rows` are inputs, or rows already tokenized (by `tokenize`, or several
+        calls' rows joined, as the server's micro-batches are).
 
         >>> clf.logits(["fine", "awful"]).shape  # doctest: +SKIP
         (2, 2)
         """
-        return self.logits_of(self.tokenize(items))
+        tokenized = rows if isinstance(rows, Tokenized) else self.tokenize(rows)
+        return loop.run(tokenized, self.runner, self.budget, self.referee)
 
     def logits_of(self, tokenized: Tokenized) -> np.ndarray:
-        """`logits` of rows already tokenized (by `tokenize`, or several calls' rows joined, as the
-        server's micro-batches are).
-
-        >>> clf.logits_of(clf.tokenize(["fine"])).shape  # doctest: +SKIP
-        (1, 2)
-        """
-        logits = self._run(self.graph, tokenized, range(len(tokenized)))
-        if self.referee is not None and len(logits):
-            sigmoid = self.config.problem_type == "multi_label_classification"
-            close = close_calls(logits, self.referee.margin, sigmoid)
-            if len(close):
-                logits[close] = self._run(self.referee.graph, tokenized, close)
-        return logits
-
-    @property
-    def activation(self) -> Activation:
-        """The model's own activation (softmax, sigmoid or none), as the full classifier picks it."""
-        return default_activation(self.config)
-
-    @property
-    def temperature(self) -> Temperature | None:
-        """The saved calibration temperature, or None where there is none or `calibrated=False`."""
-        return saved_temperature(self.config) if self.calibrated else None
+        """`logits` of rows already tokenized (kept for callers from before `logits` took them)."""
+        return self.logits(tokenized)
 
     def postprocess(
         self, logits: np.ndarray, function_to_apply: str | Activation | None = None
@@ -137,69 +154,64 @@ class LiteClassifier:
         >>> clf.postprocess(clf.logits(["fine"])).best  # doctest: +SKIP
         array([1])
         """
-        activation = self._activation(function_to_apply)
-        return postprocess(logits, self.labels, activation, self.temperature, self.thresholds)
+        return self.settings.scoring.postprocess(logits, function_to_apply)
 
-    def predict(self, items: list[TextInput]) -> Predictions:
+    def predict(
+        self, items: Sequence[TextInput], function_to_apply: str | Activation | None = None
+    ) -> Predictions:
         """Scores for every item, with the saved temperature and thresholds applied."""
-        return self.postprocess(self.logits(items))
+        return self.postprocess(self.logits(list(items)), function_to_apply)
 
-    def predict_items(self, items: list[TextInput]) -> Predictions:
-        """`predict` under the name `clearpipe.bulk.local` calls on either classifier.
+    def predict_items(
+        self, items: Sequence[TextInput], function_to_apply: str | Activation | None = None
+    ) -> Predictions:
+        """`predict` under the name the front ends call on either classifier.
 
         >>> clf.predict_items(["fine"]).scores.shape  # doctest: +SKIP
         (1, 2)
         """
-        return self.predict(items)
+        return self.predict(items, function_to_apply)
 
     def check_min_score(
         self, min_score: float | None, function_to_apply: str | Activation | None = None
     ) -> float | None:
-        """`min_score` checked against the scores it would apply to (softmax only), as the full
-        classifier's.
+        """The `min_score` a call uses (its own, else the one given to `load`), checked against the
+        scores it would apply to (softmax only), as the full classifier's.
 
         >>> clf.check_min_score(0.9)  # doctest: +SKIP
         0.9
         """
-        return check_min_score(min_score, self._activation(function_to_apply))
+        return self.settings.scoring.check_min_score(min_score, function_to_apply)
 
-    def _activation(self, function_to_apply: str | Activation | None) -> Activation:
-        # as `Classifier._activation`: the caller's choice, else the model's own
-        return self.activation if function_to_apply is None else parse_activation(function_to_apply)
+    def warmup(self) -> None:
+        """Run two small batches so that the runtime's first-call setup happens before real work."""
+        self.predict(["warm up " * 4, "warm up " * 30])
+
+    def tokenize_windows(self, items: Sequence[TextInput]) -> NoReturn:
+        raise InputError(_NO_CHUNK)
+
+    def combine_windows(self, per_window: Predictions, windows: object) -> NoReturn:
+        raise InputError(_NO_CHUNK)
+
+    def trace(self, text: str, pair: str | None = None, attributions: bool = True) -> NoReturn:
+        raise InputError(
+            "traces need the full classifier: clearpipe.load (or the CLI without --lite) traces an "
+            "export's tokens, logits and scores"
+        )
 
     def __call__(
-        self, inputs: object, top_k: TopK = BEST, min_score: float | None = None
+        self,
+        inputs: object,
+        top_k: TopK = BEST,
+        function_to_apply: str | Activation | None = None,
+        min_score: float | None = None,
     ) -> Output | list[Output]:
         """Classify a text, a `(text, pair)` or a list of them, by the output contract.
 
         >>> clf("what a lovely day")  # doctest: +SKIP
         {'label': 'positive', 'score': 0.98}
         """
-        batch = normalize_inputs(inputs)
-        top_k = check_top_k(top_k, len(self.labels))
-        min_score = self.check_min_score(min_score)
-        outputs = self.predict(batch.items).to_output(top_k, min_score) if batch.items else []
-        return outputs[0] if batch.single else outputs
-
-    def _run(self, graph: Graph, tokenized: Tokenized, rows) -> np.ndarray:
-        rows = list(rows)
-        lengths = [len(tokenized.input_ids[row]) for row in rows]
-        out = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
-        for batch in token_budget_batches(lengths, self.max_tokens, self.batch_size):
-            out[batch] = graph.run(self._feeds(tokenized, [rows[i] for i in batch]))
-        return out
-
-    def _feeds(self, tokenized: Tokenized, rows: list[int]) -> dict[str, np.ndarray]:
-        width = max(len(tokenized.input_ids[row]) for row in rows)
-        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)  # (B, T)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        types = np.zeros((len(rows), width), dtype=np.int64)
-        for i, row in enumerate(rows):
-            n = len(tokenized.input_ids[row])
-            ids[i, :n], mask[i, :n] = tokenized.input_ids[row], 1
-            if tokenized.token_type_ids is not None:
-                types[i, :n] = tokenized.token_type_ids[row]
-        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return answer(self, inputs, top_k, function_to_apply, min_score)
 
 
 def load(
@@ -212,6 +224,7 @@ def load(
     batch_size: int | None = None,
     calibrated: bool = True,
     referee: bool = True,
+    min_score: float | None = None,
 ) -> LiteClassifier:
     """Load a folder written by `clearpipe export` (either format) to run without torch.
 
@@ -219,7 +232,8 @@ def load(
     precision for float layers), `max_length` (tokens; default: the export's), `max_tokens`
     (padded tokens per batch), `batch_size` (rows per batch) and `calibrated` mean what they
     mean for `clearpipe.load`;
-    `referee=False` skips the float re-run of an int8 OpenVINO export's close calls.
+    `referee=False` skips the float re-run of an int8 OpenVINO export's close calls; `min_score`
+    marks results below it `"decided": false`, as `clearpipe.load`'s does.
 
     >>> clf = load("exported-int8/", threads=2)  # doctest: +SKIP
     >>> clf(["fine", "awful"])  # doctest: +SKIP
@@ -242,24 +256,14 @@ def load(
         raise InputError(
             f"max_length must be between 2 and the export's limit of {limit} tokens, got {max_length}"
         )
-    tokenizer, pad_id = _tokenizer(folder, max_length or limit, config)
-    graph = open_graph(graph_file, threads, dtype)
-    margin = referee_margin(folder) if referee else None
-    judge = None if margin is None else Referee(open_graph(folder / REFEREE_FILE, threads, dtype), margin)
+    tokenizer, pad_id, side = _tokenizer(folder, max_length or limit, config)
+    runner = GraphRunner(open_graph(graph_file, threads, dtype), len(labels), pad_id, side)
+    scoring = Scoring.of(config, labels, calibrated=calibrated, min_score=min_score)
+    sigmoid = scoring.activation is Activation.SIGMOID
+    judge = export_referee(folder, runner, threads, dtype, sigmoid) if referee else None
     budget = max_tokens or DEFAULT_MAX_TOKENS["cpu"]
-    return LiteClassifier(
-        tokenizer,
-        graph,
-        config,
-        labels,
-        max_length or limit,
-        budget,
-        pad_id,
-        judge,
-        calibrated,
-        batch_size,
-        str(folder),
-    )
+    settings = LiteSettings(scoring, f"lite {export_kind(str(folder))}", budget, batch_size)
+    return LiteClassifier(tokenizer, runner, config, settings, max_length or limit, judge, str(folder))
 
 
 def _read_json(path: Path, required: bool = True) -> dict:
@@ -299,7 +303,7 @@ def _max_length(folder: Path, config: SimpleNamespace, info: dict) -> int:
     )
 
 
-def _tokenizer(folder: Path, max_length: int, config: SimpleNamespace) -> tuple[Tokenizer, int]:
+def _tokenizer(folder: Path, max_length: int, config: SimpleNamespace) -> tuple[Tokenizer, int, str]:
     from tokenizers import Tokenizer
 
     path = folder / "tokenizer.json"
@@ -308,8 +312,11 @@ def _tokenizer(folder: Path, max_length: int, config: SimpleNamespace) -> tuple[
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.no_padding()  # batches are padded here, each to its own longest row
     tokenizer.enable_truncation(max_length)  # longest-first for pairs, as transformers' truncation=True
-    pad_token = _read_json(folder / "tokenizer_config.json", required=False).get("pad_token")
+    saved = _read_json(folder / "tokenizer_config.json", required=False)
+    pad_token = saved.get("pad_token")
     pad_id = tokenizer.token_to_id(pad_token) if isinstance(pad_token, str) else None
     if pad_id is None:
         pad_id = getattr(config, "pad_token_id", None) or 0
-    return tokenizer, int(pad_id)
+    # transformers pads on the side tokenizer_config.json names, right by default; so does lite.
+    side = "left" if saved.get("padding_side") == "left" else "right"
+    return tokenizer, int(pad_id), side

@@ -96,8 +96,10 @@ def measure_referee_margin(folder: Path, texts: Sequence[str], max_length: int) 
 
     from clearpipe import lite
     from clearpipe.engine import recheck
-    from clearpipe.lite.runtime import open_graph
+    from clearpipe.engine.graphs import open_graph
 
     fast = lite.load(folder, max_length=max_length, referee=False)
-    float_graph = dataclasses.replace(fast, graph=open_graph(folder / REFEREE_FILE))
-    return recheck.calibrate(fast.logits(list(texts)), float_graph.logits(list(texts)))
+    slow = dataclasses.replace(
+        fast, runner=dataclasses.replace(fast.runner, graph=open_graph(folder / REFEREE_FILE))
+    )
+    return recheck.calibrate(fast.logits(list(texts)), slow.logits(list(texts)))

@@ -23,22 +23,21 @@ import clearpipe
 from clearpipe.server import error_responses, schemas
 from clearpipe.server.config import ServerConfig
 from clearpipe.server.fast_route import FastClassify, disconnect_waiter
-from clearpipe.server.lite import LiteServed
 from clearpipe.server.middleware import BodyLimit, Observe
 from clearpipe.server.security import require_key
 from clearpipe.server.service import Service, check_text
 
-if TYPE_CHECKING:  # only named: `serve --lite` runs without torch, which `Classifier` imports
-    from clearpipe.classifier import Classifier
+if TYPE_CHECKING:  # only named: `serve --lite` runs without torch
+    from clearpipe.contract import TextClassifier
 
 log = logging.getLogger("clearpipe.server")
 
 Authorized = Annotated[None, Depends(require_key)]
 
 
-def create_app(classifier: Classifier | LiteServed, config: ServerConfig | None = None) -> FastAPI:
-    """Build the FastAPI app for a loaded classifier (or a `clearpipe.lite` one wrapped in
-    `clearpipe.server.lite.LiteServed`); run it with uvicorn.
+def create_app(classifier: TextClassifier, config: ServerConfig | None = None) -> FastAPI:
+    """Build the FastAPI app for a loaded classifier (`clearpipe.load`'s, or a
+    `clearpipe.lite.LiteClassifier`); run it with uvicorn.
 
     >>> app = create_app(clearpipe.load("path/to/checkpoint"), ServerConfig(api_key="s3cret"))  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
@@ -123,7 +122,7 @@ def _add_routes(app: FastAPI) -> None:
             version=clearpipe.__version__,
             function_to_apply=clf.settings.activation.value,
             # lite has no windows; the full classifier truncates or chunks per request
-            long_text=["truncate"] if isinstance(clf, LiteServed) else ["truncate", "chunk"],
+            long_text=["truncate"] if clf.settings.dtype.startswith("lite") else ["truncate", "chunk"],
             calibration=None if clf.settings.temperature is None else clf.settings.temperature.to_dict(),
             thresholds=None
             if clf.settings.thresholds is None

@@ -28,9 +28,8 @@ from clearpipe.server.batcher import Batcher
 from clearpipe.server.config import ServerConfig
 from clearpipe.server.metrics import Metrics
 
-if TYPE_CHECKING:  # only named: `serve --lite` runs without torch, which `Classifier` imports
-    from clearpipe.classifier import Classifier
-    from clearpipe.server.lite import LiteServed
+if TYPE_CHECKING:  # only named: `serve --lite` runs without torch
+    from clearpipe.contract import TextClassifier
 
 log = logging.getLogger("clearpipe.server")
 
@@ -53,7 +52,7 @@ class Classified:
 class Service:
     """Everything the routes share: the classifier, the settings, the batcher and the metrics."""
 
-    classifier: Classifier | LiteServed
+    classifier: TextClassifier  # `clearpipe.Classifier` or `clearpipe.lite.LiteClassifier`
     config: ServerConfig
     metrics: Metrics = field(default_factory=Metrics)
     ready: bool = False

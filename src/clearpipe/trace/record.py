@@ -18,16 +18,17 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import torch
 from transformers import PretrainedConfig
 
-from clearpipe.engine.recheck import Referee
+from clearpipe.contract import TextClassifier
+from clearpipe.engine import loop
 from clearpipe.errors import InputError
 from clearpipe.forward import Recorded, forward_recorded
 from clearpipe.inputs import TextInput
-from clearpipe.postprocess import Activation, Predictions, default_activation
-from clearpipe.preprocess import Encoded, Tokenized
+from clearpipe.postprocess import Activation, default_activation
+from clearpipe.preprocess import Encoded
+from clearpipe.tokens import Tokenized
 from clearpipe.trace.attributions import Attributions, baseline_token, integrated_gradients
 
 if TYPE_CHECKING:
@@ -122,19 +123,22 @@ class ModelStage:
     """Stage 3: embeddings -> layers -> pooled / first-token vector -> logits.
 
     `recheck` is set when an int8 classifier's logits were a close call and the stage shows its
-    float referee's run instead.
+    float referee's run instead. An exported graph shows only its logits: `embedding_shape`,
+    `embedding_mean_norm` and the pooled vector are None, `layers` is empty, and `unavailable`
+    says why.
     """
 
-    embedding_shape: Shape
-    embedding_mean_norm: float
+    embedding_shape: Shape | None
+    embedding_mean_norm: float | None
     layers: list[Layer]
-    pooled_kind: str
-    pooled_shape: Shape
+    pooled_kind: str | None
+    pooled_shape: Shape | None
     logits: list[float]
     logits_shape: Shape
     attention: str
     time_ms: float
     recheck: Recheck | None = None
+    unavailable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,7 @@ class Trace:
     activation: ActivationStage
     prediction: PredictionStage
     attributions: Attributions | None
+    unavailable: list[dict[str, str]] | None = None  # what this trace could not show, and why
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (see `schema.json`): plain dicts, lists, strings and numbers.
@@ -199,14 +204,16 @@ class Trace:
                 _prediction_dict(self.prediction, self.activation),
             ],
             "attributions": None if self.attributions is None else self.attributions.to_dict(),
+            "unavailable": self.unavailable,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
 
 
-class Traced(Protocol):
-    """What `trace` needs of a classifier: its stages, its model and where that runs.
+class Traced(TextClassifier, Protocol):
+    """What `trace` needs of a classifier: the front ends' `TextClassifier`, with its model (a
+    torch model, or an exported graph's `GraphModel`), tokenizer, device and padding.
 
     `clearpipe.Classifier` is one. Typed by shape rather than by class so that traces sit below
     the classifier that offers them (`Classifier.trace`) and never import it.
@@ -215,19 +222,15 @@ class Traced(Protocol):
     model: Any
     tokenizer: Any
     device: torch.device
-    source: str
-    referee: Referee | None
 
-    @property
-    def labels(self) -> list[str]: ...
+    def collate(self, tokenized: Any, rows: Sequence[int]) -> Encoded: ...
 
-    def tokenize(self, items: Sequence[TextInput], keep_encodings: bool = False) -> Tokenized: ...
 
-    def collate(self, tokenized: Tokenized, rows: Sequence[int]) -> Encoded: ...
-
-    def close_calls(self, logits: np.ndarray) -> np.ndarray: ...
-
-    def postprocess(self, logits: torch.Tensor | np.ndarray) -> Predictions: ...
+GRAPH_ONLY = (
+    "an exported graph returns its logits only: per-layer hidden states, attention weights and "
+    "token attributions (gradients) need the torch model; trace the checkpoint the export was made from"
+)
+"""Why a trace of an exported folder shows no layers and no attributions."""
 
 
 @cache
@@ -260,18 +263,24 @@ def trace(clf: Traced, text: str, pair: str | None = None, attributions: bool = 
     stage_tokenizer = _tokenizer_stage(tokenized, encoded, item, _ms(start))
 
     start = time.perf_counter()
-    model = clf.model
-    recorded = forward_recorded(model, encoded, clf.device)
-    rechecked = None
-    if clf.referee is not None and len(clf.close_calls(recorded.logits.numpy())):
-        # As in `Classifier.logits`: an int8 close call is answered by the float referee.
-        rechecked = Recheck([float(x) for x in recorded.logits[0]], clf.referee.margin, clf.referee.dtype)
-        model = clf.referee.model
+    # The engine's own loop decides, as for `clf(text)`, whether an int8 close call is answered by
+    # the float referee; the model that answered is then recorded.
+    checked = loop.run_checked(tokenized, clf.runner, clf.budget, clf.referee)
+    model, rechecked = clf.model, None
+    if len(checked.rechecked):
+        rechecked = Recheck([float(x) for x in checked.fast[0]], clf.referee.margin, clf.referee.dtype)
+        model = clf.referee.model or model
+    recordable = isinstance(model, torch.nn.Module)
+    if recordable:
         recorded = forward_recorded(model, encoded, clf.device)
-    stage_model = _model_stage(recorded, rechecked, _ms(start))
+        logits = recorded.logits
+        stage_model = _model_stage(recorded, rechecked, _ms(start))
+    else:
+        logits = torch.from_numpy(checked.outputs)
+        stage_model = _graph_stage(logits, rechecked, _ms(start))
 
     start = time.perf_counter()
-    predictions = clf.postprocess(recorded.logits)
+    predictions = clf.postprocess(logits)
     stage_activation = ActivationStage(
         function=predictions.activation.value,
         reason=activation_reason(clf.model.config, predictions.activation),
@@ -290,7 +299,7 @@ def trace(clf: Traced, text: str, pair: str | None = None, attributions: bool = 
 
     attr = None
     tokens = stage_tokenizer.tokens
-    if attributions:
+    if attributions and recordable:
         special = [t.special for t in tokens]
         baseline = baseline_token(clf.tokenizer)
         attr = integrated_gradients(model, encoded, clf.device, stage_prediction.label_id, special, baseline)
@@ -306,6 +315,7 @@ def trace(clf: Traced, text: str, pair: str | None = None, attributions: bool = 
         activation=stage_activation,
         prediction=stage_prediction,
         attributions=attr,
+        unavailable=None if recordable else [{"what": "layers and attributions", "why": GRAPH_ONLY}],
     )
 
 
@@ -409,6 +419,22 @@ def _model_stage(recorded: Recorded, rechecked: Recheck | None, time_ms: float) 
     )
 
 
+def _graph_stage(logits: torch.Tensor, rechecked: Recheck | None, time_ms: float) -> ModelStage:
+    return ModelStage(
+        embedding_shape=None,
+        embedding_mean_norm=None,
+        layers=[],
+        pooled_kind=None,
+        pooled_shape=None,
+        logits=[float(x) for x in logits[0]],
+        logits_shape=tuple(logits.shape),
+        attention="unavailable",
+        time_ms=time_ms,
+        recheck=rechecked,
+        unavailable=GRAPH_ONLY,
+    )
+
+
 def _mean_norm(states: torch.Tensor) -> float:
     return float(states[0].norm(dim=-1).mean()) if states.shape[1] else 0.0  # (T, H) -> (T,) -> ()
 
@@ -489,7 +515,9 @@ def _model_dict(stage: ModelStage, tokens: list[Token]) -> dict[str, Any]:
         f"logits {stage.logits_shape}",
         stage.logits_shape,
         stage.time_ms,
-        embeddings={"shape": list(stage.embedding_shape), "mean_norm": stage.embedding_mean_norm},
+        embeddings=None
+        if stage.embedding_shape is None
+        else {"shape": list(stage.embedding_shape), "mean_norm": stage.embedding_mean_norm},
         layers=[
             {
                 "index": layer.index,
@@ -501,7 +529,10 @@ def _model_dict(stage: ModelStage, tokens: list[Token]) -> dict[str, Any]:
             }
             for layer in stage.layers
         ],
-        pooled={"kind": stage.pooled_kind, "shape": list(stage.pooled_shape)},
+        pooled=None
+        if stage.pooled_shape is None
+        else {"kind": stage.pooled_kind, "shape": list(stage.pooled_shape)},
+        unavailable=stage.unavailable,
         logits=list(stage.logits),
         attention=stage.attention,
         recheck=None

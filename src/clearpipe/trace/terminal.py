@@ -99,6 +99,15 @@ def coloured_tokens(tokens: list[Token], scale: float) -> Text:
 
 def _model(trace: Trace) -> Group:
     stage, tokens = trace.model, trace.tokenizer.tokens
+    if stage.unavailable is not None:  # an exported graph: its logits, and why nothing more
+        logits = ", ".join(f"{x:.4f}" for x in stage.logits)
+        lines = [
+            Text(f"exported graph -> logits {stage.logits_shape} [{logits}]"),
+            Text(stage.unavailable, style="dim"),
+        ]
+        if stage.recheck is not None:
+            lines.append(Text(recheck_line(stage.recheck), style="yellow"))
+        return Group(*lines)
     lines = [Text(f"embeddings {stage.embedding_shape}  |h| {stage.embedding_mean_norm:.2f}")]
     for layer in stage.layers:
         line = Text(f"layer {layer.index:>2}  {layer.shape}  |h| {layer.mean_norm:.2f}")
