@@ -57,6 +57,38 @@ def forward(
     return logits.float().cpu()
 
 
+def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of each row's token vectors where `mask` is 1: (B, T, H), (B, T) -> (B, H); the
+    pooled sentence embedding of sentence encoders (no first-token shortcut).
+
+    >>> mean_pool(torch.ones(1, 3, 2), torch.tensor([[1, 1, 0]]))
+    tensor([[1., 1.]])
+    """
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+
+
+def forward_pooled(
+    model: PreTrainedModel,
+    encoded: Encoded,
+    device: torch.device,
+    layers: tuple[int, ...],
+    bf16: bool = False,
+) -> torch.Tensor:
+    """Run an encoder on one padded batch and mean-pool the hidden states of `layers` (0: the
+    embeddings, -1: the last layer), side by side: float32 (batch, len(layers) x hidden) on the CPU.
+    `bf16` runs the model under bf16 autocast.
+
+    >>> forward_pooled(encoder, preprocess(tokenizer, ["fine"], 128, True), torch.device("cpu"), (-1,)).shape  # doctest: +SKIP
+    torch.Size([1, 384])
+    """
+    inputs = model_inputs(encoded, device)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        states = model(**inputs, output_hidden_states=True).hidden_states
+    mask = inputs["attention_mask"]
+    return torch.cat([mean_pool(states[k].float(), mask) for k in layers], dim=1).cpu()
+
+
 @dataclass(frozen=True)
 class Recorded:
     """What the model produced on the way to its logits, for one batch, as float32 CPU tensors.

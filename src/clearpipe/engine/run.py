@@ -21,6 +21,7 @@ from clearpipe.engine import first_token, int8, loop, packed_forward, packing, r
 from clearpipe.engine.graphs import GraphRunner
 from clearpipe.engine.loop import Referee
 from clearpipe.forward import forward as forward_stage
+from clearpipe.forward import forward_pooled
 from clearpipe.preprocess import Encoded, Tokenized, collate
 
 
@@ -73,6 +74,33 @@ class Runner:
     def outputs(self, tokenized: Tokenized, rows: Sequence[int]) -> np.ndarray:
         """Logits (rows, num_labels) for these rows: the loop's call."""
         return self.forward(self.batch(tokenized, rows)).numpy()
+
+
+@dataclass(frozen=True)
+class PooledRunner:
+    """A torch encoder as the engine runs it for embeddings: per row, the mean-pooled hidden
+    states of `layers` (`clearpipe.forward.forward_pooled`), side by side, so `width` is
+    len(layers) x hidden size. Rows are padded, never packed: mean pooling reads every token.
+
+    >>> loop.run(tok, PooledRunner(encoder, torch.device("cpu")), loop.Budget(2048)).shape  # doctest: +SKIP
+    (2, 384)
+    """
+
+    model: PreTrainedModel
+    device: torch.device
+    layers: tuple[int, ...] = (-1,)
+    pad_id: int = 0
+    padding_side: str = "right"
+    bf16: bool = False  # under bf16 autocast
+
+    @property
+    def width(self) -> int:
+        return len(self.layers) * int(self.model.config.hidden_size)
+
+    def outputs(self, tokenized: Tokenized, rows: Sequence[int]) -> np.ndarray:
+        """Pooled states (rows, width) for these rows."""
+        encoded = collate(tokenized, rows, self.pad_id, self.padding_side)
+        return forward_pooled(self.model, encoded, self.device, self.layers, self.bf16).numpy()
 
 
 def runner_of(model: object, device: torch.device, pad_id: int, side: str) -> Runner | GraphRunner:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clearpipe.forward import mean_pool
 from clearpipe.inputs import TextInput
 
 CACHE = "teacher_hidden"
@@ -35,16 +36,6 @@ def layer_map(student_layers: int, teacher_layers: int) -> list[int]:
     [2, 4, 6, 8, 10, 12]
     """
     return [round(k * teacher_layers / student_layers) for k in range(1, student_layers + 1)]
-
-
-def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The mean of each row's token vectors where `mask` is 1: (B, T, H), (B, T) -> (B, H).
-
-    >>> mean_pool(torch.ones(1, 3, 2), torch.tensor([[1, 1, 0]]))
-    tensor([[1., 1.]])
-    """
-    weights = mask.unsqueeze(-1).to(states.dtype)
-    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
 
 
 def teacher_states(
@@ -111,23 +102,16 @@ class _Encoder:
         self.use_types = uses_token_type_ids(self.model, self.tokenizer)
 
     def pooled(self, items: Sequence[TextInput]) -> np.ndarray:
-        from clearpipe.forward import model_inputs
-        from clearpipe.preprocess import collate, tokenize
+        from clearpipe.engine import loop
+        from clearpipe.engine.run import PooledRunner
+        from clearpipe.preprocess import tokenize
 
-        out = np.zeros((len(items), len(self.layers), self.model.config.hidden_size), np.float16)
         tokenized = tokenize(self.tokenizer, items, self.max_length, self.use_types)
-        order = np.argsort([len(ids) for ids in tokenized.input_ids], kind="stable")  # less padding
         pad = self.tokenizer.pad_token_id or 0
-        for start in range(0, len(order), BATCH_ROWS):
-            rows = order[start : start + BATCH_ROWS].tolist()
-            encoded = collate(tokenized, rows, pad, self.tokenizer.padding_side)
-            inputs = model_inputs(encoded, self.device)
-            with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                states = self.model(**inputs, output_hidden_states=True).hidden_states
-            mask = inputs["attention_mask"]
-            pooled = torch.stack([mean_pool(states[k].float(), mask) for k in self.layers], 1)
-            out[rows] = pooled.cpu().numpy().astype(np.float16)
-        return out
+        side = self.tokenizer.padding_side
+        runner = PooledRunner(self.model, self.device, tuple(self.layers), pad, side, self.bf16)
+        flat = loop.run(tokenized, runner, loop.Budget(max_tokens=None, batch_size=BATCH_ROWS))
+        return flat.reshape(len(items), len(self.layers), -1).astype(np.float16)  # (rows, Ls, Ht)
 
 
 def attach(model: torch.nn.Module, teacher_width: int) -> None:
