@@ -54,7 +54,11 @@ def _root(
 
 
 def main() -> None:
-    """Run the CLI; a user's mistake prints one `error:` line and exits 2, without a traceback."""
+    """Run the CLI; a user's mistake prints one `error:` line and exits 2, without a traceback.
+
+    So does a failed file operation (a read-only folder, a full disk): the system's reason and
+    the path it names are what the user needs, and a traceback adds nothing to them.
+    """
     from clearpipe.errors import ClearpipeError
 
     startup.pause_collector()
@@ -63,6 +67,21 @@ def main() -> None:
     except ClearpipeError as exc:
         print(f"clearpipe: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:
+        if exc.errno is None:
+            raise  # not the system's refusal: a bug, which keeps its traceback
+        print(f"clearpipe: error: {os_error(exc)}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("clearpipe: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def os_error(exc: OSError) -> str:
+    """A failed file operation as one line: the path(s) it names, then the system's reason.
+
+    >>> os_error(NotADirectoryError(20, "Not a directory", "notes.txt/out.csv"))
+    'notes.txt/out.csv: Not a directory'
+    """
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {exc.strerror}" if paths else str(exc.strerror)

@@ -26,6 +26,7 @@ def calibrate(
         str | None, typer.Option("--text-pair-column", help="Column with the second text of a pair.")
     ] = None,
     label_column: Annotated[str | None, typer.Option("--label-column", help="Column with the label.")] = None,
+    encoding: options.Encoding = "utf-8",
     max_length: options.MaxLength = None,
     batch_size: options.BatchSize = 64,
     device: options.Device = "auto",
@@ -44,6 +45,7 @@ def calibrate(
     MODEL with it to OUTPUT. Labels never change; clearpipe applies the temperature wherever the
     copy is used, and plain transformers.pipeline ignores it."""
     import clearpipe
+    from clearpipe.cli.outputs import check_folder
     from clearpipe.errors import InputError
     from clearpipe.training.calibration import (
         METHODS,
@@ -57,6 +59,7 @@ def calibrate(
 
     if method not in METHODS:
         raise InputError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    check_folder(output, "--output")
     clf = clearpipe.load(
         model, max_length=max_length, batch_size=batch_size, device=device, dtype=dtype, calibrated=False
     )
@@ -64,7 +67,10 @@ def calibrate(
     check_calibratable(clf)  # before DATA is read and the model runs over it
     check_output(clf.source, output)
     data_options = DataOptions(
-        text_column=text_column, pair_column=text_pair_column, label_column=label_column
+        text_column=text_column,
+        pair_column=text_pair_column,
+        label_column=label_column,
+        encoding=encoding,
     )
     split, report = read_file(clf, data, data_options)
     for reason, rows in report.dropped.items():

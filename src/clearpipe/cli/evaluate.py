@@ -26,6 +26,7 @@ def evaluate(
     ] = ",",
     errors: Annotated[int, typer.Option("--errors", min=0, help="List the N most confident mistakes.")] = 0,
     no_header: options.NoHeader = False,
+    encoding: options.Encoding = "utf-8",
     max_length: options.MaxLength = None,
     batch_size: options.BatchSize = 64,
     device: options.Device = "auto",
@@ -50,9 +51,12 @@ def evaluate(
     calibration (ECE before and after the saved temperature, Brier score) and accuracy at 90% and 80%
     coverage of MODEL on DATA."""
     import clearpipe
+    from clearpipe.cli.outputs import check_folder
     from clearpipe.training.data import DataOptions
     from clearpipe.training.evaluation import evaluate_scored, read_file, score_split
 
+    if plots is not None:
+        check_folder(plots, "--plots")
     clf = clearpipe.load(
         model, max_length=max_length, batch_size=batch_size, device=device, calibrated=calibrated
     )
@@ -66,6 +70,7 @@ def evaluate(
         label_column=label_column,
         label_sep=label_sep,
         header=not no_header,
+        encoding=encoding,
     )
     split, report = read_file(clf, data, data_options)
     scored = score_split(clf, split)

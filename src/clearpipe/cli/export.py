@@ -37,6 +37,7 @@ def export(
     text_column: Annotated[
         str | None, typer.Option("--text-column", help="Column of --check holding the text.")
     ] = None,
+    encoding: options.Encoding = "utf-8",
     threshold: Annotated[
         float,
         typer.Option("--threshold", min=0.0, max=100.0, help="Least label agreement with fp32, in percent."),
@@ -45,20 +46,23 @@ def export(
 ) -> None:
     """Export MODEL to ONNX or OpenVINO; exits non-zero if it agrees with fp32 on fewer than --threshold % labels."""
     startup.resume_collector()  # exporting runs long: start-up time does not matter
+    from clearpipe.cli.outputs import check_folder
     from clearpipe.engine.samples import builtin_sample
     from clearpipe.errors import InputError
     from clearpipe.loading import load_config, resolve_source
-    from clearpipe.onnx.export import FORMATS, export_onnx
+    from clearpipe.onnx.export import FORMATS, export_onnx, refuse_export
     from clearpipe.onnx.validation import read_texts
 
     if format not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}")
     source = None if model == "default" else model
+    refuse_export(source, "exported again")
+    check_folder(output, "--output")
     if check is None:
         config = load_config(resolve_source(source))
         name, texts = builtin_sample([str(config.id2label[i]) for i in range(config.num_labels)])
     else:
-        name, texts = str(check), read_texts(check, text_column)
+        name, texts = str(check), read_texts(check, text_column, encoding=encoding)
     report = export_onnx(
         source,
         output,

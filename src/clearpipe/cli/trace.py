@@ -34,7 +34,10 @@ def trace(
 ) -> None:
     """Classify TEXT and show each stage: input, tokenizer, model layers, activation, prediction."""
     import clearpipe
+    from clearpipe.cli.outputs import check_file
 
+    if html is not None:
+        check_file(html, "--html", "trace.html")
     clf = clearpipe.load(model, max_length=max_length, batch_size=1, device=device, calibrated=calibrated)
     startup.resume_collector()
     result = clf.trace(text, pair=pair, attributions=attributions)

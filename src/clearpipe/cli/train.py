@@ -51,6 +51,7 @@ def train(
         str, typer.Option("--label-sep", help="Separator of labels in a multi-label cell.")
     ] = ",",
     no_header: options.NoHeader = False,
+    encoding: options.Encoding = "utf-8",
     max_length: Annotated[
         int | None, typer.Option("--max-length", help="Tokens per row. Default: the data's 99th percentile.")
     ] = None,
@@ -124,7 +125,9 @@ def train(
 ) -> None:
     """Fine-tune a base on DATA and write a Hugging Face checkpoint with metrics and a model card to OUTPUT."""
     startup.resume_collector()  # training runs long: start-up time does not matter
+    from clearpipe.cli.outputs import check_folder
     from clearpipe.errors import InputError
+    from clearpipe.onnx.export import refuse_export
     from clearpipe.training.data import DataOptions
     from clearpipe.training.distill import Distillation
     from clearpipe.training.train import TrainConfig
@@ -139,7 +142,10 @@ def train(
         label_sep=label_sep,
         seed=seed,
         header=not no_header,
+        encoding=encoding,
     )
+    check_folder(output, "--output")
+    refuse_export(base, "trained (--base)")
     config = TrainConfig(
         data=str(data),
         base=base,

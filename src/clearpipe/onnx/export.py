@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from clearpipe.engine import first_token, linears
+from clearpipe.engine.exported import OPENVINO_FILE
 from clearpipe.engine.onnx_runtime import EXPORT_INFO, ONNX_FILE
 from clearpipe.engine.sessions import OPENVINO_DYNAMIC_GROUPS
 from clearpipe.errors import InputError
@@ -93,6 +94,7 @@ def export_onnx(
             "--quantize int8-dynamic is for --format openvino; "
             "ONNX Runtime's --quantize int8 already quantizes activations at run time"
         )
+    refuse_export(model, "exported again")
     if format == "openvino":
         to_openvino.require(quantize)  # before the slow part, a missing package says how to install it
     if output.exists() and any(output.iterdir()):
@@ -130,6 +132,27 @@ def export_onnx(
         output.rmdir()
     partial.rename(output)
     return report
+
+
+def refuse_export(source: str | None, action: str) -> None:
+    """Refuse a folder written by `clearpipe export` where a checkpoint is needed: its graph has
+    no weights to export again or to train (`action` says which), but the checkpoint it came from has.
+
+    >>> refuse_export("my-model-onnx", "exported again")  # doctest: +SKIP
+    Traceback (most recent call last):
+    InputError: my-model-onnx is a folder written by `clearpipe export` (ONNX), which cannot be ...
+    """
+    folder = Path(source) if source is not None else None
+    if folder is None or not folder.is_dir():
+        return
+    kinds = {ONNX_FILE: "ONNX", OPENVINO_FILE: "OpenVINO"}
+    kind = next((name for file, name in kinds.items() if (folder / file).is_file()), None)
+    if kind is not None:
+        raise InputError(
+            f"{source} is a folder written by `clearpipe export` ({kind}), which cannot be {action}; "
+            "pass the checkpoint it was exported from (a folder with config.json and "
+            "model.safetensors, or a hub id)"
+        )
 
 
 def _check_groups(
