@@ -18,10 +18,19 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "clearpipe"
 # Lowest first. A module may import its own level or below, never above.
 LEVELS: list[tuple[str, ...]] = [
     ("errors",),
-    ("inputs", "tokens", "preprocess", "forward", "postprocess", "longtext", "loading"),  # the stages
+    (
+        "inputs",
+        "tokens",
+        "preprocess",
+        "forward",
+        "postprocess",
+        "longtext",
+        "loading",
+        "bases",
+    ),  # the stages
     ("engine",),
     ("trace", "contract"),  # records the stages; the shape of a classifier the front ends drive
-    ("classifier", "pipeline", "__init__", "lite"),  # `__init__`: the package's lazy public names
+    ("classifier", "zeroshot", "pipeline", "__init__", "lite"),  # `__init__`: the package's lazy public names
     ("onnx", "tables", "training"),
     ("bulk", "server"),
     ("cli", "__main__"),
