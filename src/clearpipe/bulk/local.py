@@ -2,15 +2,20 @@
 
 The input is streamed in chunks; each chunk is classified by the same `Classifier` (and so the
 same engine) as every other entry point, or by `clearpipe.lite` (`predict --lite`), and written
-as one atomic part file beside the output.
-A run that is interrupted leaves its complete parts and a manifest behind; `resume=True`
-checks that the manifest matches this run, skips the rows already done and carries on, so
-every input row appears exactly once, in order, in the assembled output.
+as one durable part file beside the output (`bulk.parts` keeps the folder and its records).
+A run that is interrupted leaves its parts and a manifest behind; `resume=True` checks that the
+manifest matches this run, reuses the parts whose recorded sha256 still matches, classifies
+every other chunk again and carries on, so every input row appears exactly once, in order, in
+the assembled output, and the row counts reported are those of the parts assembled.
+
+An empty text (nothing but whitespace, or for a pair both texts) has nothing to classify: its
+row keeps its place but gets no label and no score (null, or an empty cell), and the summary
+counts such rows. A very long text is cut before it reaches the tokenizer (see `char_limit`),
+so one huge cell cannot take gigabytes of memory.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from clearpipe.bulk.parts import PartRecord, commit, open_parts, part_name
 from clearpipe.errors import InputError, where
 from clearpipe.inputs import TextInput
 from clearpipe.postprocess import BEST, Predictions, TopK
@@ -26,7 +32,11 @@ from clearpipe.tables.columns import PAIR_NAMES, TEXT_NAMES, pick_column, pick_o
 from clearpipe.tables.read import Chunk, Row, read_chunks, read_columns, table_format
 from clearpipe.tables.write import PART_SUFFIX, assemble, write_part
 
-MANIFEST = "manifest.json"
+# A token of ordinary text covers a few characters (a word or a piece of one), so this many
+# characters per token of max_length hold more than max_length tokens, and cutting there
+# changes nothing the model sees; without the cut the tokenizer splits all of a huge text
+# before truncating it (50 MB of text took 7 GB).
+CHARS_PER_TOKEN = 256
 
 
 class Classifier(Protocol):
@@ -89,7 +99,8 @@ class Summary:
     rows: int
     resumed_rows: int
     output: Path
-    undecided: int | None = None  # rows classified by this run below min_score; None without one
+    undecided: int | None = None  # rows below min_score; None without one
+    empty: int = 0  # rows whose text was empty: written without label and score
 
 
 Progress = Callable[[Chunk], None]
@@ -105,42 +116,75 @@ def predict_file(clf: Classifier, job: PredictJob, on_chunk: Progress | None = N
         raise InputError(f"chunk size must be at least 1 row, got {job.chunk_rows}")
     plan = make_plan(clf, job)
     parts_dir = job.output.with_name(job.output.name + ".parts")
-    done = _prepare_parts(parts_dir, plan, job.resume)
+    intact = open_parts(parts_dir, asdict(plan), job.resume)
     try:
-        rows, resumed, undecided = _write_parts(clf, job, plan, parts_dir, done, on_chunk)
+        done = _write_parts(clf, job, plan, parts_dir, intact, on_chunk)
     except InputError:
         # Bad input fails the same way on every attempt, so these parts can never be resumed;
         # an interruption (kill, Ctrl-C, crash) keeps them for --resume.
         shutil.rmtree(parts_dir, ignore_errors=True)
         raise
-    parts = sorted(parts_dir.glob(f"part-*.{PART_SUFFIX[plan.output_format]}"))
-    assemble(parts, plan.columns, plan.output_format, job.output)
+    records = [record for record, _ in done]
+    # Exactly the parts of this input's chunks, each checked against its sha256 as it is read:
+    # a stray file in the folder is never assembled, and a part that changed stops the run.
+    paths = [parts_dir / r.file for r in records]
+    assemble(paths, plan.columns, plan.output_format, job.output, [r.sha256 for r in records])
     shutil.rmtree(parts_dir)
-    return Summary(rows=rows, resumed_rows=resumed, output=job.output, undecided=undecided)
+    return Summary(
+        rows=sum(r.rows for r in records),
+        resumed_rows=sum(r.rows for r, reused in done if reused),
+        output=job.output,
+        undecided=None if plan.decided_column is None else sum(r.undecided for r in records),
+        empty=sum(r.empty for r in records),
+    )
 
 
 def _write_parts(
-    clf: Classifier, job: PredictJob, plan: Plan, parts_dir: Path, done: int, on_chunk: Progress | None
-) -> tuple[int, int, int | None]:
-    rows = resumed = undecided = 0
+    clf: Classifier,
+    job: PredictJob,
+    plan: Plan,
+    parts_dir: Path,
+    intact: dict[str, PartRecord],
+    on_chunk: Progress | None,
+) -> list[tuple[PartRecord, bool]]:
+    """Each chunk's part record, and whether it was reused from the interrupted run."""
+    done = []
     for index, chunk in enumerate(read_chunks(job.input, job.chunk_rows, job.encoding, job.header)):
-        rows += len(chunk.rows)
-        if index < done:
-            resumed += len(chunk.rows)
+        old = intact.get(part_name(index, PART_SUFFIX[plan.output_format]))
+        if old is not None and old.rows == len(chunk.rows):
+            done.append((old, True))
         else:
-            part = parts_dir / f"part-{index:06d}.{PART_SUFFIX[plan.output_format]}"
-            records = classify_chunk(clf, chunk, plan, job)
-            undecided += count_undecided(records, plan)
-            write_part(records, plan.columns, plan.output_format, part)
+            done.append(
+                (
+                    _new_part(
+                        clf, chunk, plan, job, parts_dir / part_name(index, PART_SUFFIX[plan.output_format])
+                    ),
+                    False,
+                )
+            )
         if on_chunk is not None:
             on_chunk(chunk)
-    return rows, resumed, None if plan.decided_column is None else undecided
+    return done
+
+
+def _new_part(clf: Classifier, chunk: Chunk, plan: Plan, job: PredictJob, path: Path) -> PartRecord:
+    """Classify `chunk`, write its part durably, then record it: a record always names a whole part."""
+    rows = classify_chunk(clf, chunk, plan, job)
+    digest = write_part(rows, plan.columns, plan.output_format, path)
+    record = PartRecord(path.name, len(rows), digest, count_empty(rows, plan), count_undecided(rows, plan))
+    commit(path.parent, record)
+    return record
 
 
 def count_undecided(records: list[Row], plan: Plan) -> int:
     """How many of `classify_chunk`'s rows are not decided (best score below the plan's min_score)."""
     column = plan.decided_column
     return 0 if column is None else sum(1 for record in records if record[column] is False)
+
+
+def count_empty(records: list[Row], plan: Plan) -> int:
+    """How many of `classify_chunk`'s rows had an empty text (no label, no score)."""
+    return sum(1 for record in records if record[plan.label_column] is None)
 
 
 def make_plan(clf: Classifier, job: PredictJob) -> Plan:
@@ -213,63 +257,93 @@ def _added_columns(found: list[str], **wanted: bool) -> dict[str, str | None]:
     return {name: prefix + name if on else None for name, on in wanted.items()}
 
 
-def _prepare_parts(parts_dir: Path, plan: Plan, resume: bool) -> int:
-    """Create the parts folder, or on resume check its manifest; return how many parts are done."""
-    manifest = parts_dir / MANIFEST
-    if not resume:
-        if parts_dir.exists():
-            raise InputError(
-                f"{parts_dir} holds an interrupted run: pass --resume to continue it, or delete the folder"
-            )
-        parts_dir.mkdir(parents=True)
-        manifest.write_text(json.dumps(asdict(plan), indent=2), encoding="utf-8")
-        return 0
-    if not manifest.is_file():
-        parts_dir.mkdir(parents=True, exist_ok=True)
-        manifest.write_text(json.dumps(asdict(plan), indent=2), encoding="utf-8")
-        return 0
-    recorded = json.loads(manifest.read_text(encoding="utf-8"))
-    differences = [k for k, v in asdict(plan).items() if recorded.get(k) != v]
-    if differences:
-        raise InputError(
-            f"cannot resume {parts_dir}: this run differs from the interrupted one in {', '.join(differences)}; "
-            "rerun with the same input, options and model, or delete the folder to start over"
-        )
-    for stale in parts_dir.glob("*.tmp"):
-        stale.unlink()  # a part that was being written when the run stopped
-    suffix = PART_SUFFIX[plan.output_format]
-    done = 0
-    while (parts_dir / f"part-{done:06d}.{suffix}").is_file():
-        done += 1
-    return done
-
-
 def classify_chunk(clf: Classifier, chunk: Chunk, plan: Plan, job: PredictJob) -> list[Row]:
     """The rows of `chunk` with the plan's added columns (label, score, ...): the one place that
-    turns predictions into output rows, for `predict_file` and for `bulk.ray`'s workers.
+    turns predictions into output rows, for `predict_file` and for `bulk.ray`'s workers. A row
+    whose text is empty gets None in every added column; a long text reaches the model cut at
+    `char_limit(clf)` characters.
 
     >>> classify_chunk(clf, chunk, plan, job)[0]  # doctest: +SKIP
     {'id': '1', 'review': 'Great phone.', 'label': 'positive', 'score': 0.98}
     """
-    predictions = clf.predict_items(chunk_items(chunk, plan, job.input))
+    items = chunk_items(chunk, plan, job.input)
+    filled = [i for i, item in enumerate(items) if not is_empty(item)]
+    limit = char_limit(clf)
+    added = _added_values(clf, [cut(items[i], limit) for i in filled], plan, job) if filled else []
+    values = dict(zip(filled, added, strict=True))
+    blank = dict.fromkeys(added_columns(plan))
+    return [{**row, **values.get(i, blank)} for i, row in enumerate(chunk.rows)]
+
+
+def _added_values(clf: Classifier, items: list[TextInput], plan: Plan, job: PredictJob) -> list[Row]:
+    """The added columns' values for each of `items`, in order."""
+    predictions = clf.predict_items(items)
     best = predictions.to_output(min_score=plan.min_score)
     ranked = None if plan.top_k_column is None else predictions.to_output(job.top_k, plan.min_score)
     applying = _applying(predictions) if plan.labels_column is not None else None
     out = []
-    for i, row in enumerate(chunk.rows):
-        record = dict(row)
-        record[plan.label_column] = best[i]["label"]
-        record[plan.score_column] = best[i]["score"]
+    for i, one in enumerate(best):
+        values = {plan.label_column: one["label"], plan.score_column: one["score"]}
         if ranked is not None:
-            record[plan.top_k_column] = ranked[i]
+            values[plan.top_k_column] = ranked[i]
         if plan.windows_column is not None:
-            record[plan.windows_column] = best[i]["windows"]
+            values[plan.windows_column] = one["windows"]
         if applying is not None:
-            record[plan.labels_column] = applying[i]
+            values[plan.labels_column] = applying[i]
         if plan.decided_column is not None:
-            record[plan.decided_column] = best[i]["decided"]
-        out.append(record)
+            values[plan.decided_column] = one["decided"]
+        out.append(values)
     return out
+
+
+def added_columns(plan: Plan) -> list[str]:
+    """The columns predictions add to each row, in output order.
+
+    >>> added_columns(plan)  # doctest: +SKIP
+    ['label', 'score']
+    """
+    names = [
+        plan.label_column,
+        plan.score_column,
+        plan.top_k_column,
+        plan.windows_column,
+        plan.labels_column,
+        plan.decided_column,
+    ]
+    return [name for name in names if name is not None]
+
+
+def is_empty(item: TextInput) -> bool:
+    """Whether an input has nothing to classify: blank text, or a pair of blank texts.
+
+    >>> is_empty("  "), is_empty(("", "a film")), is_empty("a film")
+    (True, False, False)
+    """
+    texts = (item,) if isinstance(item, str) else item
+    return not any(text.strip() for text in texts)
+
+
+def char_limit(clf: Classifier) -> int | None:
+    """The characters of a text worth tokenizing: `CHARS_PER_TOKEN` per token of the classifier's
+    max_length; None (no cut) for `long_text="chunk"`, whose windows cover the whole text."""
+    # Not part of the Classifier protocol: both classifiers have it, a stand-in may not.
+    max_length = getattr(clf, "max_length", None)
+    if clf.long_text != "truncate" or not isinstance(max_length, int):
+        return None
+    return max_length * CHARS_PER_TOKEN
+
+
+def cut(item: TextInput, limit: int | None) -> TextInput:
+    """`item` with each text cut to `limit` characters (the tokenizer still flags it truncated).
+
+    >>> cut(("a long premise", "a hypothesis"), 6)
+    ('a long', 'a hypo')
+    """
+    if limit is None:
+        return item
+    if isinstance(item, str):
+        return item[:limit]
+    return (item[0][:limit], item[1][:limit])
 
 
 def _applying(predictions: Predictions) -> list[list[str]]:

@@ -32,7 +32,8 @@ def classify(
     ] = False,
     use_lite: options.Lite = False,
 ) -> None:
-    """Classify TEXT arguments (or stdin lines) and print label, score and text."""
+    """Classify TEXT arguments (or stdin lines) and print label, score and text. An empty text
+    gets no label and no score (null with --json), and stderr says how many there were."""
     if not texts:
         texts = sys.stdin.read().splitlines()
     k = options.parse_top_k(top_k)
@@ -58,11 +59,22 @@ def classify(
         )
         startup.resume_collector()
         results = clf(list(texts), top_k=k)
+    results = _without_empty(texts, results)
     if as_json:
         for result in results:
             print(json.dumps(result, ensure_ascii=False))
         return
     _print_table(texts, results)
+
+
+def _without_empty(texts: list[str], results: list) -> list:
+    """The results, with those of empty texts blanked (the model's guess on nothing means nothing):
+    `{"label": None, "score": None}`, or `[]` for a ranked list; stderr says how many."""
+    empty = {i for i, text in enumerate(texts) if not text.strip()}
+    if empty:
+        print(f"{len(empty)} of {len(texts)} texts were empty: no label or score", file=sys.stderr)
+    blank = {"label": None, "score": None}
+    return [(blank if isinstance(r, dict) else []) if i in empty else r for i, r in enumerate(results)]
 
 
 def _print_table(texts: list[str], results: list) -> None:
@@ -77,10 +89,10 @@ def _print_table(texts: list[str], results: list) -> None:
         table.add_column(column, justify="right" if column == "score" else "left")
     for text, ranked in zip(texts, rows, strict=True):
         table.add_row(
-            "\n".join(r["label"] for r in ranked),
-            "\n".join(f"{r['score']:.4f}" for r in ranked),
+            "\n".join(r["label"] or "" for r in ranked),
+            "\n".join("" if r["score"] is None else f"{r['score']:.4f}" for r in ranked),
             *(["\n".join(_decision(r) for r in ranked)] if decisions else []),
-            text if len(text) <= 200 else text[:197] + "...",
+            "(empty)" if not text.strip() else text if len(text) <= 200 else text[:197] + "...",
         )
     Console(soft_wrap=False).print(table)
 

@@ -178,13 +178,17 @@ def _predict_here(clf: Classifier, job: PredictJob) -> None:
     finally:
         progress.close()
     resumed = f" ({summary.resumed_rows} from the interrupted run)" if summary.resumed_rows else ""
-    print(f"wrote {summary.rows} rows{resumed} to {summary.output}", file=sys.stderr)
+    print(f"wrote {summary.rows} rows{resumed} to {summary.output}{_empty(summary.empty)}", file=sys.stderr)
     if summary.undecided is not None:
-        scope = " of the rows classified now" if summary.resumed_rows else ""
         print(
-            f"{summary.undecided} rows{scope} not decided (best score below --min-score {job.min_score})",
+            f"{summary.undecided} rows not decided (best score below --min-score {job.min_score})",
             file=sys.stderr,
         )
+
+
+def _empty(count: int, scope: str = "") -> str:
+    """The summary's note on empty texts, which get no label and no score."""
+    return f"; {count} rows{scope} had an empty text: no label or score" if count else ""
 
 
 def _check_engine(
@@ -211,7 +215,12 @@ def _predict_on_ray(clf, ray_job) -> None:
     finally:
         progress.close()
     resumed = f" ({summary.resumed_rows} from the interrupted run)" if summary.resumed_rows else ""
-    print(f"wrote {summary.rows} rows{resumed} in {summary.parts} parts to {summary.output}", file=sys.stderr)
+    scope = " classified now" if summary.resumed_rows else ""
+    print(
+        f"wrote {summary.rows} rows{resumed} in {summary.parts} parts to {summary.output}"
+        f"{_empty(summary.empty, scope)}",
+        file=sys.stderr,
+    )
     if summary.undecided is not None:
         print(
             f"{summary.undecided} rows classified now not decided (best score below --min-score)",
