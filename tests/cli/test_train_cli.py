@@ -153,3 +153,33 @@ def test_no_calibrate_leaves_the_scores_raw(tmp_path, base):
     assert "calibrated:" not in done.stdout
     assert "clearpipe_calibration" not in json.loads((output / "config.json").read_text())
     assert "calibration" not in json.loads((output / "metrics.json").read_text())
+
+
+FAIL_AFTER_SAVE = """
+import sys
+import clearpipe.training.train as run
+
+def fail(*args, **kwargs):
+    raise RuntimeError("failed after the model was saved")
+
+run._calibrate = fail  # the step right after the model is written into --output
+from clearpipe.cli.app import main
+
+sys.argv = ["clearpipe", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_failed_run_leaves_nothing_that_looks_like_a_model(tmp_path, tiny_bert):
+    output = tmp_path / "model"
+    args = ["train", SST2, "--base", tiny_bert, "-o", output, "--label-names", "negative,positive"]
+    done = subprocess.run(
+        [sys.executable, "-c", FAIL_AFTER_SAVE, *map(str, args), "--epochs", "1", *FAST],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=300,
+    )
+    assert done.returncode == 1 and "failed after the model was saved" in done.stderr
+    assert not (output / "config.json").exists() and not list(output.glob("*.safetensors"))
+    assert [p.name for p in output.iterdir()] == ["checkpoints"]  # kept for --resume

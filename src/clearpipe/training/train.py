@@ -8,12 +8,13 @@ training trace and a model card (`clearpipe.training.report`). It runs unchanged
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -186,9 +187,15 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
     >>> result.metrics["validation"]["accuracy"]  # doctest: +SKIP
     0.91
     """
-    started = time.monotonic()
     output = Path(config.output)
     _check_output(output, config.resume)
+    with _cleaned_on_failure(output):
+        return _train(config, callbacks)
+
+
+def _train(config: TrainConfig, callbacks: list[TrainerCallback] | None) -> TrainResult:
+    started = time.monotonic()
+    output = Path(config.output)
     main = is_main_process()
     data = read_training_data(config.data, config.validation, config.test, config.data_options)
     if main:
@@ -295,6 +302,36 @@ def _check_output(output: Path, resume: bool) -> None:
         raise InputError(
             f"--output {output} is not empty; choose a new folder, or pass --resume to continue a run there"
         )
+
+
+@contextlib.contextmanager
+def _cleaned_on_failure(output: Path) -> Iterator[None]:
+    """On failure, remove the files this run wrote at the top of `output` (a model saved but not
+    finished must not pass for a trained one) and the folders it left empty, then `output` itself
+    if this run created it and nothing is left. Checkpoints and a teacher's cached scores stay:
+    `--resume` continues from them.
+    """
+    before = set(os.listdir(output)) if output.is_dir() else None
+    try:
+        yield
+    except BaseException:
+        if is_main_process() and output.is_dir():
+            _remove_new(output, before or set())
+            if before is None:
+                with contextlib.suppress(OSError):
+                    output.rmdir()  # only when empty
+        raise
+
+
+def _remove_new(output: Path, before: set[str]) -> None:
+    for entry in output.iterdir():
+        if entry.name in before:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            with contextlib.suppress(OSError):
+                entry.rmdir()  # only when empty
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _resume_point(output: Path, resume: bool) -> str | None:
