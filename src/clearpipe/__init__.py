@@ -21,6 +21,11 @@ _LAZY = {
     "load": "clearpipe.classifier",
     "pipeline": "clearpipe.pipeline",
     "TASKS": "clearpipe.pipeline",
+    "ZeroShotClassifier": "clearpipe.zeroshot",
+    "Label": "clearpipe.zeroshot",
+    "parse_labels": "clearpipe.zeroshot",
+    "load_zero_shot": "clearpipe.zeroshot",
+    "load_embedder": "clearpipe.zeroshot",
     "BEST": "clearpipe.postprocess",
     "LabelScore": "clearpipe.postprocess",
     "ClearpipeError": "clearpipe.errors",
@@ -35,10 +40,15 @@ __all__ = [
     "Classifier",
     "ClearpipeError",
     "InputError",
+    "Label",
     "LabelScore",
     "LoadOptions",
+    "ZeroShotClassifier",
     "__version__",
     "load",
+    "load_embedder",
+    "load_zero_shot",
+    "parse_labels",
     "pipeline",
 ]
 
@@ -47,6 +57,7 @@ if TYPE_CHECKING:
     from clearpipe.errors import CheckpointError, ClearpipeError, InputError
     from clearpipe.pipeline import TASKS, pipeline
     from clearpipe.postprocess import BEST, LabelScore
+    from clearpipe.zeroshot import Label, ZeroShotClassifier, load_embedder, load_zero_shot, parse_labels
 
 
 def __getattr__(name: str) -> Any:
