@@ -77,6 +77,7 @@ def test_readme_has_examples():
     assert blocks("python") and blocks("console")
 
 
+@pytest.mark.slow
 def test_python_examples_run(scratch):
     program = "\n\n".join(blocks("python"))
     result = subprocess.run(
@@ -95,6 +96,7 @@ def test_console_servers_run_in_the_background():
     assert not foreground, f"README starts a server in the foreground: {foreground}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(blocks("console"))))
 def test_console_examples_run(scratch, index):
     commands = [line[2:] for line in blocks("console")[index].splitlines() if line.startswith("$ ")]

@@ -1,9 +1,12 @@
 import json
 
+import pytest
+
 import clearpipe
 from cli.helpers import assert_user_error, run
 
 
+@pytest.mark.slow
 def test_classify_prints_a_table(tiny_bert):
     result = run("classify", "the film was good", "bad", "--model", tiny_bert)
     assert result.returncode == 0, result.stderr
@@ -11,6 +14,7 @@ def test_classify_prints_a_table(tiny_bert):
     assert "the film was good" in result.stdout
 
 
+@pytest.mark.slow
 def test_classify_json_matches_python_api(tiny_bert):
     texts = ["the film was good", "bad", ""]
     result = run("classify", *texts, "--model", tiny_bert, "--json", "--top-k", "all")
@@ -20,12 +24,14 @@ def test_classify_json_matches_python_api(tiny_bert):
     assert [[d["label"] for d in line] for line in lines] == [[d["label"] for d in e] for e in expected]
 
 
+@pytest.mark.slow
 def test_classify_reads_stdin(tiny_bert):
     result = run("classify", "--model", tiny_bert, "--json", stdin="good\nbad\n")
     assert result.returncode == 0, result.stderr
     assert [set(json.loads(line)) for line in result.stdout.splitlines()] == [{"label", "score"}] * 2
 
 
+@pytest.mark.slow
 def test_user_errors_exit_2_without_traceback(tiny_bert, tmp_path):
     assert_user_error(run("classify", "x", "--model", tmp_path / "missing"), "no such model folder")
     assert_user_error(run("classify", "x", "--model", tmp_path), "no config.json")
@@ -40,6 +46,7 @@ def test_version_and_help():
     assert "classify" in run("--help").stdout
 
 
+@pytest.mark.slow
 def test_int8_with_and_without_recheck_matches_the_python_api(tiny_bert):
     texts = ["the film was good", "bad", "a long and winding story"]
     for flag, recheck in (("--recheck", True), ("--no-recheck", False)):

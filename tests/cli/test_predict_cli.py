@@ -33,6 +33,7 @@ def test_predict_csv_keeps_columns_and_adds_predictions(tiny_bert, tmp_path):
     assert not (tmp_path / "out.csv.parts").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", ["jsonl", "json", "parquet", "tsv"])
 def test_predict_writes_every_format_with_top_k(tiny_bert, tmp_path, suffix):
     source = tmp_path / "in.txt"
@@ -56,6 +57,7 @@ def test_predict_writes_every_format_with_top_k(tiny_bert, tmp_path, suffix):
     assert top[0]["score"] >= top[1]["score"]
 
 
+@pytest.mark.slow
 def test_gold_label_column_is_kept(tiny_bert, shared_data, tmp_path):
     sample = tmp_path / "sst2.tsv"
     lines = (shared_data / "sst2" / "test.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
@@ -66,6 +68,7 @@ def test_gold_label_column_is_kept(tiny_bert, shared_data, tmp_path):
     assert set(first) == {"sentence", "label", "predicted_label", "predicted_score"}
 
 
+@pytest.mark.slow
 def test_bad_inputs_name_file_row_and_column(tiny_bert, tmp_path):
     bad_bytes = tmp_path / "bytes.txt"
     bad_bytes.write_bytes(b"good\n\xff\xfe bad\n")
@@ -100,6 +103,7 @@ def test_bad_inputs_name_file_row_and_column(tiny_bert, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_failed_run_keeps_the_previous_output(tiny_bert, tmp_path):
     out = tmp_path / "out.csv"
     out.write_text("precious\n", encoding="utf-8")
@@ -109,6 +113,7 @@ def test_failed_run_keeps_the_previous_output(tiny_bert, tmp_path):
     assert out.read_text(encoding="utf-8") == "precious\n"
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_every_row_once_in_order(tiny_bert, tmp_path):
     n = 4_000
     source = _write_csv(tmp_path / "big.csv", n)
@@ -137,6 +142,7 @@ def test_killed_run_resumes_with_every_row_once_in_order(tiny_bert, tmp_path):
     assert not parts.exists()
 
 
+@pytest.mark.slow
 def test_chunked_long_texts_report_their_windows(tiny_bert, tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("good\n" + "the film was good but the story was boring " * 8 + "\n", encoding="utf-8")

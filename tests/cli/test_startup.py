@@ -29,6 +29,7 @@ def probe(*args: str) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["classify", "trace"])
 def test_collector_is_back_and_start_up_frozen_once_the_model_is_loaded(tiny_bert, command):
     assert probe(command, "a good film", "--model", str(tiny_bert)) == "GC True True"

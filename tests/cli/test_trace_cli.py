@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import jsonschema
+import pytest
 
 from clearpipe.trace.record import json_schema
 from cli.helpers import assert_user_error
@@ -15,6 +16,7 @@ def run(*args: str):
     return run_cli("trace", *args, timeout=300)
 
 
+@pytest.mark.slow
 def test_json_and_html(tiny, tmp_path):
     page = tmp_path / "trace.html"
     model = str(tiny("bert", 3))

@@ -54,6 +54,7 @@ def trained(base, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return output, done
 
 
+@pytest.mark.slow
 def test_train_prints_report_table_and_flow(trained):
     output, done = trained
     assert done.returncode == 0, done.stderr
@@ -74,6 +75,7 @@ def test_train_prints_report_table_and_flow(trained):
     assert (output / "model.safetensors").is_file() and (output / "README.md").is_file()
 
 
+@pytest.mark.slow
 def test_evaluate_json_goes_through_the_classifier(trained):
     output, _ = trained
     done = clearpipe("evaluate", output, SST2, "--json", "--errors", "3")
@@ -89,6 +91,7 @@ def test_evaluate_json_goes_through_the_classifier(trained):
     assert result["accuracy"] == pytest.approx(metrics["accuracy"])
 
 
+@pytest.mark.slow
 def test_evaluate_table(trained):
     output, _ = trained
     done = clearpipe("evaluate", output, ASSETS / "sst2_dev.tsv", "--errors", "2")
@@ -97,6 +100,7 @@ def test_evaluate_table(trained):
     assert "confusion" in done.stdout and "2 most confident mistakes" in done.stdout
 
 
+@pytest.mark.slow
 def test_malformed_file_is_one_error_line(tmp_path, base):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\ngood,1\nbad,0,extra\n")
@@ -109,6 +113,7 @@ def test_malformed_file_is_one_error_line(tmp_path, base):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_refuses_a_non_empty_output(tmp_path, base):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
@@ -117,6 +122,7 @@ def test_refuses_a_non_empty_output(tmp_path, base):
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tmp_path, base):
     output = tmp_path / "ddp"
     command = [
@@ -134,6 +140,7 @@ def test_torchrun_two_processes(tmp_path, base):
     assert done.stdout.count("tokens per row:") == 1  # only the main process reports
 
 
+@pytest.mark.slow
 def test_train_calibrates_by_default_and_evaluate_shows_it(trained):
     output, done = trained
     assert "calibrated: temperature" in done.stdout
@@ -143,6 +150,7 @@ def test_train_calibrates_by_default_and_evaluate_shows_it(trained):
     assert "calibration: temperature" in shown.stdout and "accuracy at coverage:" in shown.stdout
 
 
+@pytest.mark.slow
 def test_no_calibrate_leaves_the_scores_raw(tmp_path, base):
     output = tmp_path / "raw"
     done = clearpipe(

@@ -23,6 +23,7 @@ def _labelled(path: Path, rows: list[tuple[str, int]]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_calibrate_writes_a_calibrated_copy(tiny_bert, tmp_path):
     out = tmp_path / "calibrated"
     done = run("calibrate", tiny_bert, DEV, "--output", out, "--method", "temperature")
@@ -36,6 +37,7 @@ def test_calibrate_writes_a_calibrated_copy(tiny_bert, tmp_path):
     assert clearpipe.load(out).settings.temperature.value == saved["temperature"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("rows", "why"),
     [
@@ -49,6 +51,7 @@ def test_calibrate_refuses_data_it_cannot_fit_and_writes_nothing(tiny_bert, tmp_
     assert not out.exists() and not list(tmp_path.glob(".out*"))
 
 
+@pytest.mark.slow
 def test_calibrate_refuses_a_multi_label_model_and_a_used_output(tiny_multi, tiny_bert, tmp_path):
     assert_user_error(run("calibrate", tiny_multi, DEV, "-o", tmp_path / "m"), "multi-label model")
     (tmp_path / "used").mkdir()
@@ -58,6 +61,7 @@ def test_calibrate_refuses_a_multi_label_model_and_a_used_output(tiny_multi, tin
     assert_user_error(run("calibrate", tiny_bert, DEV, "-o", tmp_path / "x", "--method", "platt"), "--method")
 
 
+@pytest.mark.slow
 def test_calibrate_runs_on_the_embedded_default_model(tmp_path):
     before = (DEFAULT_MODEL_DIR / "config.json").read_text()
     out = tmp_path / "default"
@@ -69,6 +73,7 @@ def test_calibrate_runs_on_the_embedded_default_model(tmp_path):
     assert (DEFAULT_MODEL_DIR / "config.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_classify_min_score_and_no_calibration(tiny_calibrated):
     texts = ["the film was good", "bad"]
     done = run("classify", *texts, "--model", tiny_calibrated, "--json", "--min-score", "1")
@@ -86,6 +91,7 @@ def test_classify_min_score_and_no_calibration(tiny_calibrated):
     )
 
 
+@pytest.mark.slow
 def test_classify_shows_which_labels_apply(tiny_multi):
     done = run("classify", "sports team win", "--model", tiny_multi, "--json", "--top-k", "all")
     assert done.returncode == 0, done.stderr
@@ -120,6 +126,7 @@ def test_predict_writes_the_labels_that_apply(tiny_multi, tmp_path):
         assert row["labels"] == [r["label"] for r in ranked if r["score"] >= thresholds[r["label"]]]
 
 
+@pytest.mark.slow
 def test_evaluate_shows_trust(tiny_calibrated, tmp_path):
     # Two runs only: evaluate imports datasets, scikit-learn and matplotlib, slow on a busy machine.
     plots = tmp_path / "plots"

@@ -231,6 +231,7 @@ def predict_both(folder, tmp_path, *flags: str) -> tuple[list[dict], list[dict]]
     return tables[0], tables[1]
 
 
+@pytest.mark.slow
 def test_predict_lite_writes_the_rows_the_full_classifier_writes(onnx_folder, tmp_path):
     small, full = predict_both(onnx_folder, tmp_path, "--min-score", "0.6")
     assert [r["id"] for r in small] == [str(i) for i in range(len(TEXTS))]
@@ -239,6 +240,7 @@ def test_predict_lite_writes_the_rows_the_full_classifier_writes(onnx_folder, tm
     assert max(abs(float(a["score"]) - float(b["score"])) for a, b in zip(small, full, strict=True)) < 1e-6
 
 
+@pytest.mark.slow
 def test_predict_lite_adds_a_multi_label_models_labels_column(tiny_multi, tmp_path):
     needs("onnxruntime", "onnxscript")
     folder = tmp_path / "multi-onnx"

@@ -44,6 +44,7 @@ def test_export_loads_through_clearpipe_and_matches_fp32(sensitive_bert, exporte
     assert [r["label"] for r in onnx(TEXTS)] == [r["label"] for r in torch_fp32(TEXTS)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["distilbert", "roberta"])
 def test_every_first_token_architecture_exports_its_fp32_logits(tiny, kind, tmp_path):
     # The exporter traces the last layer for the first token only (clearpipe.engine.first_token), as
@@ -110,6 +111,7 @@ def _int8_hostile(source, target):
     return target
 
 
+@pytest.mark.slow
 def test_cli_refuses_an_int8_export_that_lost_accuracy(sensitive_bert, tmp_path):
     damaged = _int8_hostile(sensitive_bert, tmp_path / "hostile")
     check = tmp_path / "check.txt"
@@ -141,6 +143,7 @@ def test_cli_refuses_an_int8_export_that_lost_accuracy(sensitive_bert, tmp_path)
     assert not output.exists() and not (tmp_path / "out.partial").exists()
 
 
+@pytest.mark.slow
 def test_cli_export_refuses_unknown_format_and_existing_output(sensitive_bert, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("x")

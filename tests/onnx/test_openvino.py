@@ -73,6 +73,7 @@ def exported(sensitive_bert, tmp_path_factory):
     return output, report
 
 
+@pytest.mark.slow
 def test_openvino_export_loads_through_clearpipe_and_matches_fp32(sensitive_bert, exported):
     output, report = exported
     names = {p.name for p in output.iterdir()}
@@ -88,6 +89,7 @@ def test_openvino_export_loads_through_clearpipe_and_matches_fp32(sensitive_bert
     assert [r["label"] for r in ov_fp32(TEXTS)] == [r["label"] for r in torch_fp32(TEXTS)]
 
 
+@pytest.mark.slow
 def test_openvino_default_precision_keeps_the_fp32_labels(sensitive_bert, exported):
     ov_default = clearpipe.load(exported[0])  # bf16 on CPUs that have it, else float32
     torch_fp32 = clearpipe.load(sensitive_bert, dtype="float32")
@@ -95,6 +97,7 @@ def test_openvino_default_precision_keeps_the_fp32_labels(sensitive_bert, export
     assert_keeps_fp32_labels(ov_default.predict(TEXTS).scores, torch_fp32.predict(TEXTS).scores)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["distilbert", "roberta"])
 def test_other_first_token_architectures_keep_their_fp32_labels(tiny, kind, tmp_path):
     needs_openvino()
@@ -109,6 +112,7 @@ def test_other_first_token_architectures_keep_their_fp32_labels(tiny, kind, tmp_
     assert np.abs(ov_fp32 - torch_fp32).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_an_export_that_disagrees_with_its_model_is_refused(sensitive_bert, exported, tiny, tmp_path):
     # Another random model agrees on about half the labels, the export's own on (nearly) all of them
     # in bf16 or float32: the threshold sits far from both on any CPU.
@@ -119,6 +123,7 @@ def test_an_export_that_disagrees_with_its_model_is_refused(sensitive_bert, expo
     assert check_export(reference, exported[0], TEXTS, threshold=0.9).label_agreement >= 0.9
 
 
+@pytest.mark.slow
 def test_int8_export_runs_int8_and_keeps_most_labels(sensitive_bert, tmp_path):
     needs_openvino(quantize=True)
     output = tmp_path / "ov-int8"
@@ -138,6 +143,7 @@ def test_int8_export_runs_int8_and_keeps_most_labels(sensitive_bert, tmp_path):
     assert "u8" in (output / OPENVINO_FILE).read_text() or "i8" in (output / OPENVINO_FILE).read_text()
 
 
+@pytest.mark.slow
 def test_int8_dynamic_export_is_one_graph_with_int8_weights(sensitive_bert, exported, tmp_path):
     needs_openvino(quantize=True)
     output = tmp_path / "ov-int8-dynamic"
@@ -182,6 +188,7 @@ def _guard_passing(passing: set[int], seen: list[int]):
     return check
 
 
+@pytest.mark.slow
 def test_int8_dynamic_falls_back_to_a_safer_group_size_when_the_guard_refuses(tiny, tmp_path, monkeypatch):
     needs_openvino(quantize=True)
     *faster, safest = OPENVINO_DYNAMIC_GROUPS
@@ -223,6 +230,7 @@ def test_int8_dynamic_is_refused_for_onnx_before_any_work(sensitive_bert, tmp_pa
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
 
 
+@pytest.mark.slow
 def test_an_openvino_export_takes_no_other_dtype(exported):
     with pytest.raises(InputError, match="runs in auto, float32, bfloat16; got dtype='int8'"):
         clearpipe.load(exported[0], dtype="int8")
@@ -250,6 +258,7 @@ def test_exporting_to_openvino_without_it_fails_before_any_work(no_openvino, sen
     assert not (tmp_path / "ov").exists() and not (tmp_path / "ov.partial").exists()
 
 
+@pytest.mark.slow
 def test_export_int8_on_the_command_line_reports_its_referee(sensitive_bert, tmp_path):
     needs_openvino(quantize=True)
     output = tmp_path / "ov-int8"

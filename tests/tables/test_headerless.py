@@ -31,12 +31,14 @@ def headerless(tmp_path):
 HINT = ("seems to have no header row", "--no-header")
 
 
+@pytest.mark.slow
 def test_predict_says_the_file_has_no_header(headerless, tiny_bert, tmp_path):
     result = run("predict", headerless, "-o", tmp_path / "out.tsv", "--model", tiny_bert)
     assert_user_error(result, *HINT)
     assert not (tmp_path / "out.tsv").exists()
 
 
+@pytest.mark.slow
 def test_predict_reads_it_with_no_header(headerless, tiny_bert, tmp_path):
     out = tmp_path / "out.tsv"
     result = run("predict", headerless, "-o", out, "--model", tiny_bert, "--no-header", "--text-column", "2")
@@ -47,6 +49,7 @@ def test_predict_reads_it_with_no_header(headerless, tiny_bert, tmp_path):
     assert all(r["label"] in ("negative", "positive") for r in rows)
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_say_it_too(headerless, tiny_bert, tmp_path):
     assert_user_error(run("train", headerless, "-o", tmp_path / "m", "--base", tiny_bert), *HINT)
     assert_user_error(run("evaluate", tiny_bert, headerless), *HINT)
@@ -61,6 +64,7 @@ def test_training_data_reads_it_with_no_header(headerless):
         read_training_data(headerless)
 
 
+@pytest.mark.slow
 def test_evaluate_reads_it_with_no_header(headerless, tiny_bert):
     result = run(
         "evaluate",

@@ -161,6 +161,7 @@ def faithfulness(clf, sentences: list[str], seed: int = 0) -> tuple[float, float
     return statistics.mean(top_drops), statistics.mean(random_drops), max(errors)
 
 
+@pytest.mark.slow
 @pytest.mark.default_model
 def test_deleting_the_most_attributed_tokens_hurts_more_than_random(shared_data):
     if not (DEFAULT_MODEL_DIR / "config.json").is_file():

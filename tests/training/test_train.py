@@ -103,6 +103,7 @@ def test_run_reports(sst2_run):
     assert set(metrics) == {"validation", "test", "calibration"} and metrics["test"]["rows"] == 100
 
 
+@pytest.mark.slow
 def test_agnews_four_classes_learn(base, tmp_path):
     result = train(
         TrainConfig(
