@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -81,7 +82,7 @@ def _read(path: Path, fmt: str) -> list[dict]:
 
 def _published(out: Path) -> list[dict]:
     """The published rows, part by part in manifest order, after checking the folder is complete."""
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((out / "_manifest.json").read_text(encoding="utf-8"))
     assert (out / "_SUCCESS").is_file() and not (out / "_staging").exists()
     assert sorted(p.name for p in out.glob("part-*")) == [p["file"] for p in manifest["parts"]]
     rows = [row for part in manifest["parts"] for row in _read(out / part["file"], manifest["format"])]
@@ -307,8 +308,97 @@ def test_lite_workers_write_the_rows_predict_lite_writes_here(ray_cluster, tiny_
     assert done.returncode == 0, done.stderr
     got, expected = _published(out), _read(local, "csv")
     assert len(got) == 60 and [(g, e) for g, e in zip(got, expected, strict=True) if not _close(g, e)] == []
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((out / "_manifest.json").read_text(encoding="utf-8"))
     assert manifest["options"]["lite"] is True and "referee" in manifest["options"]
     assert "device" not in manifest["options"]
     gpu = run("predict", source, "-o", tmp_path / "gpu", *lite, "--engine", "ray", "--gpus-per-worker", "1")
     assert gpu.returncode != 0 and "--lite runs on the CPU" in gpu.stderr
+
+
+def _stopped_before_publishing(monkeypatch, clf, job: RayJob) -> None:
+    """Run `job` until every part is staged, then stop it as a kill before publishing would."""
+    from clearpipe.bulk import staging
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args):
+        raise Stop
+
+    with monkeypatch.context() as patched:
+        patched.setattr(staging, "publish", stop)
+        with pytest.raises(Stop):
+            predict_on_ray(clf, job)
+
+
+def test_a_staged_part_cut_short_is_redone_on_resume(ray_cluster, tiny_bert, tmp_path, monkeypatch):
+    n = 90
+    source, out = _csv(tmp_path / "in.csv", n), tmp_path / "out"
+    clf = clearpipe.load(tiny_bert, device="cpu")
+    job = RayJob(
+        PredictJob(source, out, chunk_rows=20), str(source), str(out), str(tiny_bert), {"device": "cpu"}
+    )
+    _stopped_before_publishing(monkeypatch, clf, job)
+    staged = sorted(out.glob("_staging/*/part-*"))
+    assert len(staged) == 5
+    staged[1].write_bytes(staged[1].read_bytes()[:-100])  # a crash left it short
+    staged[3].write_bytes(b"")
+    resumed = predict_on_ray(clf, RayJob(replace(job.predict, resume=True), *_rest(job)))
+    assert resumed.rows == n and resumed.resumed_rows == n - 40
+    assert [row["id"] for row in _published(out)] == [str(i) for i in range(n)]
+
+
+def test_a_part_damaged_before_publishing_is_one_line_and_nothing_published(
+    ray_cluster, tiny_bert, tmp_path, monkeypatch
+):
+    from clearpipe.bulk import ray as bulk_ray
+
+    source, out = _csv(tmp_path / "in.csv", 40), tmp_path / "out"
+    clf = clearpipe.load(tiny_bert, device="cpu")
+    real_run = bulk_ray._run
+
+    def run_then_damage(*args):
+        stats = real_run(*args)
+        next(out.glob("_staging/*/part-*")).write_bytes(b"PAR1 cut short")
+        return stats
+
+    monkeypatch.setattr(bulk_ray, "_run", run_then_damage)
+    job = RayJob(
+        PredictJob(source, out, chunk_rows=20), str(source), str(out), str(tiny_bert), {"device": "cpu"}
+    )
+    with pytest.raises(ClearpipeError, match="nothing was published") as caught:
+        predict_on_ray(clf, job)
+    assert "\n" not in str(caught.value) and "rerun with --resume" in str(caught.value)
+    assert not (out / "_SUCCESS").exists() and not list(out.glob("part-*"))
+
+
+def test_the_output_folder_reads_as_one_dataset(ray_cluster, tiny_bert, tmp_path):
+    import pandas as pd
+    import pyarrow.dataset as pads
+
+    n = 30
+    source, out = _csv(tmp_path / "in.csv", n), tmp_path / "out"
+    clf = clearpipe.load(tiny_bert, device="cpu")
+    job = RayJob(
+        PredictJob(source, out, chunk_rows=10), str(source), str(out), str(tiny_bert), {"device": "cpu"}
+    )
+    predict_on_ray(clf, job)
+    assert list(pd.read_parquet(out)["id"]) == [str(i) for i in range(n)]
+    assert pads.dataset(out).count_rows() == n
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith("part-")) == [
+        "_SUCCESS",
+        "_manifest.json",
+    ]
+
+
+def test_a_run_published_with_the_old_manifest_name_still_resumes(ray_cluster, tiny_bert, tmp_path):
+    n = 20
+    source, out = _csv(tmp_path / "in.csv", n), tmp_path / "out"
+    clf = clearpipe.load(tiny_bert, device="cpu")
+    job = RayJob(
+        PredictJob(source, out, chunk_rows=10), str(source), str(out), str(tiny_bert), {"device": "cpu"}
+    )
+    predict_on_ray(clf, job)
+    (out / "_manifest.json").rename(out / "manifest.json")
+    again = predict_on_ray(clf, RayJob(replace(job.predict, resume=True), *_rest(job)))
+    assert again.rows == again.resumed_rows == n

@@ -3,7 +3,7 @@
 Paths go through pyarrow's filesystems, so `s3://bucket/prefix/` (or `gs://`, `hdfs://`) works
 wherever pyarrow has the credentials, and a local path works everywhere. A folder is read
 recursively; names starting with `_` or `.` are skipped, as Spark and pyarrow's datasets skip
-them, so a folder written by `clearpipe predict --engine ray` (parts, `manifest.json`,
+them, so a folder written by `clearpipe predict --engine ray` (parts, `_manifest.json`,
 `_SUCCESS`, `_staging/`) can be the input of the next run.
 """
 

@@ -36,6 +36,7 @@ from clearpipe.bulk.local import (
     PredictJob,
     chunk_items,
     classify_chunk,
+    count_empty,
     count_undecided,
     plan_for,
 )
@@ -83,6 +84,7 @@ class WorkerStats:
     seconds: float  # reading, classifying and writing, model load excluded
     peak_rss_mib: float
     undecided: int = 0
+    empty: int = 0  # rows whose text was empty: no label, no score
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class RaySummary:
     output: str
     workers: list[WorkerStats]
     undecided: int | None = None  # rows classified by this run below min_score; None without one
+    empty: int = 0  # rows classified by this run whose text was empty
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,8 @@ def predict_on_ray(
         record = {"run_id": run_id, "identity": identity, "units": [asdict(u) for u in units]}
         staging.begin(out, run_id, record)
     suffix = plan.output_format
-    todo = [u for u in units if u.part(suffix) not in staged.finished]
+    finished = _whole_parts(out, run_id, units, staged.finished, suffix)
+    todo = [u for u in units if u.part(suffix) not in finished]
     model = _portable(job.model, clf)
     spec = WorkerSpec(
         model, job.load_options, files, plan, job.predict, out.staging_uri(run_id), suffix, job.lite
@@ -152,7 +156,8 @@ def predict_on_ray(
     manifest = _manifest(out, run_id, identity, options, files, units, plan, stats)
     staging.publish(out, run_id, manifest)
     undecided = None if plan.decided_column is None else sum(s.undecided for s in stats)
-    return RaySummary(manifest["rows"], resumed, len(units), job.output, stats, undecided)
+    empty = sum(s.empty for s in stats)
+    return RaySummary(manifest["rows"], resumed, len(units), job.output, stats, undecided, empty)
 
 
 def require_ray() -> None:
@@ -225,6 +230,30 @@ def _cut(files: list[InputFile], plan: Plan, job: RayJob) -> list[Unit]:
     return cut_units(files, _reading(job), texts, check)
 
 
+def _whole_parts(
+    out: staging.Output, run_id: str, units: list[Unit], finished: set[str], fmt: str
+) -> set[str]:
+    """The interrupted run's parts that hold their unit's rows, counted from the parts. A part
+    that does not (cut short or damaged by a crash) is deleted, so that its unit is redone."""
+    whole = set()
+    for unit in units:
+        name = unit.part(fmt)
+        if name not in finished:
+            continue
+        folder = _folder_of(out, run_id, name)
+        if staging.count_rows(out, folder, name, fmt) == unit.rows:
+            whole.add(name)
+        else:
+            out.fs.delete_file(f"{folder}/{name}")
+    return whole
+
+
+def _folder_of(out: staging.Output, run_id: str, name: str) -> str:
+    """Where a part is: still staged, or moved into the output by an interrupted publish."""
+    folder = out.staging(run_id)
+    return folder if staging.exists(out.fs, f"{folder}/{name}") else out.path
+
+
 def _recorded(load_options: dict[str, Any], lite: bool = False) -> dict[str, Any]:
     """Every option of `clearpipe.load` (with `lite`, of `clearpipe.lite.load`, and `lite: True`)
     with the value it takes (defaults filled in, so that a run and its resume agree however they
@@ -263,18 +292,20 @@ def _manifest(
     stats: list[WorkerStats],
 ) -> dict[str, Any]:
     """The manifest, after counting every part's rows from the part itself: a part missing or
-    holding other than its unit's rows stops the run before anything is published."""
+    holding other than its unit's rows stops the run before anything is published, in one line
+    (the part stays staged; `--resume` redoes it)."""
     from clearpipe import __version__
 
     parts = []
     for unit in units:
         name = unit.part(plan.output_format)
-        folder = out.staging(run_id)
-        folder = folder if staging.exists(out.fs, f"{folder}/{name}") else out.path
+        folder = _folder_of(out, run_id, name)
         rows = staging.count_rows(out, folder, name, plan.output_format)
         if rows != unit.rows:
-            raise RuntimeError(
-                f"{name} holds {rows} rows where its input has {unit.rows}; nothing was published"
+            held = "is missing or not a whole part" if rows is None else f"holds {rows} rows"
+            raise ClearpipeError(
+                f"{out.uri}: {name} {held} where its input has {unit.rows} rows; nothing was published: "
+                "rerun with --resume to redo it"
             )
         parts.append(
             {"file": name, "rows": rows, "input": files[unit.file].name, "first_row": unit.first_row}
@@ -417,6 +448,7 @@ def _stats(reports: list[dict[str, Any]]) -> list[WorkerStats]:
             seconds=round(sum(float(r["seconds"]) for r in done), 3),
             peak_rss_mib=max(float(r["peak_rss_mib"]) for r in done),
             undecided=sum(int(r["undecided"]) for r in done),
+            empty=sum(int(r["empty"]) for r in done),
         )
         for worker, done in sorted(by_worker.items())
     ]
@@ -455,6 +487,7 @@ class Predictor:
                 **failed,
                 "peak_rss_mib": _peak_rss_mib(),
                 "undecided": 0,
+                "empty": 0,
                 "error": type(exc).__name__,
                 "message": str(exc),
             }
@@ -475,6 +508,7 @@ class Predictor:
             "seconds": time.perf_counter() - start,
             "peak_rss_mib": _peak_rss_mib(),
             "undecided": count_undecided(rows, self.spec.plan),
+            "empty": count_empty(rows, self.spec.plan),
             "error": "",
             "message": "",
         }

@@ -4,10 +4,12 @@ Workers write each part under `OUTPUT/_staging/<run id>/`, named by its input un
 atomically (a temporary name renamed into place, or one object upload), so a task that Ray
 retries rewrites the same part and never adds a second one. The driver publishes only when every
 unit's part is there and the parts hold exactly the input's rows: it moves them into `OUTPUT`,
-writes `manifest.json` (parts, row counts, input fingerprint, model, options) and writes
-`_SUCCESS` last (the Hadoop committer convention). Readers that skip `_`-prefixed names (Spark,
-pyarrow and pandas datasets, Ray) never see staged parts; a reader that waits for `_SUCCESS`, or
-reads the parts `manifest.json` lists, never sees a partial or duplicated result.
+writes `_manifest.json` (parts, row counts, input fingerprint, model, options) and writes
+`_SUCCESS` last (the Hadoop committer convention). Every bookkeeping name starts with `_`, so
+readers that skip such names (Spark, pyarrow and pandas datasets, Ray) see the parts alone and
+never staged ones; a reader that waits for `_SUCCESS`, or reads the parts `_manifest.json`
+lists, never sees a partial or duplicated result. On `--resume`, a staged part that cannot be
+read, or holds other than its unit's rows (cut short by a crash, say), is redone.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from typing import Any
 from clearpipe.bulk.files import filesystem, is_local
 from clearpipe.errors import InputError
 from clearpipe.tables.read import Row
-from clearpipe.tables.write import write_part
+from clearpipe.tables.write import durable, sync_folder, write_part
 
 STAGING = "_staging"
-MANIFEST = "manifest.json"
+MANIFEST = "_manifest.json"
+OLD_MANIFEST = "manifest.json"  # what runs before the leading `_` wrote; still read on --resume
 SUCCESS = "_SUCCESS"
 RUN = "run.json"  # in a run's staging folder: what it is, for --resume
 
@@ -75,7 +78,7 @@ def inspect(out: Output, run_id: str, identity: dict[str, Any], resume: bool) ->
 
     if out.fs.get_file_info(out.path).type == pafs.FileType.File:
         raise InputError(f"{out.uri} is a file; --engine ray writes a folder of parts")
-    done = _read_json(out.fs, f"{out.path}/{MANIFEST}") if exists(out.fs, f"{out.path}/{SUCCESS}") else None
+    done = _published_manifest(out) if exists(out.fs, f"{out.path}/{SUCCESS}") else None
     if done is not None:
         if resume and done.get("run_id") == run_id:
             return Staged(manifest=done)
@@ -126,6 +129,7 @@ def put_part(
         tmp = Path(folder) / f".{uuid.uuid4().hex}.{name}"
         _write_part(rows, columns, fmt, tmp, types)
         os.replace(tmp, Path(folder) / name)
+        sync_folder(Path(folder))
         return
     import pyarrow.fs as pafs
 
@@ -136,20 +140,34 @@ def put_part(
         pafs.copy_files(str(local), f"{folder}/{name}", pafs.LocalFileSystem(), fs)
 
 
-def count_rows(out: Output, folder: str, name: str, fmt: str) -> int:
-    """The rows a part holds, read back from the part itself (not from what a worker said)."""
-    path = f"{folder}/{name}"
+def count_rows(out: Output, folder: str, name: str, fmt: str) -> int | None:
+    """The rows a part holds, read back from the part itself (not from what a worker said);
+    None when it is not a whole part (unreadable, or a text part that stops mid-row).
+
+    >>> count_rows(out, out.staging("ab12"), "part-00000-000003.csv", "csv")  # doctest: +SKIP
+    4096
+    """
+    try:
+        return _count_rows(out, f"{folder}/{name}", fmt)
+    except (ValueError, OSError, csv.Error):  # ArrowInvalid and UnicodeDecodeError are ValueErrors
+        return None
+
+
+def _count_rows(out: Output, path: str, fmt: str) -> int | None:
     with out.fs.open_input_file(path) as source:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            return pq.ParquetFile(source).metadata.num_rows
+            return pq.ParquetFile(source).metadata.num_rows  # a part cut short has no footer
         data = source.read()
+    if not data.endswith(b"\n"):  # every writer ends a part with a newline
+        return None
     if fmt == "jsonl":
         return data.count(b"\n")  # one record per line: JSON escapes newlines inside values
     if fmt == "tsv":
         return data.count(b"\n") - 1  # TSV cells escape their newlines too; minus the header
-    return sum(1 for _ in csv.reader(io.StringIO(data.decode("utf-8"), newline=""))) - 1
+    # strict: a quoted cell cut short by the end of the file is an error, not a row
+    return sum(1 for _ in csv.reader(io.StringIO(data.decode("utf-8"), newline=""), strict=True)) - 1
 
 
 def publish(out: Output, run_id: str, manifest: dict[str, Any]) -> None:
@@ -191,23 +209,42 @@ def _write_part(rows: Sequence[Row], columns: Sequence[str], fmt: str, path: Pat
         fields = [types.field(n) if n in types.names else table.schema.field(n) for n in table.column_names]
         table = table.cast(pa.schema(fields))
     pq.write_table(table, path)
+    durable(path)  # on disk before it is renamed into place: a crash leaves it whole or absent
 
 
 def _write_bytes(fs: Any, path: str, data: bytes) -> None:
     if is_local(fs):
         tmp = Path(path).with_name(f".{uuid.uuid4().hex}.tmp")
         tmp.write_bytes(data)
+        durable(tmp)
         os.replace(tmp, path)
+        sync_folder(Path(path).parent)
         return
     with fs.open_output_stream(path) as stream:
         stream.write(data)
 
 
+def _published_manifest(out: Output) -> dict[str, Any]:
+    """The manifest of a published run, under its name or the name older runs gave it."""
+    for name in (MANIFEST, OLD_MANIFEST):
+        manifest = _read_json(out.fs, f"{out.path}/{name}")
+        if manifest is not None:
+            return manifest
+    return {}
+
+
 def _read_json(fs: Any, path: str) -> dict[str, Any] | None:
+    """The JSON object at `path`; None if it is missing, empty or not a JSON object (a file cut
+    short by a crash: what it recorded is redone or refused, never trusted)."""
     if not exists(fs, path):
         return None
     with fs.open_input_stream(path) as stream:
-        return json.loads(stream.read().decode("utf-8"))
+        data = stream.read()
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def exists(fs: Any, path: str) -> bool:
