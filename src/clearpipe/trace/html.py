@@ -121,16 +121,16 @@ def _tokenizer(trace: Trace) -> str:
 
 def _model(trace: Trace) -> str:
     stage, tokens = trace.model, trace.tokenizer.tokens
-    rows = [
-        f"<tr><td>embeddings</td><td>{stage.embedding_shape}</td><td class='num'>{stage.embedding_mean_norm:.3f}</td><td></td></tr>"
-    ]
-    for layer in stage.layers:
     if stage.unavailable is not None:  # an exported graph: its logits, and why nothing more
         logits = ", ".join(f"{x:.4f}" for x in stage.logits)
         body = f"<p>exported graph → logits {stage.logits_shape}: [{logits}]</p><p>{escape(stage.unavailable)}</p>"
         if stage.recheck is not None:
             body += f"<p class='recheck'>{escape(recheck_line(stage.recheck))}</p>"
         return _section(3, "model", stage.time_ms, body)
+    rows = [
+        f"<tr><td>embeddings</td><td>{stage.embedding_shape}</td><td class='num'>{stage.embedding_mean_norm:.3f}</td><td></td></tr>"
+    ]
+    for layer in stage.layers:
         attends = (
             "not returned"
             if layer.first_attends is None
