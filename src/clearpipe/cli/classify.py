@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import litemode, options, startup
+from clearpipe.cli import options, startup
+from clearpipe.cli.loading import LoadFlags, from_flags
 
 
 def classify(
@@ -37,28 +38,9 @@ def classify(
     if not texts:
         texts = sys.stdin.read().splitlines()
     k = options.parse_top_k(top_k)
-    if use_lite:
-        clf = litemode.load(
-            model, device, long_text, dtype, max_length, max_tokens, batch_size, calibrated, recheck
-        )
-        results = clf(list(texts), top_k=k, min_score=min_score)
-    else:
-        import clearpipe
-
-        clf = clearpipe.load(
-            model,
-            max_length=max_length,
-            batch_size=batch_size,
-            max_tokens=max_tokens,
-            device=device,
-            dtype=dtype,
-            recheck=recheck,
-            long_text=long_text,
-            calibrated=calibrated,
-            min_score=min_score,
-        )
-        startup.resume_collector()
-        results = clf(list(texts), top_k=k)
+    clf = from_flags(LoadFlags, locals(), lite=use_lite).load()
+    startup.resume_collector()
+    results = clf(list(texts), top_k=k)
     results = _without_empty(texts, results)
     if as_json:
         for result in results:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from clearpipe.cli import options, startup
+from clearpipe.cli.loading import LoadFlags, from_flags
 
 
 def trace(
@@ -33,12 +34,12 @@ def trace(
     ] = True,
 ) -> None:
     """Classify TEXT and show each stage: input, tokenizer, model layers, activation, prediction."""
-    import clearpipe
     from clearpipe.cli.outputs import check_file
 
     if html is not None:
         check_file(html, "--html", "trace.html")
-    clf = clearpipe.load(model, max_length=max_length, batch_size=1, device=device, calibrated=calibrated)
+    # One row at a time: the trace follows a single input.
+    clf = from_flags(LoadFlags, locals(), batch_size=1).load()
     startup.resume_collector()
     result = clf.trace(text, pair=pair, attributions=attributions)
     if html is not None:
