@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from clearpipe.cli import options, startup
+from clearpipe.cli.loading import from_flags
 
 
 def train(
@@ -133,49 +134,28 @@ def train(
     from clearpipe.training.train import TrainConfig
     from clearpipe.training.train import train as run
 
-    options = DataOptions(
-        text_column=text_column,
+    options = from_flags(
+        DataOptions,
+        locals(),
         pair_column=text_pair_column,
-        label_column=label_column,
         label_names=[n.strip() for n in label_names.split(",")] if label_names else None,
-        multi_label=multi_label,
-        label_sep=label_sep,
-        seed=seed,
         header=not no_header,
-        encoding=encoding,
     )
     check_folder(output, "--output")
     refuse_export(base, "trained (--base)")
-    config = TrainConfig(
+    distillation = None
+    if teacher:
+        distillation = Distillation(tuple(teacher), distill_temperature, distill_weight, distill_hidden)
+    config = from_flags(
+        TrainConfig,
+        locals(),
         data=str(data),
-        base=base,
         output=str(output),
         validation=str(validation) if validation else None,
         test=str(test) if test else None,
         data_options=options,
-        max_length=max_length,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        gradient_accumulation=gradient_accumulation,
-        warmup=warmup,
-        weight_decay=weight_decay,
-        patience=patience or None,
-        class_weights=class_weights,
-        metric=metric,
-        seed=seed,
-        bf16=bf16,
-        group_by_length=group_by_length,
-        resume=resume,
-        keep_checkpoints=keep_checkpoints,
-        save_dtype=save_dtype,
-        max_steps=max_steps,
-        calibrate=calibrate,
-        distillation=(
-            Distillation(tuple(teacher), distill_temperature, distill_weight, distill_hidden)
-            if teacher
-            else None
-        ),
+        patience=patience or None,  # the flag's 0 is the config's "never"
+        distillation=distillation,
         unlabeled=str(unlabeled) if unlabeled else None,
     )
     if unlabeled and not teacher:
