@@ -77,8 +77,16 @@ def replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+CLIENT_CLOSED = 499
+"""nginx's "client closed request": the client left before the server could answer."""
+
+
 class Observe:
-    """Count requests by route and status, and time them, into the server's `Metrics`."""
+    """Count requests by route and status, and time them, into the server's `Metrics`.
+
+    A request that ends without an answer because its client disconnected (mid-body, say) is
+    counted as 499; one that ends without an answer for any other reason, as 500.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -90,7 +98,14 @@ class Observe:
             return
         route = scope["path"] if scope["path"] in ROUTES else "other"
         started = time.monotonic()
-        status = 500
+        status: int | None = None
+        client_left = False
+
+        async def receive_and_note() -> Message:
+            nonlocal client_left
+            message = await receive()
+            client_left = client_left or message["type"] == "http.disconnect"
+            return message
 
         async def send_and_note(message: Message) -> None:
             nonlocal status
@@ -99,7 +114,9 @@ class Observe:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, receive_and_note, send_and_note)
         finally:
+            if status is None:
+                status = CLIENT_CLOSED if client_left else 500
             self.metrics.requests.labels(route=route, status=str(status)).inc()
             self.metrics.latency.labels(route=route).observe(time.monotonic() - started)
