@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import socket
 import threading
 import time
 
@@ -104,73 +105,150 @@ def _wait_for_depth(url: str, depth: float, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+class Held:
+    """A classifier whose engine the test can hold: while held, the batch in the engine waits,
+    and the requests behind it stay in the queue for as long as the test needs, on any machine.
+    """
+
+    def __init__(self, clf: clearpipe.Classifier) -> None:
+        self._clf = clf
+        self.entered = threading.Event()  # a batch is in the engine
+        self.released = threading.Event()
+        self.released.set()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._clf, name)
+
+    def logits(self, tokenized):
+        self.entered.set()
+        self.released.wait(30)
+        return self._clf.logits(tokenized)
+
+    def hold(self) -> None:
+        self.entered.clear()
+        self.released.clear()
+
+
+def _post_in_background(url: str, body: object, results: list[httpx.Response]) -> threading.Thread:
+    thread = threading.Thread(
+        target=lambda: results.append(httpx.post(f"{url}/classify", json=body, timeout=30))
+    )
+    thread.start()
+    return thread
+
+
 def test_full_queue_answers_429_and_the_queued_are_still_served(clf, serve):
-    # Batches wait a long time to fill, so the first requests sit in the queue.
-    url = serve(clf, max_queue=3, max_wait_ms=1500)
+    held = Held(clf)
+    url = serve(held, max_queue=3)
+    held.hold()
     results: list[httpx.Response] = []
-    waiting = [
-        threading.Thread(target=lambda b=b: results.append(httpx.post(f"{url}/classify", json=b, timeout=30)))
+    waiting = [_post_in_background(url, {"inputs": "the engine is busy with me"}, results)]
+    assert held.entered.wait(30)
+    waiting += [
+        _post_in_background(url, b, results)
         for b in ({"inputs": "a good film"}, {"inputs": ["bad", "awful"]})
     ]
-    for thread in waiting:
-        thread.start()
     _wait_for_depth(url, 3)
     response = httpx.post(f"{url}/classify", json={"inputs": "one too many"})
     assert response.status_code == 429
     assert response.headers["retry-after"] == "1"
     assert "busy" in response.json()["error"]
+    held.released.set()
     for thread in waiting:
         thread.join()
-    assert [r.status_code for r in results] == [200, 200]
+    assert [r.status_code for r in results] == [200, 200, 200]
 
 
 def test_waiting_past_the_timeout_answers_504(clf, serve):
-    url = serve(clf, timeout_s=0.2, max_wait_ms=2000)
+    held = Held(clf)
+    url = serve(held, timeout_s=0.2)
+    held.hold()
+    results: list[httpx.Response] = []
+    blocker = _post_in_background(url, {"inputs": "the engine is busy with me"}, results)
+    assert held.entered.wait(30)
     response = httpx.post(f"{url}/classify", json={"inputs": "slow"}, timeout=30)
     assert response.status_code == 504
     assert "timeout" in response.json()["error"]
     _wait_for_depth(url, 0)  # it left the queue
+    held.released.set()
+    blocker.join()
 
 
 def test_a_client_that_leaves_is_dropped_without_harming_others(clf, serve):
-    url = serve(clf, max_wait_ms=800)
-    stayed: list[httpx.Response] = []
-    stayer = threading.Thread(
-        target=lambda: stayed.append(httpx.post(f"{url}/classify", json={"inputs": "patient"}, timeout=30))
-    )
-    stayer.start()
+    held = Held(clf)
+    url = serve(held)
+    held.hold()
+    results: list[httpx.Response] = []
+    blocker = _post_in_background(url, {"inputs": "the engine is busy with me"}, results)
+    assert held.entered.wait(30)
+    stayer = _post_in_background(url, {"inputs": "patient"}, results)
+    _wait_for_depth(url, 1)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{url}/classify", json={"inputs": ["impatient"] * 3}, timeout=0.2)
+        httpx.post(f"{url}/classify", json={"inputs": ["impatient"] * 3}, timeout=0.5)
     _wait_for_depth(url, 1)  # the impatient client's three inputs are gone, the patient one waits
-    stayer.join()
-    assert stayed[0].status_code == 200
-    assert stayed[0].json() == clf("patient")
+    held.released.set()
+    for thread in (blocker, stayer):
+        thread.join()
+    assert [r.status_code for r in results] == [200, 200]
+    assert clf("patient") in [r.json() for r in results]
     assert re.search(r'clearpipe_dropped_total\{reason="client_gone"\} 1.0', httpx.get(f"{url}/metrics").text)
 
 
-def test_ready_only_after_warm_up(tiny_bert):
+ISSUE_BODY = {"inputs": ["great film. " * 1666] * 100, "long_text": "chunk"}
+"""100 texts just under the character limit, each classified as its windows."""
 
-    slow = clearpipe.load(tiny_bert, device="cpu")
-    # The first forward pass (the warm-up) takes a while; /health answers meanwhile, /ready does not.
-    calls = []
 
-    runner = slow.runner
+def test_a_request_over_the_token_limit_answers_413_naming_the_limit(url):
+    response = httpx.post(f"{url}/classify", json=ISSUE_BODY, timeout=120)
+    assert response.status_code == 413, response.text
+    assert response.json()["type"] == "too_large"
+    assert "limit of 32768 tokens per request (max_request_tokens)" in response.json()["error"]
+    assert httpx.get(f"{url}/info").json()["limits"]["max_request_tokens"] == 32768
+    assert re.search(r'clearpipe_dropped_total\{reason="too_large"\} 1.0', httpx.get(f"{url}/metrics").text)
 
-    class SlowRunner:  # what the engine reads of a runner: its forward and whether it packs
-        pack_offset = runner.pack_offset
 
-        def forward(self, batch):
-            if not calls:
-                time.sleep(1.5)
-            calls.append(1)
-            return runner.forward(batch)
+def test_a_request_over_a_lowered_limit_answers_413_without_chunking(clf, serve):
+    url = serve(clf, max_request_tokens=100)
+    assert httpx.post(f"{url}/classify", json={"inputs": ["a good film"] * 3}).status_code == 200
+    response = httpx.post(f"{url}/classify", json={"inputs": ["a good film " * 20] * 2})
+    assert response.status_code == 413
+    assert "limit of 100 tokens per request" in response.json()["error"]
 
-    slow.runner = SlowRunner()
-    with live_server_unready(slow) as url:
+
+def test_a_client_that_disconnects_mid_body_is_counted_as_499(url):
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        head = f"POST /classify HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        sock.sendall(f"{head}Content-Length: 1000\r\n\r\n".encode() + b'{"inputs": "half a bo')
+    deadline = time.monotonic() + 10
+    pattern = r'clearpipe_requests_total\{route="/classify",status="(\d+)"\} (\S+)'
+    while True:
+        counted = dict(re.findall(pattern, httpx.get(f"{url}/metrics").text))
+        if "499" in counted or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert float(counted.get("499", 0)) == 1.0, counted
+    assert "500" not in counted
+
+
+class HeldWarmUp(Held):
+    """A classifier whose warm-up waits until the test releases it."""
+
+    def warmup(self) -> None:
+        self.released.wait(30)
+        self._clf.warmup()
+
+
+def test_ready_only_after_warm_up(clf):
+    # /health answers while the model warms up, /ready and /classify do not.
+    held = HeldWarmUp(clf)
+    held.hold()
+    with live_server_unready(held) as url:
         assert httpx.get(f"{url}/health").status_code == 200
         response = httpx.get(f"{url}/ready")
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
         assert httpx.post(f"{url}/classify", json={"inputs": "early"}).status_code == 503
+        held.released.set()
         wait_ready(url)
         assert httpx.post(f"{url}/classify", json={"inputs": "on time"}).status_code == 200

@@ -62,11 +62,28 @@ def serve(
     max_wait_ms: Annotated[
         float, typer.Option("--max-wait-ms", min=0, help="How long a micro-batch waits to fill.")
     ] = 5.0,
+    target_batch_ms: Annotated[
+        float,
+        typer.Option(
+            "--target-batch-ms",
+            min=0.001,
+            help="About how long one micro-batch may run; a large request is split into batches this "
+            "long, so other clients wait about two of them.",
+        ),
+    ] = 200.0,
     max_queue: Annotated[
         int, typer.Option("--max-queue", min=1, help="Inputs allowed to wait; more get 429.")
     ] = 2048,
     timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds before a 504.")] = 30.0,
     max_inputs: Annotated[int, typer.Option("--max-inputs", min=1, help="Inputs per request.")] = 256,
+    max_request_tokens: Annotated[
+        int,
+        typer.Option(
+            "--max-request-tokens",
+            min=1,
+            help="Tokens per request after tokenization, a long text's windows included; more gets 413.",
+        ),
+    ] = 32_768,
     max_chars: Annotated[int, typer.Option("--max-chars", min=1, help="Characters per input.")] = 20_000,
     max_body_bytes: Annotated[
         int, typer.Option("--max-body-bytes", min=1, help="Largest request body; more gets 413.")
@@ -88,9 +105,11 @@ def serve(
         api_key=api_key,
         max_batch_tokens=max_batch_tokens,
         max_wait_ms=max_wait_ms,
+        target_batch_ms=target_batch_ms,
         max_queue=max_queue,
         timeout_s=timeout,
         max_inputs=max_inputs,
+        max_request_tokens=max_request_tokens,
         max_chars=max_chars,
         max_body_bytes=max_body_bytes,
     ).check()

@@ -130,6 +130,7 @@ def _add_routes(app: FastAPI) -> None:
             min_score=clf.settings.min_score,
             limits={
                 "max_inputs": config.max_inputs,
+                "max_request_tokens": config.max_request_tokens,
                 "max_chars": config.max_chars,
                 "max_body_bytes": config.max_body_bytes,
                 "max_queue": config.max_queue,

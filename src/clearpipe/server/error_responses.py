@@ -11,7 +11,7 @@ from collections.abc import Callable
 from starlette.responses import JSONResponse, Response
 
 from clearpipe.errors import InputError
-from clearpipe.server.batcher import ClientGone, QueueFull, Timeout
+from clearpipe.server.batcher import ClientGone, QueueFull, Timeout, TooLarge
 
 
 def error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -23,6 +23,20 @@ def error(status: int, message: str, kind: str, headers: dict[str, str] | None =
     return JSONResponse({"error": message, "type": kind}, status_code=status, headers=headers)
 
 
+def shutting_down() -> JSONResponse:
+    """503 to a request the server stopped working on because it is shutting down.
+
+    >>> shutting_down().status_code
+    503
+    """
+    return error(
+        503,
+        "the server shut down before this request was answered; retry",
+        "shutting_down",
+        {"Retry-After": "1"},
+    )
+
+
 def _gone(exc: Exception) -> Response:
     # Nobody is listening; 499 (nginx's "client closed request") keeps the metrics honest.
     return Response(status_code=499)
@@ -30,6 +44,7 @@ def _gone(exc: Exception) -> Response:
 
 _ANSWERS: dict[type[Exception], Callable[[Exception], Response]] = {
     InputError: lambda exc: error(422, str(exc), "invalid_request"),
+    TooLarge: lambda exc: error(413, str(exc), "too_large"),
     QueueFull: lambda exc: error(429, str(exc), "overloaded", {"Retry-After": "1"}),
     Timeout: lambda exc: error(504, str(exc), "timeout"),
     ClientGone: _gone,

@@ -15,6 +15,7 @@ get the same answers as there (`clearpipe.server.error_responses`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
@@ -52,6 +53,12 @@ class FastClassify:
             answer = await self.service.classify(request, disconnect_waiter(receive))
         except error_responses.HANDLED as exc:
             response = error_responses.for_exception(exc)
+        except asyncio.CancelledError:
+            # uvicorn cancels the requests still running when a shutdown's drain time is up.
+            # The batcher has dropped this one's rows; answer 503 so the client retries
+            # elsewhere, instead of a dropped connection and a traceback in the log.
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            response = error_responses.shutting_down()
         else:
             response = JSONResponse(answer.output, headers=answer.headers)
         assert response is not None

@@ -57,7 +57,7 @@ class Metrics:
         )
         self.dropped = Counter(
             "clearpipe_dropped",
-            "Requests dropped before their batch ran, by reason.",
+            "Requests dropped before their batch ran, by reason (too_large, queue_full, timeout, client_gone).",
             ["reason"],
             registry=self.registry,
         )
