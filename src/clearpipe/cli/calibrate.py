@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from clearpipe.cli import options, startup
+from clearpipe.cli.loading import LoadFlags, from_flags
 
 
 def calibrate(
@@ -44,7 +45,6 @@ def calibrate(
     """Fit the temperature that makes MODEL's scores honest on DATA (Guo et al., 2017) and write
     MODEL with it to OUTPUT. Labels never change; clearpipe applies the temperature wherever the
     copy is used, and plain transformers.pipeline ignores it."""
-    import clearpipe
     from clearpipe.cli.outputs import check_folder
     from clearpipe.errors import InputError
     from clearpipe.training.calibration import (
@@ -60,18 +60,11 @@ def calibrate(
     if method not in METHODS:
         raise InputError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     check_folder(output, "--output")
-    clf = clearpipe.load(
-        model, max_length=max_length, batch_size=batch_size, device=device, dtype=dtype, calibrated=False
-    )
+    clf = from_flags(LoadFlags, locals(), calibrated=False).load()  # fitted on the raw logits
     startup.resume_collector()
     check_calibratable(clf)  # before DATA is read and the model runs over it
     check_output(clf.source, output)
-    data_options = DataOptions(
-        text_column=text_column,
-        pair_column=text_pair_column,
-        label_column=label_column,
-        encoding=encoding,
-    )
+    data_options = from_flags(DataOptions, locals(), pair_column=text_pair_column)
     split, report = read_file(clf, data, data_options)
     for reason, rows in report.dropped.items():
         print(f"dropped {len(rows)} rows: {reason} (rows {', '.join(map(str, rows[:5]))})")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from clearpipe.cli import options, startup
+from clearpipe.cli.loading import LoadFlags, from_flags
 
 
 def evaluate(
@@ -50,28 +51,18 @@ def evaluate(
     """Accuracy, precision/recall/F1 per class and macro/micro, confusion matrix, ROC AUC, log loss,
     calibration (ECE before and after the saved temperature, Brier score) and accuracy at 90% and 80%
     coverage of MODEL on DATA."""
-    import clearpipe
     from clearpipe.cli.outputs import check_folder
     from clearpipe.training.data import DataOptions
     from clearpipe.training.evaluation import evaluate_scored, read_file, score_split
 
     if plots is not None:
         check_folder(plots, "--plots")
-    clf = clearpipe.load(
-        model, max_length=max_length, batch_size=batch_size, device=device, calibrated=calibrated
-    )
+    clf = from_flags(LoadFlags, locals()).load()
     startup.resume_collector()
     multi = clf.settings.thresholds is not None
     if multi and (plots or target_accuracy is not None):
         raise _single_label_only(clf.source)
-    data_options = DataOptions(
-        text_column=text_column,
-        pair_column=text_pair_column,
-        label_column=label_column,
-        label_sep=label_sep,
-        header=not no_header,
-        encoding=encoding,
-    )
+    data_options = from_flags(DataOptions, locals(), pair_column=text_pair_column, header=not no_header)
     split, report = read_file(clf, data, data_options)
     scored = score_split(clf, split)
     result = evaluate_scored(clf, split, scored, n_errors=errors)
