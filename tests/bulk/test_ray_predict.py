@@ -129,6 +129,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_ray_output_equals_the_local_output_row_for_row(ray_cluster, tiny_bert, tmp_path, case):
     make, spec, fmt, top_k, load = CASES[case]
@@ -173,6 +174,7 @@ def _kill_one_predictor(staging: Path, killed: list[str]) -> None:
         time.sleep(0.005)
 
 
+@pytest.mark.slow
 def test_an_actor_killed_mid_run_still_yields_every_row_exactly_once(ray_cluster, tiny_bert, tmp_path):
     n = 3000
     source = _csv(tmp_path / "in.csv", n)
@@ -194,6 +196,7 @@ def test_an_actor_killed_mid_run_still_yields_every_row_exactly_once(ray_cluster
     assert ids == [str(i) for i in range(n)] and summary.rows == n
 
 
+@pytest.mark.slow
 def test_a_killed_driver_resumes_with_every_row_once_in_order(ray_cluster, tiny_bert, tmp_path):
     n = 4000
     source = _csv(tmp_path / "in.csv", n)
@@ -255,6 +258,7 @@ def _bad_inputs(tmp_path: Path, tiny_bert: Path) -> dict:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["undecodable", "null text", "missing column", "unknown model"])
 def test_bad_input_fails_as_locally_and_publishes_nothing(tiny_bert, tmp_path, case):
     source, extra, local = _bad_inputs(tmp_path, tiny_bert)[case]
@@ -281,6 +285,7 @@ def test_a_lite_worker_imports_no_torch():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_lite_workers_write_the_rows_predict_lite_writes_here(ray_cluster, tiny_bert, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
@@ -331,6 +336,7 @@ def _stopped_before_publishing(monkeypatch, clf, job: RayJob) -> None:
             predict_on_ray(clf, job)
 
 
+@pytest.mark.slow
 def test_a_staged_part_cut_short_is_redone_on_resume(ray_cluster, tiny_bert, tmp_path, monkeypatch):
     n = 90
     source, out = _csv(tmp_path / "in.csv", n), tmp_path / "out"
@@ -348,6 +354,7 @@ def test_a_staged_part_cut_short_is_redone_on_resume(ray_cluster, tiny_bert, tmp
     assert [row["id"] for row in _published(out)] == [str(i) for i in range(n)]
 
 
+@pytest.mark.slow
 def test_a_part_damaged_before_publishing_is_one_line_and_nothing_published(
     ray_cluster, tiny_bert, tmp_path, monkeypatch
 ):
@@ -372,6 +379,7 @@ def test_a_part_damaged_before_publishing_is_one_line_and_nothing_published(
     assert not (out / "_SUCCESS").exists() and not list(out.glob("part-*"))
 
 
+@pytest.mark.slow
 def test_the_output_folder_reads_as_one_dataset(ray_cluster, tiny_bert, tmp_path):
     import pandas as pd
     import pyarrow.dataset as pads
@@ -391,6 +399,7 @@ def test_the_output_folder_reads_as_one_dataset(ray_cluster, tiny_bert, tmp_path
     ]
 
 
+@pytest.mark.slow
 def test_a_run_published_with_the_old_manifest_name_still_resumes(ray_cluster, tiny_bert, tmp_path):
     n = 20
     source, out = _csv(tmp_path / "in.csv", n), tmp_path / "out"
