@@ -46,7 +46,10 @@ def test_accuracy_on_sst2_validation(shared_data):
     result, _ = evaluate_file(clearpipe.load(), shared_data / "sst2" / "test.tsv")
     shipped = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())["test"]["accuracy"]
     assert result.rows == 872
-    assert result.accuracy == pytest.approx(shipped, abs=0.002)
+    # The recipe measured it in one number format on one CPU; here it runs in the default dtype
+    # (bf16 where the CPU has it, float32 elsewhere), whose labels differ from fp32's on 1 of these
+    # 872 sentences (docs/ENGINE.md). Three sentences leave room for other CPUs' kernels.
+    assert result.accuracy == pytest.approx(shipped, abs=3 / 872)
     assert result.accuracy > 0.91  # the distilled model; the one before it scored 0.8945
     # Shipped calibrated (fitted on held-out sentences, not on this set), and it helps here too.
     assert result.calibration is not None
