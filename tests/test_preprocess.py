@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import clearpipe
+from clearpipe.inputs import CHARS_PER_TOKEN
 from clearpipe.preprocess import collate
 
 words = st.sampled_from(["the", "film", "was", "good", "bad", "a", "plot", "!", "unbelievably", "x"])
@@ -45,3 +46,16 @@ def test_collate_pads_like_the_tokenizer(clf, side):
 def test_collate_of_no_rows_is_empty(clf):
     encoded = collate(clf.tokenize(["fine"]), [], clf.tokenizer.pad_token_id)
     assert tuple(encoded.input_ids.shape) == (0, 0) and encoded.lengths == []
+
+
+def test_a_huge_text_is_cut_before_the_tokenizer_splits_it_all(tiny):
+    # A fast tokenizer splits all of a text before truncating and keeps the overflow: a 50 MB cell
+    # once took 7.9 GB. Cut first, the overflow is bounded by max_length x CHARS_PER_TOKEN.
+    clf = clearpipe.load(tiny("bert", 2), max_length=16)
+    huge = "a fine film " * 100_000  # 1.2 M characters, about 300 k tokens
+    tokenized = clf.tokenize([huge, (huge, "short")], keep_encodings=True)
+    for encoding in tokenized.encodings:
+        overflow = sum(len(o.ids) for o in encoding.overflowing)
+        assert overflow < 16 * CHARS_PER_TOKEN
+    assert tokenized.truncated == [True, True]
+    assert tokenized.input_ids[0] == clf.tokenize(["a fine film " * 20]).input_ids[0]

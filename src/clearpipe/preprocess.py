@@ -14,7 +14,7 @@ import torch
 from tokenizers import Encoding
 from transformers import PreTrainedTokenizerBase
 
-from clearpipe.inputs import TextInput
+from clearpipe.inputs import TextInput, cut
 from clearpipe.tokens import Padded, Tokenized, pad
 
 
@@ -69,6 +69,7 @@ def tokenize(
     >>> tok.lengths  # doctest: +SKIP
     [5, 5]
     """
+    items = [cut(item, max_length) for item in items]  # bounded memory: see `inputs.CHARS_PER_TOKEN`
     n = len(items)
     ids: list[list[int]] = [[] for _ in range(n)]
     types: list[list[int]] = [[] for _ in range(n)]

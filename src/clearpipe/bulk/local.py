@@ -10,8 +10,8 @@ the assembled output, and the row counts reported are those of the parts assembl
 
 An empty text (nothing but whitespace, or for a pair both texts) has nothing to classify: its
 row keeps its place but gets no label and no score (null, or an empty cell), and the summary
-counts such rows. A very long text is cut before it reaches the tokenizer (see `char_limit`),
-so one huge cell cannot take gigabytes of memory.
+counts such rows. A very long text is cut before it reaches the tokenizer (the tokenizer stage's
+`clearpipe.inputs.cut`), so one huge cell cannot take gigabytes of memory.
 """
 
 from __future__ import annotations
@@ -20,38 +20,18 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from clearpipe.bulk.parts import PartRecord, commit, open_parts, part_name
+from clearpipe.contract import TextClassifier
 from clearpipe.errors import InputError, where
 from clearpipe.inputs import TextInput
 from clearpipe.postprocess import BEST, Predictions, TopK
 from clearpipe.tables.columns import PAIR_NAMES, TEXT_NAMES, pick_column, pick_optional_column
 from clearpipe.tables.read import Chunk, Row, read_chunks, read_columns, table_format
 from clearpipe.tables.write import PART_SUFFIX, assemble, write_part
-
-# A token of ordinary text covers a few characters (a word or a piece of one), so this many
-# characters per token of max_length hold more than max_length tokens, and cutting there
-# changes nothing the model sees; without the cut the tokenizer splits all of a huge text
-# before truncating it (50 MB of text took 7 GB).
-CHARS_PER_TOKEN = 256
-
-
-class Classifier(Protocol):
-    """What bulk prediction needs of a classifier. `clearpipe.Classifier` and
-    `clearpipe.lite.LiteClassifier` both have it; naming neither keeps torch out of `predict --lite`."""
-
-    source: str
-
-    @property
-    def long_text(self) -> str: ...
-
-    @property
-    def thresholds(self) -> tuple[float, ...] | None: ...
-
-    def predict_items(self, items: list[TextInput]) -> Predictions: ...
 
 
 @dataclass(frozen=True)
@@ -106,7 +86,7 @@ class Summary:
 Progress = Callable[[Chunk], None]
 
 
-def predict_file(clf: Classifier, job: PredictJob, on_chunk: Progress | None = None) -> Summary:
+def predict_file(clf: TextClassifier, job: PredictJob, on_chunk: Progress | None = None) -> Summary:
     """Classify every row of `job.input` into `job.output`; see the module docstring.
 
     >>> predict_file(clearpipe.load(), PredictJob(Path("reviews.csv"), Path("labelled.csv")))  # doctest: +SKIP
@@ -140,7 +120,7 @@ def predict_file(clf: Classifier, job: PredictJob, on_chunk: Progress | None = N
 
 
 def _write_parts(
-    clf: Classifier,
+    clf: TextClassifier,
     job: PredictJob,
     plan: Plan,
     parts_dir: Path,
@@ -167,7 +147,7 @@ def _write_parts(
     return done
 
 
-def _new_part(clf: Classifier, chunk: Chunk, plan: Plan, job: PredictJob, path: Path) -> PartRecord:
+def _new_part(clf: TextClassifier, chunk: Chunk, plan: Plan, job: PredictJob, path: Path) -> PartRecord:
     """Classify `chunk`, write its part durably, then record it: a record always names a whole part."""
     rows = classify_chunk(clf, chunk, plan, job)
     digest = write_part(rows, plan.columns, plan.output_format, path)
@@ -187,7 +167,7 @@ def count_empty(records: list[Row], plan: Plan) -> int:
     return sum(1 for record in records if record[plan.label_column] is None)
 
 
-def make_plan(clf: Classifier, job: PredictJob) -> Plan:
+def make_plan(clf: TextClassifier, job: PredictJob) -> Plan:
     """Resolve formats and columns, refusing bad combinations before any work is done."""
     table_format(job.input)
     out_fmt = table_format(job.output, role="output")
@@ -203,7 +183,7 @@ def make_plan(clf: Classifier, job: PredictJob) -> Plan:
 
 
 def plan_for(
-    clf: Classifier, job: PredictJob, found: list[str], out_fmt: str, input: str, size: int, mtime_ns: int
+    clf: TextClassifier, job: PredictJob, found: list[str], out_fmt: str, input: str, size: int, mtime_ns: int
 ) -> Plan:
     """The plan of a job whose input has the columns `found`: the text and pair columns, the added
     ones, and what `--resume` compares. `bulk.ray` calls it too, for an input of many files.
@@ -257,25 +237,23 @@ def _added_columns(found: list[str], **wanted: bool) -> dict[str, str | None]:
     return {name: prefix + name if on else None for name, on in wanted.items()}
 
 
-def classify_chunk(clf: Classifier, chunk: Chunk, plan: Plan, job: PredictJob) -> list[Row]:
+def classify_chunk(clf: TextClassifier, chunk: Chunk, plan: Plan, job: PredictJob) -> list[Row]:
     """The rows of `chunk` with the plan's added columns (label, score, ...): the one place that
     turns predictions into output rows, for `predict_file` and for `bulk.ray`'s workers. A row
-    whose text is empty gets None in every added column; a long text reaches the model cut at
-    `char_limit(clf)` characters.
+    whose text is empty gets None in every added column.
 
     >>> classify_chunk(clf, chunk, plan, job)[0]  # doctest: +SKIP
     {'id': '1', 'review': 'Great phone.', 'label': 'positive', 'score': 0.98}
     """
     items = chunk_items(chunk, plan, job.input)
     filled = [i for i, item in enumerate(items) if not is_empty(item)]
-    limit = char_limit(clf)
-    added = _added_values(clf, [cut(items[i], limit) for i in filled], plan, job) if filled else []
+    added = _added_values(clf, [items[i] for i in filled], plan, job) if filled else []
     values = dict(zip(filled, added, strict=True))
     blank = dict.fromkeys(added_columns(plan))
     return [{**row, **values.get(i, blank)} for i, row in enumerate(chunk.rows)]
 
 
-def _added_values(clf: Classifier, items: list[TextInput], plan: Plan, job: PredictJob) -> list[Row]:
+def _added_values(clf: TextClassifier, items: list[TextInput], plan: Plan, job: PredictJob) -> list[Row]:
     """The added columns' values for each of `items`, in order."""
     predictions = clf.predict_items(items)
     best = predictions.to_output(min_score=plan.min_score)
@@ -321,29 +299,6 @@ def is_empty(item: TextInput) -> bool:
     """
     texts = (item,) if isinstance(item, str) else item
     return not any(text.strip() for text in texts)
-
-
-def char_limit(clf: Classifier) -> int | None:
-    """The characters of a text worth tokenizing: `CHARS_PER_TOKEN` per token of the classifier's
-    max_length; None (no cut) for `long_text="chunk"`, whose windows cover the whole text."""
-    # Not part of the Classifier protocol: both classifiers have it, a stand-in may not.
-    max_length = getattr(clf, "max_length", None)
-    if clf.long_text != "truncate" or not isinstance(max_length, int):
-        return None
-    return max_length * CHARS_PER_TOKEN
-
-
-def cut(item: TextInput, limit: int | None) -> TextInput:
-    """`item` with each text cut to `limit` characters (the tokenizer still flags it truncated).
-
-    >>> cut(("a long premise", "a hypothesis"), 6)
-    ('a long', 'a hypo')
-    """
-    if limit is None:
-        return item
-    if isinstance(item, str):
-        return item[:limit]
-    return (item[0][:limit], item[1][:limit])
 
 
 def _applying(predictions: Predictions) -> list[list[str]]:

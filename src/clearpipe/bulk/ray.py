@@ -31,7 +31,6 @@ from typing import Any
 from clearpipe.bulk import staging
 from clearpipe.bulk.files import InputFile, filesystem, fingerprint, list_inputs, local_copy, named_as
 from clearpipe.bulk.local import (
-    Classifier,
     Plan,
     PredictJob,
     chunk_items,
@@ -41,6 +40,7 @@ from clearpipe.bulk.local import (
     plan_for,
 )
 from clearpipe.bulk.units import Reading, Unit, cut_units, read_unit
+from clearpipe.contract import TextClassifier
 from clearpipe.errors import CheckpointError, ClearpipeError, InputError
 from clearpipe.tables.read import Chunk, open_parquet, read_columns
 
@@ -113,7 +113,7 @@ class WorkerSpec:
 
 
 def predict_on_ray(
-    clf: Classifier, job: RayJob, on_progress: Callable[[Progress], None] | None = None
+    clf: TextClassifier, job: RayJob, on_progress: Callable[[Progress], None] | None = None
 ) -> RaySummary:
     """Classify every row of `job.input` into a folder of parts at `job.output`, exactly once.
 
@@ -187,7 +187,7 @@ def output_format(job: RayJob) -> str:
 
 
 # The driver -------------------------------------------------------------------------------------
-def _plan(clf: Classifier, job: RayJob, files: list[InputFile], out_fmt: str) -> Plan:
+def _plan(clf: TextClassifier, job: RayJob, files: list[InputFile], out_fmt: str) -> Plan:
     own = filesystem(job.output)[1].rstrip("/")
     if own == filesystem(job.input)[1].rstrip("/"):
         raise InputError(f"{job.output}: the output would overwrite the input; choose another folder")
@@ -272,7 +272,7 @@ def _recorded(load_options: dict[str, Any], lite: bool = False) -> dict[str, Any
     return options | ({"lite": True} if lite else {})
 
 
-def _portable(model: str | None, clf: Classifier) -> str | None:
+def _portable(model: str | None, clf: TextClassifier) -> str | None:
     """The model as workers should load it: None stays the embedded default (installed on every
     machine, maybe elsewhere), a folder becomes absolute (workers do not share the driver's cwd)."""
     if model is None:
@@ -514,7 +514,7 @@ class Predictor:
         }
 
 
-def _load(spec: WorkerSpec) -> Classifier:
+def _load(spec: WorkerSpec) -> TextClassifier:
     """The worker's classifier: `clearpipe.lite`'s for `--lite` (imports no torch), else `clearpipe.load`'s."""
     if spec.lite:
         from clearpipe import lite

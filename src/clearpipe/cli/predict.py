@@ -11,7 +11,8 @@ import typer
 from clearpipe.cli import litemode, options, startup
 
 if TYPE_CHECKING:
-    from clearpipe.bulk.local import Classifier, PredictJob
+    from clearpipe.bulk.local import PredictJob
+    from clearpipe.contract import TextClassifier
 
 
 def predict(
@@ -168,7 +169,7 @@ def predict(
     _predict_here(clf, job)
 
 
-def _predict_here(clf: Classifier, job: PredictJob) -> None:
+def _predict_here(clf: TextClassifier, job: PredictJob) -> None:
     """Classify the file in this process and say what was written."""
     from clearpipe.bulk.local import predict_file
 

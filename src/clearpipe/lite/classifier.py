@@ -25,7 +25,7 @@ from clearpipe.engine.exported import EXPORT_INFO, ONNX_FILE, OPENVINO_FILE, exp
 from clearpipe.engine.graphs import GraphRunner, export_referee, open_graph
 from clearpipe.engine.loop import Referee
 from clearpipe.errors import CheckpointError, InputError
-from clearpipe.inputs import TextInput, longest_input
+from clearpipe.inputs import TextInput, cut, longest_input
 from clearpipe.postprocess import (
     BEST,
     Activation,
@@ -114,7 +114,8 @@ class LiteClassifier:
 
     def encode(self, items: Sequence[TextInput]) -> list[Encoding]:
         """Token ids per item (special tokens added, truncated to `max_length`), unpadded."""
-        return self.tokenizer.encode_batch(list(items))
+        # bounded memory: see `clearpipe.inputs.CHARS_PER_TOKEN`
+        return self.tokenizer.encode_batch([cut(item, self.max_length) for item in items])
 
     def tokenize(self, items: Sequence[TextInput], keep_encodings: bool = False) -> Tokenized:
         """Stage 1 as the full classifier hands it on: ids per row, unpadded, and which were cut.
