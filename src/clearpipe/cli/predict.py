@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clearpipe.cli import litemode, options, startup
+from clearpipe.cli import options, startup
+from clearpipe.cli.loading import LoadFlags, from_flags
 
 if TYPE_CHECKING:
     from clearpipe.bulk.local import PredictJob
@@ -125,28 +127,12 @@ def predict(
         resume=resume,
         min_score=min_score,
     )
-    # One set of load options for this process and, with --engine ray, for every worker.
-    if use_lite:
-        clf = litemode.load(
-            model, device, long_text, dtype, max_length, max_tokens, batch_size, calibrated, recheck
-        )
-        load_options = litemode.load_options(dtype, max_length, max_tokens, batch_size, calibrated, recheck)
-    else:
-        import clearpipe
-
-        load_options = dict(
-            max_length=max_length,
-            batch_size=batch_size,
-            max_tokens=max_tokens,
-            device=device,
-            dtype=dtype,
-            recheck=recheck,
-            long_text=long_text,
-            calibrated=calibrated,
-        )
-        # With GPU workers this process only checks the model and plans, so it needs no GPU itself.
-        here = {**load_options, "device": "cpu"} if gpus_per_worker else load_options
-        clf = clearpipe.load(model, **here)
+    # One set of load options for this process and, with --engine ray, for every worker;
+    # --min-score is the job's (PredictJob.min_score), not the classifier's.
+    flags = from_flags(LoadFlags, locals(), lite=use_lite, min_score=None)
+    load_options = flags.lite_options() if use_lite else flags.full_options()
+    # With GPU workers this process only checks the model and plans, so it needs no GPU itself.
+    clf = (dataclasses.replace(flags, device="cpu") if gpus_per_worker else flags).load()
     startup.resume_collector()
     clf.check_min_score(min_score)  # a multi-label model decides by thresholds instead
     if engine == "ray":

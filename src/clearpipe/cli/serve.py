@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import litemode, options, startup
+from clearpipe.cli import options, startup
+from clearpipe.cli.loading import LoadFlags, from_flags
 from clearpipe.server.config import API_KEY_ENV
 
 PADDED_BATCH_SIZE = 8
@@ -113,26 +114,11 @@ def serve(
         max_chars=max_chars,
         max_body_bytes=max_body_bytes,
     ).check()
-    if use_lite:
-        rows = rows_per_pass(batch_size, packs=False)  # lite pads every batch
-        served = litemode.load(
-            model, device, long_text, dtype, max_length, None, rows, calibrated, recheck, threads, min_score
-        )
-    else:
-        import clearpipe
-
-        served = clearpipe.load(
-            model,
-            max_length=max_length,
-            batch_size=batch_size,
-            device=device,
-            dtype=dtype,
-            recheck=recheck,
-            long_text=long_text,
-            threads=threads,
-            calibrated=calibrated,
-            min_score=min_score,
-        )
+    flags = from_flags(LoadFlags, locals(), lite=use_lite)
+    if use_lite:  # lite pads every batch
+        flags = dataclasses.replace(flags, batch_size=rows_per_pass(batch_size, packs=False))
+    served = flags.load()
+    if not use_lite:
         served.settings = dataclasses.replace(
             served.settings, batch_size=rows_per_pass(batch_size, served.packs)
         )
