@@ -11,6 +11,7 @@ from clearpipe.cli import startup
 from clearpipe.cli.bases import bases
 from clearpipe.cli.calibrate import calibrate
 from clearpipe.cli.classify import classify
+from clearpipe.cli.embed import embed
 from clearpipe.cli.evaluate import evaluate
 from clearpipe.cli.export import export
 from clearpipe.cli.predict import predict
@@ -35,6 +36,7 @@ app.command()(calibrate)
 app.command()(serve)
 app.command()(trace)
 app.command()(export)
+app.command()(embed)
 app.command()(bases)
 
 

@@ -32,12 +32,37 @@ def classify(
         bool, typer.Option("--json", help="One JSON result per line, in input order.")
     ] = False,
     use_lite: options.Lite = False,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels",
+            help='Zero-shot: classify into these comma-separated labels, no training ("World,Sports,'
+            'Sci/Tech=science and technology news": a description after "=" is what the text is '
+            "compared with). --model is then a sentence encoder or an NLI checkpoint.",
+        ),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            help='Zero-shot: the label prompt, with {} for the label. Default: "The topic is {}."',
+        ),
+    ] = None,
+    multi_label: Annotated[
+        bool,
+        typer.Option("--multi-label", help="Zero-shot: score each label on its own (several may apply)."),
+    ] = False,
 ) -> None:
     """Classify TEXT arguments (or stdin lines) and print label, score and text. An empty text
     gets no label and no score (null with --json), and stderr says how many there were."""
     if not texts:
         texts = sys.stdin.read().splitlines()
     k = options.parse_top_k(top_k)
+    if labels is not None:
+        _zero_shot(
+            texts, labels, template, multi_label, from_flags(LoadFlags, locals(), lite=use_lite), as_json, k
+        )
+        return
     clf = from_flags(LoadFlags, locals(), lite=use_lite).load()
     startup.resume_collector()
     results = clf(list(texts), top_k=k)
@@ -47,6 +72,53 @@ def classify(
             print(json.dumps(result, ensure_ascii=False))
         return
     _print_table(texts, results)
+
+
+def _zero_shot(
+    texts: list[str], labels: str, template: str | None, multi_label: bool, flags: LoadFlags, as_json: bool, k
+) -> None:
+    """`classify --labels`: the texts against labels given now (`clearpipe.zeroshot`)."""
+    from clearpipe.errors import InputError
+    from clearpipe.postprocess import BEST
+    from clearpipe.zeroshot import load_zero_shot, parse_labels
+
+    refused = {
+        "--lite": flags.lite,
+        "--long-text chunk": flags.long_text != "truncate",
+        "--min-score": flags.min_score is not None,
+        "--dtype int8": flags.dtype == "int8",
+    }
+    for flag, given in refused.items():
+        if given:
+            raise InputError(f"{flag} does not apply to zero-shot classification (--labels)")
+    candidates = parse_labels(labels)
+    clf = load_zero_shot(
+        flags.model,
+        device=flags.device,
+        dtype=flags.dtype,
+        max_length=flags.max_length,
+        max_tokens=flags.max_tokens,
+    )
+    startup.resume_collector()
+    outputs = clf.predict([t for t in texts if t.strip()], candidates, template, multi_label).to_output()
+    answers = iter(outputs)
+    if as_json:  # transformers' zero-shot contract: {"sequence", "labels", "scores"} per text
+        for text in texts:
+            print(json.dumps(next(answers) if text.strip() else None, ensure_ascii=False))
+        return
+    keep = 1 if k is BEST else None if k is None else k
+    results = []
+    for text in texts:
+        if not text.strip():
+            results.append([])
+            continue
+        answer = next(answers)
+        ranked = [
+            {"label": label, "score": score}
+            for label, score in zip(answer["labels"], answer["scores"], strict=True)
+        ]
+        results.append(ranked[:keep] if keep else ranked)
+    _print_table(texts, _without_empty(texts, results))
 
 
 def _without_empty(texts: list[str], results: list) -> list:
