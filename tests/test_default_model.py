@@ -41,6 +41,7 @@ def test_default_pipeline_reads_sentiment():
     assert [r["label"] for r in results] == ["positive", "negative"]
 
 
+@pytest.mark.slow
 def test_accuracy_on_sst2_validation(shared_data):
     # The GLUE SST-2 validation set; the recipe's own run reported its figure in metrics.json.
     result, _ = evaluate_file(clearpipe.load(), shared_data / "sst2" / "test.tsv")

@@ -18,6 +18,7 @@ def clf(tiny_bert):
     return clearpipe.load(tiny_bert, device="cpu")
 
 
+@pytest.mark.slow
 def test_predict_leaves_empty_texts_unlabelled_and_counts_them(tiny_bert, tmp_path):
     source = tmp_path / "in.csv"
     rows = [["1", "a good film"], ["2", ""], ["3", "   "], ["4", "a bad film"]]
@@ -50,6 +51,7 @@ def test_the_count_of_empty_texts_survives_a_resume(clf, tmp_path):
         assert [r["label"] == "" for r in csv.DictReader(f)] == [False, True, False, True, True, False]
 
 
+@pytest.mark.slow
 def test_classify_marks_empty_texts(tiny_bert):
     result = run("classify", "--model", tiny_bert, "--json", "a good film", "", " ")
     assert result.returncode == 0, result.stderr

@@ -122,6 +122,7 @@ def test_a_garbage_part_in_any_format_is_redone(clf, tmp_path, suffix):
     _no_leftovers(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_garbage_part_is_redone_through_the_cli(clf, tiny_bert, tmp_path):
     source, out = _csv(tmp_path / "in.csv"), tmp_path / "out.csv"
     folder = _interrupt(clf, source, out)
@@ -133,6 +134,7 @@ def test_a_garbage_part_is_redone_through_the_cli(clf, tiny_bert, tmp_path):
     _no_leftovers(tmp_path)
 
 
+@pytest.mark.slow
 def test_an_emptied_part_as_reported_resumes_truthfully(clf, tiny_bert, tmp_path):
     # 3,000 rows in parts of 250, stopped after 6 parts, part 2 emptied (`: > part-000002.csv`).
     n, chunk = 3000, 250
@@ -194,6 +196,7 @@ def _no_chunk_expected(chunk):
     raise AssertionError("a refused resume classified a chunk")
 
 
+@pytest.mark.slow
 def test_a_broken_manifest_is_one_line_and_exit_2_through_the_cli(clf, tiny_bert, tmp_path):
     source, out = _csv(tmp_path / "in.csv"), tmp_path / "out.csv"
     folder = _interrupt(clf, source, out)

@@ -60,6 +60,7 @@ COMMANDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c != "trace --html"])  # it had its check
 def test_output_under_a_file_is_one_line(command, tiny_bert, data, blocker):
     done = run(*COMMANDS[command](tiny_bert, data, blocker))
@@ -78,6 +79,7 @@ def test_trace_html_given_a_folder_asks_for_a_file(tiny_bert, tmp_path):
     assert_user_error(done, f"--html {tmp_path} is a folder", "trace.html")
 
 
+@pytest.mark.slow
 def test_an_export_is_neither_exported_again_nor_trained(exported, data, tmp_path):
     again = run("export", exported, "-o", tmp_path / "again")
     assert_user_error(again, f"{exported} is a folder written by `clearpipe export`", "exported again")
@@ -101,6 +103,7 @@ def test_one_blank_label_drops_that_row_only(command, tiny_bert, tmp_path):
 TRAIN_FAST = ["--max-length", "16", "--epochs", "1", "--no-bf16", "--no-calibrate"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["evaluate", "calibrate", "train", "export --check"])
 def test_latin1_table_needs_and_takes_encoding(command, tiny_bert, latin, tmp_path):
     args = {
@@ -123,6 +126,7 @@ def test_predict_reads_utf16(tiny_bert, tmp_path):
     assert "naïve film" in (tmp_path / "out.csv").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_predict_reads_cr_only_lines_and_refuses_deep_json(tiny_bert, tmp_path):
     mac = tmp_path / "mac.csv"
     mac.write_bytes(b"text\rgood film\rbad film\r")
@@ -134,6 +138,7 @@ def test_predict_reads_cr_only_lines_and_refuses_deep_json(tiny_bert, tmp_path):
     assert_user_error(run("predict", deep, "-m", tiny_bert, "-o", tmp_path / "deep.csv"), "nested too deeply")
 
 
+@pytest.mark.slow
 def test_train_refuses_one_class_and_empty_texts_before_training(tmp_path):
     one = tmp_path / "one.csv"
     one.write_text("text,label\n" + "".join(f"film {i},pos\n" for i in range(30)), encoding="utf-8")

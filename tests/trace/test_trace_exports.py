@@ -58,6 +58,7 @@ def test_a_trace_of_an_export_shows_its_logits_and_says_what_needs_torch(export,
         assert trace.tokenizer.tokens[0].token == "[CLS]"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("export", ["onnx_export", "openvino_int8_export"])
 def test_trace_on_the_command_line_runs_on_an_export(export, request, tmp_path):
     folder = request.getfixturevalue(export)

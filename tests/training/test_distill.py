@@ -134,6 +134,7 @@ def test_bad_distillation_settings_name_their_flag(temperature, weight, flag):
         Distillation(("t",), temperature, weight).check()
 
 
+@pytest.mark.slow
 def test_a_run_stopped_during_the_teachers_pass_resumes(teacher, student_base, tmp_path, monkeypatch):
     output = tmp_path / "student"
     config = TrainConfig(

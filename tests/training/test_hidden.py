@@ -111,6 +111,7 @@ def residual_to_teacher(student_folder, teacher_states: np.ndarray) -> float:
     return float(np.mean(residuals))
 
 
+@pytest.mark.slow
 def test_a_student_taught_hidden_states_moves_toward_the_teachers(teacher, student_base, tmp_path):
     def student(hidden_weight: float):
         config = TrainConfig(
@@ -138,6 +139,7 @@ def test_a_student_taught_hidden_states_moves_toward_the_teachers(teacher, stude
     assert taught_residual < 0.8 * plain_residual  # measured: 0.147 against 0.239
 
 
+@pytest.mark.slow
 def test_the_maps_ride_in_checkpoints_and_never_reach_the_saved_folder(teacher, student_base, tmp_path):
     output = tmp_path / "student"
     config = TrainConfig(

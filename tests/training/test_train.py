@@ -58,12 +58,14 @@ def sst2_run(base, tmp_path_factory):
     return train(config)
 
 
+@pytest.mark.slow
 def test_sst2_training_accuracy_is_clearly_above_chance(sst2_run):
     # 57% of the rows are positive: a model that learned nothing scores about that.
     assert sst2_run.metrics["validation"]["accuracy"] > 0.8
     assert sst2_run.global_step == 4 * math.ceil(300 / 16)
 
 
+@pytest.mark.slow
 def test_output_folder_loads_in_transformers_pipeline(sst2_run):
     from transformers import pipeline
 
@@ -73,6 +75,7 @@ def test_output_folder_loads_in_transformers_pipeline(sst2_run):
     assert config["id2label"] == {"0": "negative", "1": "positive"}
 
 
+@pytest.mark.slow
 def test_run_reports(sst2_run):
     out = sst2_run.output
     for name in (
@@ -121,6 +124,7 @@ def test_agnews_four_classes_learn(base, tmp_path):
     assert result.metrics["validation"]["accuracy"] > 0.5  # chance is 0.25
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_step_count(base, tmp_path):
     output = tmp_path / "resumed"
     config = TrainConfig(
@@ -144,6 +148,7 @@ def test_interrupted_run_resumes_to_the_same_step_count(base, tmp_path):
     assert clf(["fine"])[0]["label"] in {"0", "1"}
 
 
+@pytest.mark.slow
 def test_multi_label_thresholds_round_trip(base, tmp_path):
     rows = [line.split("\t") for line in SST2.read_text().splitlines()[1:]]
     records = []
@@ -210,6 +215,7 @@ def test_half_precision_weights_keep_a_float32_config(base, tmp_path):
     assert pipeline("text-classification", model=str(output), device="cpu").model.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_training_calibrates_on_its_validation_split(sst2_run):
     out = sst2_run.output
     saved = json.loads((out / "config.json").read_text())["clearpipe_calibration"]
