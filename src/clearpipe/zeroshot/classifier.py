@@ -70,7 +70,44 @@ class ZeroShotModel(Protocol):
     ) -> ZeroShotPredictions: ...
 
 
-class ZeroShotClassifier:
+class _Calls:
+    """The calls both zero-shot classifiers answer the same way, over their own `tokenize` and
+    `scores`: `labels`, `predict`, `to_output` and transformers' `__call__`."""
+
+    def labels(self, candidate_labels: CandidateLabels) -> list[Label]:
+        """Candidate labels in any accepted form, checked (see `clearpipe.zeroshot.labels`)."""
+        return as_labels(candidate_labels)
+
+    def predict(
+        self,
+        texts: Sequence[str],
+        candidate_labels: CandidateLabels,
+        hypothesis_template: str | None = None,
+        multi_label: bool = False,
+    ) -> ZeroShotPredictions:
+        """Scores of every text for every label, in the labels' order (see `ZeroShotPredictions`)."""
+        return _predict(self, texts, candidate_labels, hypothesis_template, multi_label)
+
+    def to_output(self, predictions: ZeroShotPredictions) -> list[ZeroShotOutput]:
+        """The answer shape of `predictions`, one dict per text."""
+        return predictions.to_output()
+
+    def __call__(
+        self,
+        sequences: str | Sequence[str],
+        candidate_labels: CandidateLabels,
+        hypothesis_template: str | None = None,
+        multi_label: bool = False,
+    ) -> ZeroShotOutput | list[ZeroShotOutput]:
+        """transformers' zero-shot call: a dict for one text, a list for a list.
+
+        `hypothesis_template` defaults to the classifier's `template` (for similarity,
+        clearpipe's measured `DEFAULT_TEMPLATE`).
+        """
+        return _answer(self, sequences, candidate_labels, hypothesis_template, multi_label)
+
+
+class ZeroShotClassifier(_Calls):
     """Zero-shot classification by similarity with a sentence encoder; also `embed`.
 
     >>> clf = clearpipe.pipeline("zero-shot-classification")  # doctest: +SKIP
@@ -89,10 +126,6 @@ class ZeroShotClassifier:
     @property
     def source(self) -> str:
         return self.embedder.source
-
-    def labels(self, candidate_labels: CandidateLabels) -> list[Label]:
-        """Candidate labels in any accepted form, checked (see `clearpipe.zeroshot.labels`)."""
-        return as_labels(candidate_labels)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Normalized mean-pooled sentence embeddings (texts, hidden), float32.
@@ -140,38 +173,11 @@ class ZeroShotClassifier:
         similarities = normalize(texts) @ prompts.T  # (N, L) cosines
         return self.scoring.probabilities(similarities, multi_label)
 
-    def predict(
-        self,
-        texts: Sequence[str],
-        candidate_labels: CandidateLabels,
-        hypothesis_template: str | None = None,
-        multi_label: bool = False,
-    ) -> ZeroShotPredictions:
-        """Scores of every text for every label, in the labels' order (see `ZeroShotPredictions`)."""
-        return _predict(self, texts, candidate_labels, hypothesis_template, multi_label)
-
-    def to_output(self, predictions: ZeroShotPredictions) -> list[ZeroShotOutput]:
-        """The answer shape of `predictions`, one dict per text."""
-        return predictions.to_output()
-
-    def __call__(
-        self,
-        sequences: str | Sequence[str],
-        candidate_labels: CandidateLabels,
-        hypothesis_template: str | None = None,
-        multi_label: bool = False,
-    ) -> ZeroShotOutput | list[ZeroShotOutput]:
-        """transformers' zero-shot call: a dict for one text, a list for a list.
-
-        `hypothesis_template` defaults to clearpipe's measured `DEFAULT_TEMPLATE`.
-        """
-        return _answer(self, sequences, candidate_labels, hypothesis_template, multi_label)
-
     def __repr__(self) -> str:
         return f"ZeroShotClassifier(encoder={self.source!r}, template={self.template!r}, {self.scoring})"
 
 
-class NliZeroShotClassifier:
+class NliZeroShotClassifier(_Calls):
     """Zero-shot classification with an NLI checkpoint, as transformers runs it, batched.
 
     >>> clf = clearpipe.pipeline("zero-shot-classification", model="path/to/nli")  # doctest: +SKIP
@@ -187,10 +193,6 @@ class NliZeroShotClassifier:
     @property
     def source(self) -> str:
         return self.classifier.source
-
-    def labels(self, candidate_labels: CandidateLabels) -> list[Label]:
-        """Candidate labels in any accepted form, checked (see `clearpipe.zeroshot.labels`)."""
-        return as_labels(candidate_labels)
 
     def tokenize(
         self, texts: Sequence[str], labels: Sequence[Label], template: str | None = None
@@ -216,30 +218,6 @@ class NliZeroShotClassifier:
         logits = self.classifier.logits(tokenized)  # (N x L, classes)
         per_text = logits.reshape(-1, len(labels), logits.shape[-1])  # (N, L, classes)
         return nli_scores(per_text, self.entailment, self.contradiction, multi_label)
-
-    def predict(
-        self,
-        texts: Sequence[str],
-        candidate_labels: CandidateLabels,
-        hypothesis_template: str | None = None,
-        multi_label: bool = False,
-    ) -> ZeroShotPredictions:
-        """Scores of every text for every label, in the labels' order (see `ZeroShotPredictions`)."""
-        return _predict(self, texts, candidate_labels, hypothesis_template, multi_label)
-
-    def to_output(self, predictions: ZeroShotPredictions) -> list[ZeroShotOutput]:
-        """The answer shape of `predictions`, one dict per text."""
-        return predictions.to_output()
-
-    def __call__(
-        self,
-        sequences: str | Sequence[str],
-        candidate_labels: CandidateLabels,
-        hypothesis_template: str | None = None,
-        multi_label: bool = False,
-    ) -> ZeroShotOutput | list[ZeroShotOutput]:
-        """transformers' zero-shot call: a dict for one text, a list for a list."""
-        return _answer(self, sequences, candidate_labels, hypothesis_template, multi_label)
 
     def __repr__(self) -> str:
         return f"NliZeroShotClassifier(source={self.source!r}, entailment={self.entailment})"
