@@ -89,6 +89,7 @@ def test_an_export_is_neither_exported_again_nor_trained(exported, data, tmp_pat
     assert not (tmp_path / "again").exists() and not (tmp_path / "model").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["evaluate", "calibrate"])
 def test_one_blank_label_drops_that_row_only(command, tiny_bert, tmp_path):
     path = labelled(tmp_path / "blank.csv", rows=80, blank_row=7)
@@ -118,6 +119,7 @@ def test_latin1_table_needs_and_takes_encoding(command, tiny_bert, latin, tmp_pa
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_predict_reads_utf16(tiny_bert, tmp_path):
     path = tmp_path / "wide.csv"
     path.write_bytes("text\r\nnaïve film\r\nbad film\r\n".encode("utf-16"))

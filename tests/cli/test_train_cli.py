@@ -178,6 +178,7 @@ main()
 """
 
 
+@pytest.mark.slow
 def test_a_failed_run_leaves_nothing_that_looks_like_a_model(tmp_path, tiny_bert):
     output = tmp_path / "model"
     args = ["train", SST2, "--base", tiny_bert, "-o", output, "--label-names", "negative,positive"]

@@ -20,6 +20,7 @@ def encoder(tiny):
     return tiny("bert", 2)
 
 
+@pytest.mark.slow
 def test_classify_labels_json_is_the_python_apis_answer(encoder):
     result = run("classify", "--model", encoder, "--labels", LABELS, "--json", *TEXTS, "")
     assert result.returncode == 0, result.stderr
@@ -31,6 +32,7 @@ def test_classify_labels_json_is_the_python_apis_answer(encoder):
         assert g["scores"] == pytest.approx(e["scores"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_classify_labels_prints_the_best_label_and_refuses_what_does_not_apply(encoder):
     table = run("classify", "--model", encoder, "--labels", LABELS, *TEXTS)
     assert table.returncode == 0, table.stderr
@@ -41,6 +43,7 @@ def test_classify_labels_prints_the_best_label_and_refuses_what_does_not_apply(e
     assert_user_error(run("classify", "--labels", LABELS, "--min-score", "0.5", "x"), "--min-score")
 
 
+@pytest.mark.slow
 def test_embed_writes_the_python_apis_embeddings_beside_the_columns(encoder, tmp_path):
     source = tmp_path / "in.csv"
     source.write_text("id,text\n1,a fine film\n2,\n3,an awful plot\n", encoding="utf-8")
