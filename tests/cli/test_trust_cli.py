@@ -119,11 +119,12 @@ def test_predict_writes_the_labels_that_apply(tiny_multi, tmp_path):
     assert done.returncode == 0, done.stderr
     thresholds = {"sports": 0.3, "tech": 0.5, "world": 0.7}
     clf = clearpipe.load(tiny_multi)
-    expected = clf(["sports team win", "a film", ""], top_k=None)
-    for line, ranked in zip(out.read_text().splitlines(), expected, strict=True):
-        row = json.loads(line)
+    expected = clf(["sports team win", "a film"], top_k=None)
+    *rows, empty = [json.loads(line) for line in out.read_text().splitlines()]
+    for row, ranked in zip(rows, expected, strict=True):
         assert set(row) == {"text", "label", "score", "labels"}
         assert row["labels"] == [r["label"] for r in ranked if r["score"] >= thresholds[r["label"]]]
+    assert empty == {"text": "", "label": None, "score": None, "labels": None}  # nothing to label
 
 
 @pytest.mark.slow

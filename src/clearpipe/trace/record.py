@@ -263,13 +263,15 @@ def trace(clf: Traced, text: str, pair: str | None = None, attributions: bool = 
     stage_tokenizer = _tokenizer_stage(tokenized, encoded, item, _ms(start))
 
     start = time.perf_counter()
-    # The engine's own loop decides, as for `clf(text)`, whether an int8 close call is answered by
-    # the float referee; the model that answered is then recorded.
-    checked = loop.run_checked(tokenized, clf.runner, clf.budget, clf.referee)
-    model, rechecked = clf.model, None
-    if len(checked.rechecked):
-        rechecked = Recheck([float(x) for x in checked.fast[0]], clf.referee.margin, clf.referee.dtype)
-        model = clf.referee.model or model
+    model, rechecked, checked = clf.model, None, None
+    if clf.referee is not None or not isinstance(model, torch.nn.Module):
+        # The engine's own loop decides, as for `clf(text)`, whether an int8 close call is
+        # answered by the float referee (the model that answered is then recorded), and runs an
+        # exported graph, which can show nothing but its logits.
+        checked = loop.run_checked(tokenized, clf.runner, clf.budget, clf.referee)
+        if len(checked.rechecked):
+            rechecked = Recheck([float(x) for x in checked.fast[0]], clf.referee.margin, clf.referee.dtype)
+            model = clf.referee.model or model
     recordable = isinstance(model, torch.nn.Module)
     if recordable:
         recorded = forward_recorded(model, encoded, clf.device)
