@@ -73,3 +73,38 @@ def shared_data() -> Path:
 def sensitive_bert(tiny, tmp_path_factory) -> Path:
     """The tiny BERT with large random weights, so that its labels depend on the words."""
     return checkpoints.make_sensitive(tiny("bert", 2), tmp_path_factory.mktemp("sensitive-bert"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def onnx_export(sensitive_bert, tmp_path_factory) -> Path:
+    """`sensitive_bert` exported to ONNX (checked on the mixed texts), once for every test that
+    runs an export: lite, the lite server, traces of exports. Tests that change it copy it first."""
+    for module in ("onnxruntime", "onnxscript"):
+        pytest.importorskip(module)
+    from clearpipe.onnx.export import export_onnx
+
+    output = tmp_path_factory.mktemp("export") / "onnx"
+    export_onnx(str(sensitive_bert), output, texts=checkpoints.MIXED_TEXTS, check_name="test texts")
+    return output
+
+
+@pytest.fixture(scope="session")
+def openvino_int8_export(sensitive_bert, tmp_path_factory) -> Path:
+    """`sensitive_bert` exported to OpenVINO int8 with its float referee graph (no accuracy bar:
+    a tiny random model's int8 agreement depends on the CPU's kernels)."""
+    for module in ("openvino", "nncf", "onnxscript"):
+        pytest.importorskip(module)
+    from clearpipe.onnx.export import export_onnx
+
+    output = tmp_path_factory.mktemp("export") / "ov-int8"
+    texts = checkpoints.MIXED_TEXTS
+    export_onnx(
+        str(sensitive_bert),
+        output,
+        texts=texts,
+        check_name="t",
+        format="openvino",
+        quantize="int8",
+        threshold=0,
+    )
+    return output

@@ -56,27 +56,13 @@ def needs(*modules: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def onnx_folder(sensitive_bert, tmp_path_factory):
-    needs("onnxruntime", "onnxscript")
-    output = tmp_path_factory.mktemp("lite") / "onnx"
-    export_onnx(str(sensitive_bert), output, texts=TEXTS, check_name="test texts")
-    return output
+def onnx_folder(onnx_export):
+    return onnx_export  # tests/conftest.py: one export for every test that runs one
 
 
 @pytest.fixture(scope="module")
-def openvino_int8(sensitive_bert, tmp_path_factory):
-    needs("openvino", "nncf", "onnxscript")
-    output = tmp_path_factory.mktemp("lite") / "ov-int8"
-    export_onnx(
-        str(sensitive_bert),
-        output,
-        texts=TEXTS,
-        check_name="t",
-        format="openvino",
-        quantize="int8",
-        threshold=0,
-    )
-    return output
+def openvino_int8(openvino_int8_export):
+    return openvino_int8_export
 
 
 def test_lite_answers_as_the_full_classifier_on_the_same_export(onnx_folder):

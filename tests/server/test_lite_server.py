@@ -18,14 +18,8 @@ from server.conftest import wait_ready
 
 
 @pytest.fixture(scope="module")
-def onnx_folder(sensitive_bert, tmp_path_factory):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    from clearpipe.onnx.export import export_onnx
-
-    output = tmp_path_factory.mktemp("lite-server") / "onnx"
-    export_onnx(str(sensitive_bert), output, texts=TEXTS, check_name="test texts")
-    return output
+def onnx_folder(onnx_export):
+    return onnx_export  # tests/conftest.py: one export for every test that runs one
 
 
 @pytest.fixture(scope="module")

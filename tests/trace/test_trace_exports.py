@@ -10,36 +10,8 @@ import pytest
 
 import clearpipe
 from checkpoints import MIXED_TEXTS as TEXTS
-from clearpipe.onnx.export import export_onnx
 from clearpipe.trace.record import GRAPH_ONLY, json_schema
 from cli.helpers import run
-
-
-@pytest.fixture(scope="module")
-def onnx_export(sensitive_bert, tmp_path_factory):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    output = tmp_path_factory.mktemp("trace-export") / "onnx"
-    export_onnx(str(sensitive_bert), output, texts=TEXTS, check_name="test texts")
-    return output
-
-
-@pytest.fixture(scope="module")
-def openvino_int8_export(sensitive_bert, tmp_path_factory):
-    pytest.importorskip("openvino")
-    pytest.importorskip("nncf")
-    pytest.importorskip("onnxscript")
-    output = tmp_path_factory.mktemp("trace-export") / "ov-int8"
-    export_onnx(
-        str(sensitive_bert),
-        output,
-        texts=TEXTS,
-        check_name="t",
-        format="openvino",
-        quantize="int8",
-        threshold=0,
-    )
-    return output
 
 
 @pytest.mark.parametrize("export", ["onnx_export", "openvino_int8_export"])
