@@ -74,9 +74,6 @@ class GraphModel:
         return SimpleNamespace(logits=torch.from_numpy(self.graph.run(batch)))
 
 
-OnnxModel = GraphModel  # the name before OpenVINO exports shared the class
-
-
 def is_onnx_folder(source: str) -> bool:
     """True when `source` is a folder written by `clearpipe export --format onnx`."""
     return (Path(source) / ONNX_FILE).is_file()

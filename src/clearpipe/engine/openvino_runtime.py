@@ -22,8 +22,6 @@ from clearpipe.engine.sessions import require_openvino
 from clearpipe.errors import CheckpointError
 from clearpipe.loading import load_config
 
-OpenVinoModel = GraphModel  # the name before OpenVINO and ONNX exports shared the class
-
 
 def is_openvino_folder(source: str) -> bool:
     """True when `source` is a folder written by `clearpipe export --format openvino`."""
@@ -35,11 +33,10 @@ def load_openvino(
     device: torch.device,
     threads: int | None = None,
     dtype: str = "auto",
-    file: str = OPENVINO_FILE,
 ) -> GraphModel:
-    """Compile `source/model.xml` (or `file`: `REFEREE_FILE`, an int8 export's float graph) for the
-    CPU with `threads` inference threads, in OpenVINO's own choice of precision (`dtype="auto"`)
-    or in float32 or bfloat16 (int8 layers stay int8).
+    """Compile `source/model.xml` for the CPU with `threads` inference threads, in OpenVINO's own
+    choice of precision (`dtype="auto"`) or in float32 or bfloat16 (int8 layers stay int8). An int8
+    export's float graph is opened by `graphs.export_referee`.
 
     >>> model = load_openvino("exported/", torch.device("cpu"))  # doctest: +SKIP
     """
@@ -49,5 +46,5 @@ def load_openvino(
             f"{source} is an OpenVINO export, which clearpipe runs on the CPU only; use --device cpu"
         )
     # Same count as PyTorch uses: one thread per physical core, unless `threads` says otherwise.
-    graph = open_graph(Path(source) / file, threads or torch.get_num_threads(), dtype)
+    graph = open_graph(Path(source) / OPENVINO_FILE, threads or torch.get_num_threads(), dtype)
     return GraphModel(graph, load_config(source))
