@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, ClassVar, TypedDict
 
 import numpy as np
 import torch
@@ -87,6 +87,7 @@ class Settings(ScoringView):
     stride: int = 0
     aggregate: str = "mean"
     max_tokens: int | None = None
+    long_text_modes: ClassVar[tuple[str, ...]] = longtext.LONG_TEXT_MODES  # any per call
 
     @property
     def labels(self) -> list[str]:

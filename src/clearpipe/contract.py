@@ -29,7 +29,8 @@ class Settings(Protocol):
 
     scoring: Scoring
     dtype: str  # shown by /info: "bfloat16", "openvino", "lite onnx", ...
-    long_text: str
+    long_text: str  # the default
+    long_text_modes: tuple[str, ...]  # what a call may ask for
 
     @property
     def activation(self) -> Activation: ...

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 import numpy as np
 
@@ -58,6 +58,7 @@ class LiteSettings(ScoringView):
     max_tokens: int
     batch_size: int | None = None  # most rows per batch (None: as many as `max_tokens` allows)
     long_text: str = "truncate"  # lite cuts long inputs at `max_length` (no windows)
+    long_text_modes: ClassVar[tuple[str, ...]] = ("truncate",)
 
 
 @dataclass

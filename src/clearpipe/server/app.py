@@ -122,7 +122,7 @@ def _add_routes(app: FastAPI) -> None:
             version=clearpipe.__version__,
             function_to_apply=clf.settings.activation.value,
             # lite has no windows; the full classifier truncates or chunks per request
-            long_text=["truncate"] if clf.settings.dtype.startswith("lite") else ["truncate", "chunk"],
+            long_text=list(clf.settings.long_text_modes),
             calibration=None if clf.settings.temperature is None else clf.settings.temperature.to_dict(),
             thresholds=None
             if clf.settings.thresholds is None
