@@ -239,3 +239,21 @@ def test_encoding_is_chosen_and_a_wrong_one_suggests_it(tmp_path, suffix):
     wide = tmp_path / f"wide{suffix}"
     wide.write_bytes(text.encode("utf-16"))
     assert len(read_table(wide, encoding="utf-16")) == 6
+
+
+def test_a_class_with_few_rows_is_a_warning_not_an_error(tmp_path, capsys):
+    from clearpipe.training.report import print_data_report
+
+    rows = "".join(f"text {i},big\n" for i in range(20)) + "".join(f"other {i},small\n" for i in range(5))
+    path = write(tmp_path / "few.csv", "text,label\n" + rows)
+    data = read_training_data(path, options=DataOptions(seed=0, validation_fraction=0.2))
+    small = data.report.few_rows
+    assert list(small) == ["small"] and small["small"] < 8  # the train split's rows
+    report = data.report.to_dict()
+    assert report["classes_with_few_rows"] == small
+    assert any("fewer than 8 training rows: small" in w for w in report["warnings"])
+    print_data_report(data.report)
+    assert "warning: classes with fewer than 8 training rows: small" in capsys.readouterr().out
+    enough = "".join(f"text {i},a\n" for i in range(12)) + "".join(f"other {i},b\n" for i in range(12))
+    balanced = read_training_data(write(tmp_path / "ok.csv", "text,label\n" + enough), options=DataOptions())
+    assert balanced.report.few_rows == {} and balanced.report.warnings() == []

@@ -32,6 +32,9 @@ from clearpipe.training.labels import (
 
 IMBALANCE_RATIO = 5.0
 """The report recommends `--class-weights auto` when the largest class is this many times the smallest."""
+FEW_ROWS = 8
+"""The report warns about a class with fewer training rows than this: too few to learn it reliably
+(a warning only; few-shot training on such data is legitimate)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,17 @@ class DataReport:
     def imbalanced(self) -> bool:
         return self.imbalance_ratio >= IMBALANCE_RATIO
 
+    @property
+    def few_rows(self) -> dict[str, int]:
+        """The classes with fewer than `FEW_ROWS` training rows, and their counts (a warning).
+
+        >>> report.few_rows  # doctest: +SKIP
+        {'Sci/Tech': 3}
+        """
+        train = next((s for s in self.splits if s.name == "train"), None)
+        counts = {} if train is None else train.label_counts
+        return {name: n for name, n in counts.items() if n < FEW_ROWS}
+
     def to_dict(self) -> dict:
         return {
             "columns": {
@@ -136,7 +150,24 @@ class DataReport:
                 for s in self.splits
             ],
             "texts_also_in_training": self.overlap,
+            "classes_with_few_rows": self.few_rows,
+            "warnings": self.warnings(),
         }
+
+    def warnings(self) -> list[str]:
+        """What the printed report warns about, one sentence each (training goes on regardless)."""
+        found = [f"{n} {name} texts also occur in the training data" for name, n in self.overlap.items() if n]
+        if self.imbalanced:
+            found.append(
+                f"the largest class is {self.imbalance_ratio:.1f}x the smallest; consider --class-weights auto"
+            )
+        if self.few_rows:
+            few = ", ".join(f"{name} ({n})" for name, n in self.few_rows.items())
+            found.append(
+                f"classes with fewer than {FEW_ROWS} training rows: {few}; their scores will be unreliable, "
+                "add rows, or try zero-shot (`clearpipe predict --labels`)"
+            )
+        return found
 
 
 @dataclass

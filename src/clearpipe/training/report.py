@@ -40,14 +40,8 @@ def print_data_report(report: DataReport) -> None:
         for reason, rows in split.dropped.items():
             first = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
             print(f"             dropped {len(rows)} rows: {reason} (rows {first})")
-    for name, n in report.overlap.items():
-        if n:
-            print(f"  warning: {n} {name} texts also occur in the training data")
-    if report.imbalanced:
-        print(
-            f"  warning: the largest class is {report.imbalance_ratio:.1f}x the smallest; "
-            "consider --class-weights auto"
-        )
+    for warning in report.warnings():
+        print(f"  warning: {warning}")
 
 
 def print_lengths(stats: LengthStats) -> None:
