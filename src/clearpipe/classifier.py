@@ -35,12 +35,15 @@ from clearpipe.engine.graphs import GraphRunner, export_referee
 from clearpipe.engine.onnx_runtime import is_onnx_folder, load_onnx, load_tokenizer
 from clearpipe.engine.openvino_runtime import is_openvino_folder, load_openvino
 from clearpipe.engine.samples import builtin_sample
+from clearpipe.entities import TokenClassifier, load_token_classifier
 from clearpipe.errors import InputError
 from clearpipe.forward import forward as forward_stage
 from clearpipe.inputs import TextInput, normalize_inputs
 from clearpipe.loading import (
     Checkpoint,
+    is_token_classifier,
     load_checkpoint,
+    load_config,
     model_max_length,
     resolve_device,
     resolve_source,
@@ -314,8 +317,9 @@ def load(
     recheck: bool = True,
     calibrated: bool = True,
     min_score: float | None = None,
-) -> Classifier:
-    """Load a sequence-classification checkpoint (folder or hub id) as a `Classifier`.
+) -> Classifier | TokenClassifier:
+    """Load a sequence-classification checkpoint (folder or hub id) as a `Classifier`; a
+    `*ForTokenClassification` one (named entities) as a `clearpipe.entities.TokenClassifier`.
 
     `model=None` loads clearpipe's embedded default sentiment model. `labels` renames the
     checkpoint's labels (e.g. generic `LABEL_0`, `LABEL_1`), in label-id order. A folder written
@@ -345,6 +349,23 @@ def load(
             raise InputError(f"threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     source = resolve_source(model)
+    if is_token_classifier(load_config(source, trust_remote_code)):
+        if function_to_apply is not None or min_score is not None:
+            raise InputError(
+                "function_to_apply and min_score apply to sequence classifiers, not to token classifiers"
+            )
+        return load_token_classifier(
+            source,
+            max_length=max_length,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+            stride=stride,
+            max_tokens=max_tokens,
+            threads=threads,
+            trust_remote_code=trust_remote_code,
+            labels=labels,
+        )
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
         allocator.keep_freed_memory()  # see clearpipe.engine.allocator: page faults cost up to a third

@@ -1,4 +1,4 @@
-"""Find and load a sequence-classification checkpoint: a local folder, a hub id, or the default.
+"""Find and load a classification checkpoint (sequence, or token for named entities): a local folder, a hub id, or the default.
 
 Hub ids resolve through the transformers cache, so they work for users who are online or who
 downloaded the model before; offline, the error says what was searched and what to do instead.
@@ -14,6 +14,7 @@ import torch
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
@@ -100,13 +101,24 @@ def _unreachable(source: str, exc: Exception) -> str:
     )
 
 
+def is_token_classifier(config: PretrainedConfig) -> bool:
+    """Whether a checkpoint's config.json names a `*ForTokenClassification` architecture (named
+    entities, `clearpipe.entities`) rather than a sequence classifier.
+
+    >>> is_token_classifier(load_config("path/to/ner-model"))  # doctest: +SKIP
+    True
+    """
+    return any(str(name).endswith("ForTokenClassification") for name in config.architectures or ())
+
+
 def load_checkpoint(
     source: str,
     device: torch.device,
     dtype: torch.dtype = torch.float32,
     trust_remote_code: bool = False,
 ) -> Checkpoint:
-    """Load the tokenizer and sequence-classification model of `source` onto `device`.
+    """Load the tokenizer and classification model of `source` onto `device`: a sequence
+    classifier, or a token classifier where config.json names one (`is_token_classifier`).
 
     Refuses checkpoints without a trained classification head, which transformers would
     otherwise fill with random weights and silently return noise.
@@ -114,11 +126,13 @@ def load_checkpoint(
     >>> ckpt = load_checkpoint(resolve_source("path/to/checkpoint"), torch.device("cpu"))  # doctest: +SKIP
     """
     config = load_config(source, trust_remote_code)
-    _check_architecture(source, config)
+    tokens = is_token_classifier(config)
+    _check_architecture(source, config, tokens)
+    auto = AutoModelForTokenClassification if tokens else AutoModelForSequenceClassification
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         with quiet_transformers():
-            model, info = AutoModelForSequenceClassification.from_pretrained(
+            model, info = auto.from_pretrained(
                 source,
                 config=config,
                 dtype=dtype,
@@ -132,7 +146,7 @@ def load_checkpoint(
     missing = sorted(info.get("missing_keys", ()))
     if missing:
         raise CheckpointError(
-            f"{source} has no trained sequence-classification head (missing weights: {', '.join(missing[:4])}; "
+            f"{source} has no trained {'token' if tokens else 'sequence'}-classification head (missing weights: {', '.join(missing[:4])}; "
             f"architectures in config.json: {config.architectures or 'none'}). "
             f"Fine-tune it first: clearpipe train DATA --base {source} --output DIR"
         )
@@ -140,14 +154,18 @@ def load_checkpoint(
     return Checkpoint(model=model.to(device), tokenizer=tokenizer, source=source)
 
 
-def _check_architecture(source: str, config: PretrainedConfig) -> None:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+def _check_architecture(source: str, config: PretrainedConfig, tokens: bool = False) -> None:
+    from transformers.models.auto import modeling_auto
 
-    if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES and not getattr(
-        config, "auto_map", None
-    ):
+    names = (
+        modeling_auto.MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES
+        if tokens
+        else modeling_auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+    )
+    if config.model_type not in names and not getattr(config, "auto_map", None):
+        kind = "token" if tokens else "sequence"
         raise CheckpointError(
-            f"{source}: model type {config.model_type!r} has no sequence-classification architecture "
+            f"{source}: model type {config.model_type!r} has no {kind}-classification architecture "
             "in transformers"
         )
 

@@ -103,6 +103,37 @@ class PooledRunner:
         return forward_pooled(self.model, encoded, self.device, self.layers, self.bf16).numpy()
 
 
+@dataclass(frozen=True)
+class TokenRunner:
+    """A torch token classifier as the engine runs it (`loop.run_tokens`): one logit vector per
+    token, (rows, tokens, num_labels), each row's tokens first. Rows are padded, never packed, and
+    the last layer computes every token (the first-token shortcut is for sequence heads only).
+
+    >>> loop.run_tokens(tok, TokenRunner(model, torch.device("cpu")), loop.Budget(2048))[0].shape  # doctest: +SKIP
+    (7, 9)
+    """
+
+    model: PreTrainedModel
+    device: torch.device
+    pad_id: int = 0
+    padding_side: str = "right"
+
+    @property
+    def width(self) -> int:
+        """Logits per token: the model's label count."""
+        return int(self.model.config.num_labels)
+
+    def outputs(self, tokenized: Tokenized, rows: Sequence[int]) -> np.ndarray:
+        """Logits (rows, tokens, num_labels) for these rows, left padding moved to the end."""
+        encoded = collate(tokenized, rows, self.pad_id, self.padding_side)
+        logits = forward_stage(self.model, encoded, self.device).numpy()
+        if self.padding_side == "left":  # the loop reads row i's tokens at [i, :length]
+            width = logits.shape[1]
+            for j, length in enumerate(encoded.lengths):
+                logits[j, :length] = logits[j, width - length :].copy()
+        return logits
+
+
 def runner_of(model: object, device: torch.device, pad_id: int, side: str) -> Runner | GraphRunner:
     """The runner of a loaded model: `GraphRunner` for an exported graph (ONNX Runtime or
     OpenVINO, see `onnx_runtime.GraphModel`), else a torch `Runner`.
