@@ -1,0 +1,83 @@
+"""Sentences into token ids with their labels on the first sub-token of each word (the others
+-100, as transformers' token-classification example does), the batches' collator, and the
+model's outputs back into one tag per word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from clearpipe.errors import InputError
+from clearpipe.training.ner.read import Sentence
+
+IGNORED = -100  # the label of special tokens and of every sub-token after a word's first
+
+
+def to_dataset(tokenizer, sentences: Sequence[Sentence], tags: Sequence[str], max_length: int):
+    """A `datasets.Dataset` of input ids, labels and lengths (the length-grouping column).
+
+    >>> to_dataset(tokenizer, data.train, data.tags, 256).column_names  # doctest: +SKIP
+    ['input_ids', 'token_type_ids', 'attention_mask', 'labels', 'length']
+    """
+    import datasets
+
+    if not getattr(tokenizer, "is_fast", False):
+        raise InputError(
+            "named-entity training needs a fast tokenizer (word ids per token); this base has none"
+        )
+    ids = {tag: i for i, tag in enumerate(tags)}
+    encoded = tokenizer(
+        [list(s.words) for s in sentences], is_split_into_words=True, truncation=True, max_length=max_length
+    )
+    labels = [
+        _first_token_labels(encoded.word_ids(i), [ids.get(t, 0) for t in s.tags])  # unseen types: O
+        for i, s in enumerate(sentences)
+    ]
+    columns = dict(encoded) | {"labels": labels, "length": [len(x) for x in encoded["input_ids"]]}
+    return datasets.Dataset.from_dict(columns)
+
+
+def _first_token_labels(word_ids: Sequence[int | None], word_labels: Sequence[int]) -> list[int]:
+    out, before = [], None
+    for word in word_ids:
+        out.append(IGNORED if word is None or word == before else word_labels[word])
+        before = word
+    return out
+
+
+def truncated(dataset, sentences: Sequence[Sentence]) -> int:
+    """How many sentences lost words to the length limit."""
+    return sum(
+        sum(label != IGNORED for label in row) < len(s.words)
+        for row, s in zip(dataset["labels"], sentences, strict=True)
+    )
+
+
+class Collator:
+    """transformers' `DataCollatorForTokenClassification` (labels padded with -100), without the
+    length column that only the length-grouping sampler reads."""
+
+    def __init__(self, tokenizer) -> None:
+        from transformers import DataCollatorForTokenClassification
+
+        self.inner = DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORED)
+
+    def __call__(self, features: list[dict]) -> dict:
+        return self.inner([{k: v for k, v in f.items() if k != "length"} for f in features])
+
+
+def labelled_tags(predicted: np.ndarray, labels: np.ndarray, tags: Sequence[str]):
+    """Gold and predicted tags at the labelled positions (one per word the length limit kept), for
+    the Trainer's evaluation: it runs rows in length order, so the labels serve as the gold tags.
+
+    >>> labelled_tags(np.array([[0, 1, 2, 0]]), np.array([[-100, 1, 1, -100]]), ["O", "B-PER", "I-PER"])
+    ([['B-PER', 'B-PER']], [['B-PER', 'I-PER']])
+    """
+    gold, found = [], []
+    for row, mask in zip(predicted, labels, strict=True):
+        kept = mask != IGNORED
+        gold.append([tags[int(i)] for i in mask[kept]])
+        found.append([tags[int(i)] for i in row[kept]])
+    return gold, found

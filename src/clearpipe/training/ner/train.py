@@ -1,0 +1,198 @@
+"""Train a named-entity tagger: `train(TrainConfig(data="train.conll", ...))` fine-tunes an
+`AutoModelForTokenClassification` with transformers' Trainer, keeps the epoch with the best
+entity F1 on validation, and writes the checkpoint with its metrics and model card.
+
+It shares `TrainConfig` and the run's plumbing (output checks, resume, arguments, saving) with
+sequence classification in `clearpipe.training.train`; the settings that only mean something
+there (label columns, class weights, teachers, calibration) are refused by name.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer, Trainer, TrainerCallback, set_seed
+
+import clearpipe
+from clearpipe.errors import InputError
+from clearpipe.loading import load_config, model_max_length, quiet_transformers, resolve_source
+from clearpipe.training import bases
+from clearpipe.training.data import DataOptions
+from clearpipe.training.ner import features
+from clearpipe.training.ner.data import NerData, print_report, read_ner_data
+from clearpipe.training.ner.evaluation import evaluate_tagger, words_tagger
+from clearpipe.training.ner.metrics import score_entities
+from clearpipe.training.ner.report import EpochTable, NerRun, write_run
+
+# The run's plumbing is shared with sequence classification rather than copied.
+from clearpipe.training.train import (
+    CHECKPOINTS,
+    TrainConfig,
+    TrainResult,
+    _best_epoch,
+    _check_output,
+    _cleaned_on_failure,
+    _early_stopping,
+    _quiet_progress,
+    _resume_point,
+    _save,
+    _training_arguments,
+    is_main_process,
+)
+
+SELECTION = "f1"  # entity F1 on validation picks the epoch kept
+
+
+def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> TrainResult:
+    """Fine-tune `config.base` (default minilm-l6) on the named-entity file `config.data`.
+
+    >>> result = train(TrainConfig(data="train.txt", validation="valid.txt", output="ner"))  # doctest: +SKIP
+    >>> result.metrics["validation"]["overall"]["f1"]  # doctest: +SKIP
+    0.89
+    """
+    _refuse_unused(config)
+    output = Path(config.output)
+    _check_output(output, config.resume)
+    with _cleaned_on_failure(output):
+        return _train(config, callbacks)
+
+
+def _refuse_unused(config: TrainConfig) -> None:
+    defaults = TrainConfig(data="", output="")
+    unused = {
+        "--text-column/--label-column/--label-names/--multi-label": config.data_options
+        != DataOptions(encoding=config.data_options.encoding, seed=config.data_options.seed),
+        "--class-weights": config.class_weights != defaults.class_weights,
+        "--metric (entity F1 picks the epoch)": config.metric != defaults.metric,
+        "--teacher": config.distillation is not None,
+        "--unlabeled": config.unlabeled is not None,
+    }
+    named = [flag for flag, given in unused.items() if given]
+    if named:
+        raise InputError(f"{', '.join(named)}: not used by named-entity training; leave them out")
+
+
+def _train(config: TrainConfig, callbacks: list[TrainerCallback] | None) -> TrainResult:
+    started = time.monotonic()
+    output = Path(config.output)
+    main = is_main_process()
+    data = read_ner_data(
+        config.data, config.validation, config.test, config.data_options.encoding, config.data_options.seed
+    )
+    if main:
+        print_report(data)
+    source = resolve_source(bases.resolve_base(config.base))
+    set_seed(config.seed)  # the new tagging head is drawn from the global generator
+    tokenizer, model = _load_base(source, data.tags)
+    max_length = _max_length(config, model, tokenizer)
+    train_ds = features.to_dataset(tokenizer, data.train, data.tags, max_length)
+    val_ds = features.to_dataset(tokenizer, data.validation, data.tags, max_length)
+    if main:
+        cut = features.truncated(train_ds, data.train)
+        print(f"max length {max_length} tokens; {cut} training sentences truncated", flush=True)
+    table = EpochTable(enabled=main)
+    trainer = Trainer(
+        model=model,
+        args=_training_arguments(config, output, SELECTION),
+        data_collator=features.Collator(tokenizer),
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        processing_class=tokenizer,
+        compute_metrics=_metrics_fn(data.tags),
+        preprocess_logits_for_metrics=_argmax,
+        callbacks=[table, *_early_stopping(config), *(callbacks or [])],
+    )
+    _quiet_progress(trainer)
+    with quiet_transformers():
+        trainer.train(resume_from_checkpoint=_resume_point(output, config.resume))
+    if not trainer.is_world_process_zero():
+        return TrainResult(output, trainer.state.global_step, None, {}, time.monotonic() - started)
+    return _finish(config, trainer, data, table, max_length, started)
+
+
+def _load_base(source: str, tags: list[str]):
+    load_config(source)  # turns a missing or unreachable base into a CheckpointError
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    with quiet_transformers():
+        model = AutoModelForTokenClassification.from_pretrained(
+            source,
+            num_labels=len(tags),
+            id2label=dict(enumerate(tags)),
+            label2id={t: i for i, t in enumerate(tags)},
+            dtype=torch.float32,  # fp32 master weights even when the base was saved in half precision
+        )
+    return tokenizer, model
+
+
+def _max_length(config: TrainConfig, model, tokenizer) -> int:
+    limit = model_max_length(model.config, tokenizer)
+    if config.max_length is None:
+        return limit  # sentences are short: the model's limit truncates almost none
+    if not 2 <= config.max_length <= limit:
+        raise InputError(
+            f"--max-length must be between 2 and the model's limit of {limit}, got {config.max_length}"
+        )
+    return config.max_length
+
+
+def _argmax(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    # Keeps (N, T) tag ids instead of (N, T, tags) logits for the whole validation set.
+    return logits.argmax(dim=-1)
+
+
+def _metrics_fn(tags: list[str]):
+    def compute(prediction) -> dict[str, float]:
+        gold, predicted = features.labelled_tags(
+            np.asarray(prediction.predictions), np.asarray(prediction.label_ids), tags
+        )
+        ev = score_entities(gold, predicted)
+        o = ev.overall
+        return {"f1": o.f1, "precision": o.precision, "recall": o.recall, "token_accuracy": ev.token_accuracy}
+
+    return compute
+
+
+def _finish(
+    config: TrainConfig, trainer: Trainer, data: NerData, table, max_length: int, started
+) -> TrainResult:
+    output = Path(config.output)
+    with quiet_transformers():
+        _save(trainer.model, trainer.processing_class, output, config.save_dtype)
+    # The saved folder as users load it: the figures are those `clearpipe evaluate` gives.
+    tagger = words_tagger(clearpipe.load(str(output), device="auto").predict_word_tags)
+    splits = {"validation": data.validation, "test": data.test}
+    evaluations = {
+        name: evaluate_tagger(tagger, sentences, n_worst=10)
+        for name, sentences in splits.items()
+        if sentences is not None
+    }
+    state = trainer.state
+    seconds = time.monotonic() - started
+    run = NerRun(
+        config=asdict(config),
+        resolved={
+            "base": trainer.model.config._name_or_path,
+            "task": "token-classification",
+            "max_length": max_length,
+            "selection_metric": "entity F1",
+            "bf16": trainer.args.bf16,
+            "device": str(trainer.args.device),
+            "optimizer_steps": state.max_steps,
+        },
+        data=data,
+        epochs=table.rows,
+        evaluations=evaluations,
+        best_epoch=_best_epoch(state),
+        global_step=state.global_step,
+        seconds=seconds,
+    )
+    write_run(output, run)
+    if not config.keep_checkpoints:
+        shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
+    metrics = {name: ev.to_dict() for name, ev in evaluations.items()}
+    return TrainResult(output, state.global_step, run.best_epoch, metrics, seconds)
