@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import options, startup
+from clearpipe.cli import entities, options, startup
 from clearpipe.cli.loading import LoadFlags, from_flags
 
 
@@ -65,6 +65,10 @@ def classify(
         return
     clf = from_flags(LoadFlags, locals(), lite=use_lite).load()
     startup.resume_collector()
+    if entities.is_entities(clf):  # a token-classification model: the texts' named entities
+        entities.refuse(**{"--top-k": top_k is not None})
+        entities.classify(clf, list(texts), as_json)
+        return
     results = clf(list(texts), top_k=k)
     results = _without_empty(texts, results)
     if as_json:

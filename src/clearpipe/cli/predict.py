@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clearpipe.cli import options, startup
+from clearpipe.cli import entities, options, startup
 from clearpipe.cli.loading import LoadFlags, from_flags
 
 if TYPE_CHECKING:
@@ -101,6 +101,14 @@ def predict(
         ),
     ] = None,
     use_lite: options.Lite = False,
+    one_row_per_entity: Annotated[
+        bool,
+        typer.Option(
+            "--one-row-per-entity",
+            help="NER models: one output row per entity (row number, entity_group, score, word, start, "
+            "end) instead of an entities column holding a JSON list.",
+        ),
+    ] = False,
 ) -> None:
     """Classify INPUT into OUTPUT, keeping INPUT's columns and adding label and score (and for a
     multi-label model, labels: those that apply; with --min-score, decided).
@@ -134,6 +142,9 @@ def predict(
     # With GPU workers this process only checks the model and plans, so it needs no GPU itself.
     clf = (dataclasses.replace(flags, device="cpu") if gpus_per_worker else flags).load()
     startup.resume_collector()
+    if entities.is_entities(clf) or one_row_per_entity:
+        _predict_entities(clf, job, engine, top_k, resume, text_pair_column, one_row_per_entity)
+        return
     clf.check_min_score(min_score)  # a multi-label model decides by thresholds instead
     if engine == "ray":
         from clearpipe.bulk.ray import RayJob
@@ -171,6 +182,27 @@ def _predict_here(clf: TextClassifier, job: PredictJob) -> None:
             f"{summary.undecided} rows not decided (best score below --min-score {job.min_score})",
             file=sys.stderr,
         )
+
+
+def _predict_entities(
+    clf: object,
+    job: PredictJob,
+    engine: str,
+    top_k: str | None,
+    resume: bool,
+    pair: str | None,
+    per_entity: bool,
+) -> None:
+    """`predict` with a token-classification model: an entities column, or one row per entity."""
+    if not entities.is_entities(clf):
+        from clearpipe.errors import InputError
+
+        raise InputError("--one-row-per-entity needs a token-classification (NER) model")
+    flags = {"--engine ray": engine == "ray", "--top-k": top_k is not None, "--resume": resume}
+    entities.refuse(**flags, **{"--text-pair-column": pair is not None})
+    entities.predict(
+        clf, job.input, job.output, job.text_column, per_entity, job.chunk_rows, job.encoding, job.header
+    )
 
 
 def _empty(count: int, scope: str = "") -> str:

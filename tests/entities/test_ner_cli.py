@@ -1,0 +1,62 @@
+"""`clearpipe classify` and `predict` with a token-classification model, run as a user would."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import clearpipe
+from cli.helpers import assert_user_error, run
+
+TEXTS = ["the film was great, cafe worldly market price!", "new company in the world market", ""]
+
+
+def test_classify_json_gives_the_python_apis_entities(ner_bert):
+    result = run("classify", *TEXTS, "--model", ner_bert, "--json", "--dtype", "float32")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    expected = clearpipe.load(ner_bert, dtype="float32")(TEXTS)
+    assert [[(e["entity_group"], e["start"], e["end"]) for e in line] for line in lines] == [
+        [(e["entity_group"], e["start"], e["end"]) for e in one] for one in expected
+    ]
+
+
+def test_classify_marks_entities_in_the_text(ner_bert):
+    result = run("classify", TEXTS[0], "--model", ner_bert, "--dtype", "float32")
+    assert result.returncode == 0, result.stderr
+    first = clearpipe.load(ner_bert, dtype="float32")(TEXTS[0])[0]
+    assert f"{TEXTS[0][first['start'] : first['end']]} [{first['entity_group']}]" in result.stdout
+
+
+def test_predict_writes_an_entities_column_and_one_row_per_entity(ner_bert, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("id,text\n" + "".join(f'{i},"{t}"\n' for i, t in enumerate(TEXTS)))
+    expected = clearpipe.load(ner_bert, dtype="float32")(TEXTS)
+    out = tmp_path / "out.csv"
+    result = run("predict", source, "--model", ner_bert, "-o", out, "--dtype", "float32")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert [r["id"] for r in rows] == ["0", "1", "2"]
+    assert [[e["word"] for e in json.loads(r["entities"])] for r in rows] == [
+        [e["word"] for e in x] for x in expected
+    ]
+    per = tmp_path / "per.jsonl"
+    result = run(
+        "predict", source, "--model", ner_bert, "-o", per, "--dtype", "float32", "--one-row-per-entity"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in per.read_text().splitlines()]
+    assert len(lines) == sum(len(x) for x in expected)
+    assert {(line["row"], line["start"], line["entity_group"]) for line in lines} == {
+        (i + 1, e["start"], e["entity_group"]) for i, x in enumerate(expected) for e in x
+    }
+
+
+def test_flags_that_mean_nothing_to_ner_are_refused(ner_bert, tiny_bert, tmp_path):
+    assert_user_error(run("classify", "x", "--model", ner_bert, "--top-k", "2"), "--top-k")
+    source = tmp_path / "in.txt"
+    source.write_text("a\n")
+    assert_user_error(
+        run("predict", source, "--model", tiny_bert, "-o", tmp_path / "o.csv", "--one-row-per-entity"),
+        "--one-row-per-entity",
+    )
