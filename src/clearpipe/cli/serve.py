@@ -120,7 +120,7 @@ def serve(
     served = flags.load()
     if not use_lite:
         served.settings = dataclasses.replace(
-            served.settings, batch_size=rows_per_pass(batch_size, served.packs)
+            served.settings, batch_size=rows_per_pass(batch_size, getattr(served, "packs", False))
         )
     startup.resume_collector()
     app = create_app(served, config)

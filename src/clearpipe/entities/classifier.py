@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from clearpipe.loading import (
     resolve_device,
     uses_token_type_ids,
 )
+from clearpipe.postprocess import Activation
 
 EntityDict = dict[str, object]
 
@@ -46,6 +48,13 @@ class TokenSettings:
     max_tokens: int | None = None
     aggregation_strategy: str = aggregation.DEFAULT_STRATEGY
     ignore_labels: tuple[str, ...] = ("O",)
+    # What the server's /info reads of every classifier: softmax per token, long texts always in
+    # windows, no temperature, thresholds or min_score.
+    activation: ClassVar[Activation] = Activation.SOFTMAX
+    long_text_modes: ClassVar[tuple[str, ...]] = ("chunk",)
+    temperature: ClassVar[None] = None
+    thresholds: ClassVar[None] = None
+    min_score: ClassVar[None] = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,10 @@ class TokenClassifier:
     @property
     def max_length(self) -> int:
         return self.settings.max_length
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
 
     @property
     def budget(self) -> loop.Budget:

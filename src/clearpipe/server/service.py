@@ -26,6 +26,7 @@ from clearpipe.postprocess import BEST, Activation, TopK, check_top_k, parse_act
 from clearpipe.server import schemas
 from clearpipe.server.batcher import Batcher
 from clearpipe.server.config import ServerConfig
+from clearpipe.server.entities import classify_entities, finds_entities
 from clearpipe.server.metrics import Metrics
 
 if TYPE_CHECKING:  # only named: `serve --lite` runs without torch
@@ -79,6 +80,9 @@ class Service:
         >>> (await service.classify(ClassifyRequest(inputs="a fine film"))).output  # doctest: +SKIP
         {'label': 'positive', 'score': 0.98}
         """
+        if finds_entities(self.classifier):  # a NER model: each text's entities
+            output, headers = await classify_entities(self.classifier, self.batcher, self.config, body)
+            return Classified(output, headers)
         started = time.monotonic()
         clf = self.classifier
         batch, top_k, activation, min_score = self._parse(body)

@@ -1,0 +1,52 @@
+"""`POST /classify` for a token-classification (NER) model: each text's entities.
+
+The texts run on the batcher's engine thread between micro-batches (`Batcher.run_exclusive`), as
+one call of the classifier (token-budget batches within the request; no sharing of passes with
+other requests, whose rows carry one vector each). The answer is the Python API's: a list of
+`{"entity_group", "score", "word", "start", "end"}` for a text, a list of such lists for a list.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from clearpipe.errors import InputError
+from clearpipe.server import schemas
+from clearpipe.server.batcher import Batcher
+from clearpipe.server.config import ServerConfig
+
+SEQUENCE_FIELDS = ("top_k", "function_to_apply", "long_text", "min_score")
+"""Request fields that mean something to sequence classifiers only."""
+
+
+def finds_entities(classifier: object) -> bool:
+    """Whether the served classifier is a `clearpipe.entities.TokenClassifier`."""
+    return type(classifier).__name__ == "TokenClassifier"
+
+
+async def classify_entities(
+    classifier: Any, batcher: Batcher, config: ServerConfig, body: schemas.ClassifyRequest
+) -> tuple[Any, dict[str, str]]:
+    """The entities of one request's texts and its timing header; `InputError` (422) for pairs,
+    sequence-only fields, or texts over the limits.
+
+    >>> await classify_entities(ner, service.batcher, config, ClassifyRequest(inputs="Ada met Alan"))  # doctest: +SKIP
+    ([{'entity_group': 'PER', ...}], {'X-Total-Time': '3.2'})
+    """
+    started = time.monotonic()
+    given = sorted(name for name in SEQUENCE_FIELDS if name in body.model_fields_set)
+    if given:
+        raise InputError(f"{', '.join(given)}: not for a token-classification (NER) model")
+    single = isinstance(body.inputs, str)
+    texts = [body.inputs] if single else list(body.inputs)
+    if len(texts) > config.max_inputs:
+        raise InputError(f"too many inputs: {len(texts)} in one request, the limit is {config.max_inputs}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"input {i}: a NER model takes texts, not pairs")
+        if len(text) > config.max_chars:
+            raise InputError(f"input {i} has {len(text)} characters, the limit is {config.max_chars}")
+    found = await batcher.run_exclusive(classifier, texts) if texts else []
+    headers = {"X-Total-Time": f"{(time.monotonic() - started) * 1000:.3f}"}
+    return (found[0] if single else found), headers

@@ -1,0 +1,61 @@
+"""`clearpipe serve` with a token-classification model: POST /classify answers each text's entities."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+import clearpipe
+from clearpipe.server import ServerConfig, create_app
+
+TEXTS = ["the film was great, cafe worldly market price!", "new company in the world market"]
+
+
+@pytest.fixture(scope="module")
+def ner_url(ner_bert):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app = create_app(clearpipe.load(ner_bert, dtype="float32"), ServerConfig())
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                break
+        time.sleep(0.05)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=15)
+    sock.close()
+
+
+def test_classify_answers_the_python_apis_entities(ner_bert, ner_url):
+    expected = clearpipe.load(ner_bert, dtype="float32")(TEXTS)
+    many = httpx.post(f"{ner_url}/classify", json={"inputs": TEXTS}, timeout=30)
+    assert many.status_code == 200, many.text
+    assert [[(e["entity_group"], e["start"], e["end"]) for e in x] for x in many.json()] == [
+        [(e["entity_group"], e["start"], e["end"]) for e in x] for x in expected
+    ]
+    one = httpx.post(f"{ner_url}/classify", json={"inputs": TEXTS[0]}, timeout=30)
+    assert one.json() == many.json()[0]
+    info = httpx.get(f"{ner_url}/info", timeout=30).json()
+    assert info["labels"][:2] == ["O", "B-PER"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [({"inputs": ["a", "b"], "top_k": 2}, "top_k"), ({"inputs": [["a", "b"]]}, "not pairs")],
+)
+def test_sequence_options_and_pairs_are_refused(ner_url, body, message):
+    response = httpx.post(f"{ner_url}/classify", json=body, timeout=30)
+    assert response.status_code == 422
+    assert message in response.json()["error"]
