@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import options, startup
+from clearpipe.cli import ner, options, startup
 from clearpipe.cli.loading import LoadFlags, from_flags
 
 
@@ -50,7 +50,8 @@ def evaluate(
 ) -> None:
     """Accuracy, precision/recall/F1 per class and macro/micro, confusion matrix, ROC AUC, log loss,
     calibration (ECE before and after the saved temperature, Brier score) and accuracy at 90% and 80%
-    coverage of MODEL on DATA."""
+    coverage of MODEL on DATA. A named-entity MODEL on a CoNLL or NER JSONL file: entity precision/
+    recall/F1 per type and overall, token accuracy, confusion of types and the worst sentences."""
     from clearpipe.cli.outputs import check_folder
     from clearpipe.training.data import DataOptions
     from clearpipe.training.evaluation import evaluate_scored, read_file, score_split
@@ -59,6 +60,8 @@ def evaluate(
         check_folder(plots, "--plots")
     clf = from_flags(LoadFlags, locals()).load()
     startup.resume_collector()
+    if ner.is_tagger(clf):  # a named-entity model: entity-level figures (clearpipe.training.ner)
+        return ner.evaluate(clf, data, errors or 10, as_json, encoding)
     multi = clf.settings.thresholds is not None
     if multi and (plots or target_accuracy is not None):
         raise _single_label_only(clf.source)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clearpipe.cli import options, startup
+from clearpipe.cli import ner, options, startup
 from clearpipe.cli.loading import from_flags
 
 
@@ -30,6 +30,14 @@ def train(
         Path | None, typer.Option("--validation", help="Validation data. Default: a stratified 10% of DATA.")
     ] = None,
     test: Annotated[Path | None, typer.Option("--test", help="Test data, scored once at the end.")] = None,
+    task: Annotated[
+        str,
+        typer.Option(
+            "--task",
+            help='"auto": by the file\'s shape; "ner": named entities (CoNLL word/tag columns, or JSONL with '
+            'tokens/tags or text/entities); "classification": a labelled table.',
+        ),
+    ] = "auto",
     text_column: Annotated[str | None, typer.Option("--text-column", help="Column with the text.")] = None,
     text_pair_column: Annotated[
         str | None, typer.Option("--text-pair-column", help="Column with the second text of a pair.")
@@ -126,6 +134,8 @@ def train(
 ) -> None:
     """Fine-tune a base on DATA and write a Hugging Face checkpoint with metrics and a model card to OUTPUT."""
     startup.resume_collector()  # training runs long: start-up time does not matter
+    if ner.wants_ner(task, data):  # named entities: CoNLL or NER JSONL (clearpipe.training.ner)
+        return ner.train(locals())
     from clearpipe.cli.outputs import check_folder
     from clearpipe.errors import InputError
     from clearpipe.onnx.export import refuse_export
