@@ -60,3 +60,11 @@ def test_flags_that_mean_nothing_to_ner_are_refused(ner_bert, tiny_bert, tmp_pat
         run("predict", source, "--model", tiny_bert, "-o", tmp_path / "o.csv", "--one-row-per-entity"),
         "--one-row-per-entity",
     )
+
+
+def test_trace_and_export_refuse_ner_models_in_one_line(ner_bert, tmp_path):
+    assert_user_error(run("trace", "the film", "--model", ner_bert), "does not support token-classification")
+    assert_user_error(
+        run("export", ner_bert, "--output", tmp_path / "onnx"),
+        "does not export token-classification",
+    )

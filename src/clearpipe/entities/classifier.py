@@ -203,6 +203,10 @@ class TokenClassifier:
             for one, logits, sentence in zip(found.spans, found.logits, words, strict=True)
         ]
 
+    def trace(self, text: str, pair: str | None = None, attributions: bool = True) -> None:
+        """Not yet for token classifiers: `clearpipe trace` and the server's /explain say so."""
+        raise InputError("clearpipe trace does not support token-classification (NER) models yet")
+
     def warmup(self) -> None:
         """Run two small batches so that kernel selection and allocation happen before real work."""
         self.predict(["warm up " * 4, "warm up " * 30])

@@ -25,6 +25,7 @@ from clearpipe.engine import first_token, linears
 from clearpipe.engine.exported import OPENVINO_FILE
 from clearpipe.engine.onnx_runtime import EXPORT_INFO, ONNX_FILE
 from clearpipe.engine.sessions import OPENVINO_DYNAMIC_GROUPS
+from clearpipe.entities import TokenClassifier
 from clearpipe.errors import InputError
 from clearpipe.forward import FIRST_TOKEN_KWARG
 from clearpipe.onnx import to_openvino
@@ -100,6 +101,11 @@ def export_onnx(
     if output.exists() and any(output.iterdir()):
         raise InputError(f"{output} already exists and is not empty; choose a new --output folder")
     reference = load(model, dtype="float32", device="cpu", max_length=max_length)
+    if isinstance(reference, TokenClassifier):  # the graph runners read one vector per row
+        raise InputError(
+            f"{model}: clearpipe export does not export token-classification (NER) models yet; "
+            "run the checkpoint itself with clearpipe.load or --model"
+        )
     linears.restore(reference.model)  # the exporter traces plain nn.Linear, not oneDNN's packed kernels
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
