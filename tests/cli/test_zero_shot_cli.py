@@ -57,3 +57,37 @@ def test_embed_writes_the_python_apis_embeddings_beside_the_columns(encoder, tmp
     got = np.array([table[0]["embedding"], table[2]["embedding"]], dtype=np.float32)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert_user_error(run("embed", source, "-o", tmp_path / "out.csv"), ".parquet")
+
+
+@pytest.mark.slow
+def test_predict_labels_writes_the_python_apis_best_label_per_row(encoder, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "id,text\n" + "".join(f"{i},{t}\n" for i, t in enumerate([*TEXTS, ""])), encoding="utf-8"
+    )
+    out = tmp_path / "out.csv"
+    result = run("predict", source, "-o", out, "--model", encoder, "--labels", LABELS, "--chunk-rows", "2")
+    assert result.returncode == 0, result.stderr
+    assert "1 rows had an empty text" in result.stderr
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "id,text,label,score" and lines[-1] == "3,,,"
+    expected = load_zero_shot(str(encoder))(TEXTS, candidate_labels=parse_labels(LABELS))
+    for line, answer in zip(lines[1:-1], expected, strict=True):
+        label, score = line.rsplit(",", 2)[1:]
+        assert label == answer["labels"][0] and float(score) == pytest.approx(answer["scores"][0], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_predict_labels_refuses_what_makes_no_sense_in_one_line(encoder, tiny_bert, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("text,text_pair\na,b\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    zero_shot = ("predict", source, "-o", out, "--labels", LABELS)
+    assert_user_error(run(*zero_shot, "--lite", "--model", encoder), "--lite")
+    assert_user_error(run(*zero_shot, "--engine", "ray"), "--engine local")
+    assert_user_error(run(*zero_shot, "--text-pair-column", "text_pair"), "--text-pair-column")
+    assert_user_error(run(*zero_shot, "--min-score", "0.5"), "--min-score")
+    assert_user_error(run(*zero_shot, "--model", tiny_bert), "text classifier", "negative, positive")
+    assert_user_error(run("predict", source, "-o", out, "--multi-label"), "--labels")
+    assert_user_error(run("predict", source, "-o", tmp_path / "o.txt", "--labels", LABELS), ".txt")
+    assert not out.exists()

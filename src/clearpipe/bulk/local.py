@@ -20,18 +20,33 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from clearpipe.bulk.parts import PartRecord, commit, open_parts, part_name
-from clearpipe.contract import TextClassifier
 from clearpipe.errors import InputError, where
 from clearpipe.inputs import TextInput
 from clearpipe.postprocess import BEST, Predictions, TopK
 from clearpipe.tables.columns import PAIR_NAMES, TEXT_NAMES, pick_column, pick_optional_column
 from clearpipe.tables.read import Chunk, Row, read_chunks, read_columns, table_format
 from clearpipe.tables.write import PART_SUFFIX, assemble, write_part
+
+
+class BulkClassifier(Protocol):
+    """What bulk prediction needs of a classifier: `clearpipe.Classifier`, `lite.LiteClassifier`,
+    or a zero-shot model with its labels fixed (`clearpipe.zeroshot.fixed.FixedLabels`)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def long_text(self) -> str: ...
+
+    @property
+    def thresholds(self) -> tuple[float, ...] | None: ...
+
+    def predict_items(self, items: list[TextInput]) -> Predictions: ...
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,7 @@ class PredictJob:
     resume: bool = False
     header: bool = True  # False: a CSV/TSV input starts with data; columns "1", "2", ...
     min_score: float | None = None  # adds a "decided" column; checked by `Classifier.check_min_score`
+    zero_shot: dict[str, Any] | None = None  # `FixedLabels.record()`: no pair column, kept for --resume
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,7 @@ class Plan:
     labels_column: str | None = None  # a multi-label model's labels that apply, by their thresholds
     decided_column: str | None = None  # with a min_score: whether the best score reaches it
     min_score: float | None = None
+    zero_shot: dict[str, Any] | None = None  # the candidate labels, template and multi-label switch
 
 
 @dataclass(frozen=True)
@@ -86,7 +103,7 @@ class Summary:
 Progress = Callable[[Chunk], None]
 
 
-def predict_file(clf: TextClassifier, job: PredictJob, on_chunk: Progress | None = None) -> Summary:
+def predict_file(clf: BulkClassifier, job: PredictJob, on_chunk: Progress | None = None) -> Summary:
     """Classify every row of `job.input` into `job.output`; see the module docstring.
 
     >>> predict_file(clearpipe.load(), PredictJob(Path("reviews.csv"), Path("labelled.csv")))  # doctest: +SKIP
@@ -120,7 +137,7 @@ def predict_file(clf: TextClassifier, job: PredictJob, on_chunk: Progress | None
 
 
 def _write_parts(
-    clf: TextClassifier,
+    clf: BulkClassifier,
     job: PredictJob,
     plan: Plan,
     parts_dir: Path,
@@ -147,7 +164,7 @@ def _write_parts(
     return done
 
 
-def _new_part(clf: TextClassifier, chunk: Chunk, plan: Plan, job: PredictJob, path: Path) -> PartRecord:
+def _new_part(clf: BulkClassifier, chunk: Chunk, plan: Plan, job: PredictJob, path: Path) -> PartRecord:
     """Classify `chunk`, write its part durably, then record it: a record always names a whole part."""
     rows = classify_chunk(clf, chunk, plan, job)
     digest = write_part(rows, plan.columns, plan.output_format, path)
@@ -167,8 +184,21 @@ def count_empty(records: list[Row], plan: Plan) -> int:
     return sum(1 for record in records if record[plan.label_column] is None)
 
 
-def make_plan(clf: TextClassifier, job: PredictJob) -> Plan:
+def make_plan(clf: BulkClassifier, job: PredictJob) -> Plan:
     """Resolve formats and columns, refusing bad combinations before any work is done."""
+    out_fmt = check_paths(job)
+    found = read_columns(job.input, job.encoding, job.header)
+    stat = job.input.stat()
+    return plan_for(clf, job, found, out_fmt, str(job.input.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def check_paths(job: PredictJob) -> str:
+    """Refuse an unknown input or output format, a .txt output or one that is the input; return
+    the output's format. The CLI calls it before the model loads, `make_plan` again.
+
+    >>> check_paths(PredictJob(Path("reviews.csv"), Path("labelled.parquet")))
+    'parquet'
+    """
     table_format(job.input)
     out_fmt = table_format(job.output, role="output")
     if out_fmt == "txt":
@@ -177,13 +207,11 @@ def make_plan(clf: TextClassifier, job: PredictJob) -> Plan:
         )
     if job.output.resolve() == job.input.resolve():
         raise InputError(f"{job.output}: the output would overwrite the input; choose another file")
-    found = read_columns(job.input, job.encoding, job.header)
-    stat = job.input.stat()
-    return plan_for(clf, job, found, out_fmt, str(job.input.resolve()), stat.st_size, stat.st_mtime_ns)
+    return out_fmt
 
 
 def plan_for(
-    clf: TextClassifier, job: PredictJob, found: list[str], out_fmt: str, input: str, size: int, mtime_ns: int
+    clf: BulkClassifier, job: PredictJob, found: list[str], out_fmt: str, input: str, size: int, mtime_ns: int
 ) -> Plan:
     """The plan of a job whose input has the columns `found`: the text and pair columns, the added
     ones, and what `--resume` compares. `bulk.ray` calls it too, for an input of many files.
@@ -192,8 +220,13 @@ def plan_for(
     'review'
     """
     text = pick_column(found, job.text_column, TEXT_NAMES, "text", "--text-column", job.input)
-    pair = pick_optional_column(
-        [c for c in found if c != text], job.pair_column, PAIR_NAMES, "--text-pair-column", job.input
+    # Zero-shot compares one text with the labels: a column that looks like a pair stays a column.
+    pair = (
+        None
+        if job.zero_shot is not None
+        else pick_optional_column(
+            [c for c in found if c != text], job.pair_column, PAIR_NAMES, "--text-pair-column", job.input
+        )
     )
     added = _added_columns(
         found,
@@ -221,6 +254,7 @@ def plan_for(
         labels_column=added["labels"],
         decided_column=added["decided"],
         min_score=job.min_score,
+        zero_shot=job.zero_shot,
     )
 
 
@@ -237,7 +271,7 @@ def _added_columns(found: list[str], **wanted: bool) -> dict[str, str | None]:
     return {name: prefix + name if on else None for name, on in wanted.items()}
 
 
-def classify_chunk(clf: TextClassifier, chunk: Chunk, plan: Plan, job: PredictJob) -> list[Row]:
+def classify_chunk(clf: BulkClassifier, chunk: Chunk, plan: Plan, job: PredictJob) -> list[Row]:
     """The rows of `chunk` with the plan's added columns (label, score, ...): the one place that
     turns predictions into output rows, for `predict_file` and for `bulk.ray`'s workers. A row
     whose text is empty gets None in every added column.
@@ -253,7 +287,7 @@ def classify_chunk(clf: TextClassifier, chunk: Chunk, plan: Plan, job: PredictJo
     return [{**row, **values.get(i, blank)} for i, row in enumerate(chunk.rows)]
 
 
-def _added_values(clf: TextClassifier, items: list[TextInput], plan: Plan, job: PredictJob) -> list[Row]:
+def _added_values(clf: BulkClassifier, items: list[TextInput], plan: Plan, job: PredictJob) -> list[Row]:
     """The added columns' values for each of `items`, in order."""
     predictions = clf.predict_items(items)
     best = predictions.to_output(min_score=plan.min_score)

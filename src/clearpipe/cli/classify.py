@@ -32,26 +32,9 @@ def classify(
         bool, typer.Option("--json", help="One JSON result per line, in input order.")
     ] = False,
     use_lite: options.Lite = False,
-    labels: Annotated[
-        str | None,
-        typer.Option(
-            "--labels",
-            help='Zero-shot: classify into these comma-separated labels, no training ("World,Sports,'
-            'Sci/Tech=science and technology news": a description after "=" is what the text is '
-            "compared with). --model is then a sentence encoder or an NLI checkpoint.",
-        ),
-    ] = None,
-    template: Annotated[
-        str | None,
-        typer.Option(
-            "--template",
-            help='Zero-shot: the label prompt, with {} for the label. Default: "The topic is {}."',
-        ),
-    ] = None,
-    multi_label: Annotated[
-        bool,
-        typer.Option("--multi-label", help="Zero-shot: score each label on its own (several may apply)."),
-    ] = False,
+    labels: options.Labels = None,
+    template: options.Template = None,
+    multi_label: options.MultiLabel = False,
 ) -> None:
     """Classify TEXT arguments (or stdin lines) and print label, score and text. An empty text
     gets no label and no score (null with --json), and stderr says how many there were."""
@@ -82,27 +65,13 @@ def _zero_shot(
     texts: list[str], labels: str, template: str | None, multi_label: bool, flags: LoadFlags, as_json: bool, k
 ) -> None:
     """`classify --labels`: the texts against labels given now (`clearpipe.zeroshot`)."""
-    from clearpipe.errors import InputError
+    from clearpipe.cli import zero_shot
     from clearpipe.postprocess import BEST
-    from clearpipe.zeroshot import load_zero_shot, parse_labels
+    from clearpipe.zeroshot import parse_labels
 
-    refused = {
-        "--lite": flags.lite,
-        "--long-text chunk": flags.long_text != "truncate",
-        "--min-score": flags.min_score is not None,
-        "--dtype int8": flags.dtype == "int8",
-    }
-    for flag, given in refused.items():
-        if given:
-            raise InputError(f"{flag} does not apply to zero-shot classification (--labels)")
+    zero_shot.check_flags(flags)
     candidates = parse_labels(labels)
-    clf = load_zero_shot(
-        flags.model,
-        device=flags.device,
-        dtype=flags.dtype,
-        max_length=flags.max_length,
-        max_tokens=flags.max_tokens,
-    )
+    clf = zero_shot.load(flags)
     startup.resume_collector()
     outputs = clf.predict([t for t in texts if t.strip()], candidates, template, multi_label).to_output()
     answers = iter(outputs)

@@ -95,6 +95,27 @@ NoHeader = Annotated[
     ),
 ]
 
+Labels = Annotated[
+    str | None,
+    typer.Option(
+        "--labels",
+        help='Zero-shot: classify into these comma-separated labels, no training ("World,Sports,'
+        'Sci/Tech=science and technology news": a description after "=" is what the text is '
+        "compared with). --model is then a sentence encoder or an NLI checkpoint.",
+    ),
+]
+Template = Annotated[
+    str | None,
+    typer.Option(
+        "--template",
+        help='Zero-shot: the label prompt, with {} for the label. Default: "The topic is {}."',
+    ),
+]
+MultiLabel = Annotated[
+    bool,
+    typer.Option("--multi-label", help="Zero-shot: score each label on its own (several may apply)."),
+]
+
 
 def parse_top_k(value: str | None) -> object:
     """Map the --top-k flag to the Python API's `top_k`: unset -> BEST, "all" -> None, "3" -> 3."""

@@ -13,8 +13,7 @@ from clearpipe.cli import entities, options, startup
 from clearpipe.cli.loading import LoadFlags, from_flags
 
 if TYPE_CHECKING:
-    from clearpipe.bulk.local import PredictJob
-    from clearpipe.contract import TextClassifier
+    from clearpipe.bulk.local import BulkClassifier, PredictJob
 
 
 def predict(
@@ -101,6 +100,9 @@ def predict(
         ),
     ] = None,
     use_lite: options.Lite = False,
+    labels: options.Labels = None,
+    template: options.Template = None,
+    multi_label: options.MultiLabel = False,
     one_row_per_entity: Annotated[
         bool,
         typer.Option(
@@ -111,13 +113,21 @@ def predict(
     ] = False,
 ) -> None:
     """Classify INPUT into OUTPUT, keeping INPUT's columns and adding label and score (and for a
-    multi-label model, labels: those that apply; with --min-score, decided).
+    multi-label model, labels: those that apply; with --min-score, decided). With --labels, no
+    model is trained: each text is compared with the labels (zero-shot; --multi-label: labels).
 
     The output is written to a temporary file and renamed into place at the end; an interrupted
     run continues with --resume, and every input row appears exactly once in the output.
     """
     from clearpipe.bulk.local import PredictJob
 
+    if labels is not None and engine == "ray":  # before Ray is looked for, as --lite below
+        from clearpipe.errors import InputError
+
+        raise InputError(
+            "--labels runs with --engine local: Ray workers each hold a classification checkpoint or "
+            "export, not a zero-shot model; drop --engine ray"
+        )
     if use_lite and gpus_per_worker:  # before Ray is looked for: the pair is the mistake to name
         from clearpipe.errors import InputError
 
@@ -135,6 +145,12 @@ def predict(
         resume=resume,
         min_score=min_score,
     )
+    if engine == "local":
+        _check_paths(job)
+    if labels is not None or template is not None or multi_label:
+        flags = from_flags(LoadFlags, locals(), lite=use_lite)
+        _predict_zero_shot(job, flags, labels, template, multi_label)
+        return
     # One set of load options for this process and, with --engine ray, for every worker;
     # --min-score is the job's (PredictJob.min_score), not the classifier's.
     flags = from_flags(LoadFlags, locals(), lite=use_lite, min_score=None)
@@ -166,7 +182,39 @@ def predict(
     _predict_here(clf, job)
 
 
-def _predict_here(clf: TextClassifier, job: PredictJob) -> None:
+def _check_paths(job: PredictJob) -> None:
+    """The input and output formats and a writable output, before the model loads."""
+    from clearpipe.bulk.local import check_paths
+    from clearpipe.cli.outputs import check_file
+
+    check_paths(job)
+    check_file(job.output, "--output", "labelled.csv")
+
+
+def _predict_zero_shot(
+    job: PredictJob, flags: LoadFlags, labels: str | None, template: str | None, multi_label: bool
+) -> None:
+    """`predict --labels`: every row against the labels (`zeroshot.fixed.FixedLabels`), written
+    as a classifier's predictions are; the labels are checked before the model loads."""
+    from clearpipe.cli import zero_shot
+    from clearpipe.errors import InputError
+    from clearpipe.zeroshot.classifier import check_count
+    from clearpipe.zeroshot.fixed import FixedLabels
+    from clearpipe.zeroshot.labels import check_template, parse_labels
+
+    if labels is None:
+        raise InputError("--template and --multi-label go with --labels (zero-shot classification)")
+    zero_shot.check_flags(flags, **{"--text-pair-column": job.pair_column is not None})
+    candidates = parse_labels(labels)
+    check_count(candidates, multi_label)
+    if template is not None:
+        check_template(template)
+    fixed = FixedLabels(zero_shot.load(flags), candidates, template, multi_label)
+    startup.resume_collector()
+    _predict_here(fixed, dataclasses.replace(job, zero_shot=fixed.record()))
+
+
+def _predict_here(clf: BulkClassifier, job: PredictJob) -> None:
     """Classify the file in this process and say what was written."""
     from clearpipe.bulk.local import predict_file
 

@@ -12,6 +12,7 @@ them all, and `scoring.nli_scores` reads them as transformers does. Both offer t
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Protocol
@@ -20,7 +21,7 @@ import numpy as np
 
 from clearpipe.bases import BASES
 from clearpipe.classifier import Classifier, load
-from clearpipe.errors import InputError
+from clearpipe.errors import CheckpointError, InputError
 from clearpipe.loading import load_config, resolve_source
 from clearpipe.preprocess import Tokenized
 from clearpipe.zeroshot.embedder import Embedder, check_texts, load_embedder, normalize
@@ -61,6 +62,16 @@ class ZeroShotModel(Protocol):
         multi_label: bool = False,
     ) -> np.ndarray: ...
 
+    def forward(self, tokenized: Tokenized) -> np.ndarray: ...
+
+    def postprocess(
+        self,
+        outputs: np.ndarray,
+        labels: Sequence[Label],
+        template: str | None = None,
+        multi_label: bool = False,
+    ) -> np.ndarray: ...
+
     def predict(
         self,
         texts: Sequence[str],
@@ -71,12 +82,40 @@ class ZeroShotModel(Protocol):
 
 
 class _Calls:
-    """The calls both zero-shot classifiers answer the same way, over their own `tokenize` and
-    `scores`: `labels`, `predict`, `to_output` and transformers' `__call__`."""
+    """The calls both zero-shot classifiers answer the same way, over their own `tokenize`,
+    `forward` (stage 2) and `postprocess` (stage 3): `labels`, `scores`, `predict`, `to_output`
+    and transformers' `__call__`."""
+
+    def forward(self, tokenized: Tokenized) -> np.ndarray:
+        raise NotImplementedError
+
+    def postprocess(
+        self,
+        outputs: np.ndarray,
+        labels: Sequence[Label],
+        template: str | None = None,
+        multi_label: bool = False,
+    ) -> np.ndarray:
+        raise NotImplementedError
 
     def labels(self, candidate_labels: CandidateLabels) -> list[Label]:
         """Candidate labels in any accepted form, checked (see `clearpipe.zeroshot.labels`)."""
         return as_labels(candidate_labels)
+
+    def scores(
+        self,
+        tokenized: Tokenized,
+        labels: Sequence[Label],
+        template: str | None = None,
+        multi_label: bool = False,
+    ) -> np.ndarray:
+        """Stages 2-3: probabilities (texts, labels) from `tokenize`'s rows.
+
+        >>> clf.scores(clf.tokenize(["goal!"], labels), labels).shape  # doctest: +SKIP
+        (1, 2)
+        """
+        check_count(labels, multi_label)
+        return self.postprocess(self.forward(tokenized), labels, template, multi_label)
 
     def predict(
         self,
@@ -122,6 +161,8 @@ class ZeroShotClassifier(_Calls):
         self.scoring = scoring or Similarity()
         self.template = check_template(template)
         self._prompts: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
+        # A server fills the cache on its engine thread and reads it on its event loop.
+        self._lock = threading.Lock()
 
     @property
     def source(self) -> str:
@@ -141,36 +182,46 @@ class ZeroShotClassifier(_Calls):
         """Stage 1: the texts alone (label prompts are embedded once per label set, not per text)."""
         return self.embedder.tokenize(texts)
 
-    def label_embeddings(self, labels: Sequence[Label], template: str | None = None) -> np.ndarray:
-        """Embeddings of the label prompts (labels, hidden), computed once per label set and template.
+    def label_embeddings(
+        self, labels: Sequence[Label], template: str | None = None, compute: bool = True
+    ) -> np.ndarray | None:
+        """Embeddings of the label prompts (labels, hidden), computed once per label set and template
+        and kept; with `compute=False`, the kept ones or None (a server asks before it runs the model).
 
         >>> clf.label_embeddings([Label("sports"), Label("politics")]).shape  # doctest: +SKIP
         (2, 384)
         """
         prompts = tuple(check_template(template or self.template).format(label.prompt) for label in labels)
-        if prompts not in self._prompts:
-            self._prompts[prompts] = self.embedder.embed(prompts)
+        with self._lock:
+            if prompts in self._prompts:
+                self._prompts.move_to_end(prompts)
+                return self._prompts[prompts]
+        if not compute:
+            return None
+        vectors = self.embedder.embed(prompts)
+        with self._lock:
+            self._prompts[prompts] = vectors
             if len(self._prompts) > CACHED_LABEL_SETS:
                 self._prompts.popitem(last=False)
-        self._prompts.move_to_end(prompts)
-        return self._prompts[prompts]
+        return vectors
 
-    def scores(
+    def forward(self, tokenized: Tokenized) -> np.ndarray:
+        """Stage 2: the texts' mean-pooled states (texts, hidden), not yet normalized."""
+        if not len(tokenized):
+            return np.zeros((0, self.embedder.width), dtype=np.float32)
+        return self.embedder.pooled(tokenized)
+
+    def postprocess(
         self,
-        tokenized: Tokenized,
+        outputs: np.ndarray,
         labels: Sequence[Label],
         template: str | None = None,
         multi_label: bool = False,
     ) -> np.ndarray:
-        """Stages 2-3: probabilities (texts, labels) from the tokenized texts.
-
-        >>> clf.scores(clf.tokenize(["goal!"], labels), labels).shape  # doctest: +SKIP
-        (1, 2)
-        """
-        _check_count(labels, multi_label)
+        """Stage 3: `forward`'s states -> cosines with the label prompts -> probabilities (texts, labels)."""
         prompts = self.label_embeddings(labels, template)  # (L, H), unit rows
-        texts = self.embedder.pooled(tokenized) if len(tokenized) else np.zeros((0, prompts.shape[1]))
-        similarities = normalize(texts) @ prompts.T  # (N, L) cosines
+        assert prompts is not None
+        similarities = normalize(outputs) @ prompts.T  # (N, L) cosines
         return self.scoring.probabilities(similarities, multi_label)
 
     def __repr__(self) -> str:
@@ -206,17 +257,19 @@ class NliZeroShotClassifier(_Calls):
         pairs = [(text, fill.format(label.prompt)) for text in texts for label in labels]
         return self.classifier.tokenize(pairs)
 
-    def scores(
+    def forward(self, tokenized: Tokenized) -> np.ndarray:
+        """Stage 2: every pair through the engine at once: logits (texts x labels, classes)."""
+        return self.classifier.logits(tokenized)
+
+    def postprocess(
         self,
-        tokenized: Tokenized,
+        outputs: np.ndarray,
         labels: Sequence[Label],
         template: str | None = None,
         multi_label: bool = False,
     ) -> np.ndarray:
-        """Stages 2-3: every pair through the engine at once, then transformers' probabilities."""
-        _check_count(labels, multi_label)
-        logits = self.classifier.logits(tokenized)  # (N x L, classes)
-        per_text = logits.reshape(-1, len(labels), logits.shape[-1])  # (N, L, classes)
+        """Stage 3: the pairs' logits -> transformers' probabilities (texts, labels)."""
+        per_text = outputs.reshape(-1, len(labels), outputs.shape[-1])  # (N, L, classes)
         return nli_scores(per_text, self.entailment, self.contradiction, multi_label)
 
     def __repr__(self) -> str:
@@ -252,8 +305,11 @@ def load_zero_shot(
     """
     if model is not None and str(model) not in BASES:
         source = resolve_source(model)
-        found = entailment_id(load_config(source).label2id or {})
-        if found is not None:
+        config = load_config(source)
+        found = entailment_id(config.label2id or {})
+        if found is None:
+            _refuse_classifier(source, config)
+        else:
             nli = load(
                 source,
                 device=device,
@@ -269,7 +325,20 @@ def load_zero_shot(
     return ZeroShotClassifier(embedder)
 
 
-def _check_count(labels: Sequence[Label], multi_label: bool) -> None:
+def _refuse_classifier(source: str, config) -> None:
+    """Refuse a trained text classifier (a classification head with named labels, none of them
+    "entailment"): its body was tuned to its own labels, so its similarities mean nothing for
+    others. An encoder, or a head never trained (transformers' LABEL_0, LABEL_1 names), passes."""
+    heads = [a for a in (config.architectures or []) if a.endswith("ForSequenceClassification")]
+    names = [str(name) for name in (config.id2label or {}).values()]
+    if heads and any(name != f"LABEL_{i}" for i, name in enumerate(names)):
+        raise CheckpointError(
+            f"{source} is a text classifier (labels {', '.join(names[:6])}), not a sentence encoder or an "
+            "NLI model; zero-shot needs one of those (default: all-MiniLM-L6-v2, with no --model)"
+        )
+
+
+def check_count(labels: Sequence[Label], multi_label: bool) -> None:
     if not multi_label and len(labels) < 2:
         names = ", ".join(repr(label.name) for label in labels)
         raise InputError(
@@ -286,7 +355,7 @@ def _predict(
     multi_label: bool,
 ) -> ZeroShotPredictions:
     labels = clf.labels(candidate_labels)
-    _check_count(labels, multi_label)  # before any work
+    check_count(labels, multi_label)  # before any work
     check_template(template or clf.template)
     texts = check_texts(texts)
     scores = (
