@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,11 +56,10 @@ def print_lengths(stats: LengthStats) -> None:
 
 # During training ---------------------------------------------------------------------------------
 class EpochTable(TrainerCallback):
-    """Prints one row per epoch as it ends: train loss, validation loss, accuracy, macro-F1, seconds."""
+    """Prints one row per epoch as it ends: train loss, validation loss, the validation scores
+    `SCORES` names (accuracy and macro-F1; named-entity training shows its own), seconds."""
 
-    HEADER = (
-        f"{'epoch':>5}  {'train loss':>10}  {'val loss':>8}  {'accuracy':>8}  {'macro-F1':>8}  {'seconds':>7}"
-    )
+    SCORES: tuple[tuple[str, str], ...] = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"))  # (key, title)
 
     def __init__(self, metric: str, enabled: bool = True) -> None:
         self.metric = metric
@@ -71,11 +71,12 @@ class EpochTable(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._since = time.monotonic()
-        self.rows = rows_from_history(state.log_history)  # epochs done before a --resume
+        self.rows = rows_from_history(state.log_history, self.keys())  # epochs done before a --resume
         if self.enabled:
-            print(self.HEADER, flush=True)
+            titles = "  ".join(f"{title:>{_width(title)}}" for _, title in self.SCORES)
+            print(f"{'epoch':>5}  {'train loss':>10}  {'val loss':>8}  {titles}  {'seconds':>7}", flush=True)
             for row in self.rows:
-                print(_format_row(row), flush=True)
+                print(self.format_row(row), flush=True)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.enabled and args.disable_tqdm and time.monotonic() - self._noted >= PROGRESS_EVERY_S:
@@ -93,17 +94,26 @@ class EpochTable(TrainerCallback):
             "step": state.global_step,
             "train_loss": self._train_loss,
             "val_loss": metrics.get("eval_loss"),
-            "accuracy": metrics.get("eval_accuracy"),
-            "macro_f1": metrics.get("eval_macro_f1"),
+            **{key: metrics.get(f"eval_{key}") for key in self.keys()},
             "seconds": round(time.monotonic() - self._since, 1),
         }
         self._since = time.monotonic()
         self.rows.append(row)
         if self.enabled:
-            print(_format_row(row), flush=True)
+            print(self.format_row(row), flush=True)
+
+    def keys(self) -> list[str]:
+        return [key for key, _ in self.SCORES]
+
+    def format_row(self, row: dict) -> str:
+        scores = "  ".join(_num(row[key], _width(title)) for key, title in self.SCORES)
+        return (
+            f"{row['epoch']:>5g}  {_num(row['train_loss'], 10)}  {_num(row['val_loss'], 8)}  "
+            f"{scores}  {_num(row['seconds'], 7, 1)}"
+        )
 
 
-def rows_from_history(history: list[dict]) -> list[dict]:
+def rows_from_history(history: list[dict], keys: Sequence[str] = ("accuracy", "macro_f1")) -> list[dict]:
     """Epoch rows rebuilt from a restored `TrainerState.log_history` (their seconds are unknown)."""
     losses = {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
     return [
@@ -112,8 +122,7 @@ def rows_from_history(history: list[dict]) -> list[dict]:
             "step": entry["step"],
             "train_loss": losses.get(entry["step"]),
             "val_loss": entry.get("eval_loss"),
-            "accuracy": entry.get("eval_accuracy"),
-            "macro_f1": entry.get("eval_macro_f1"),
+            **{key: entry.get(f"eval_{key}") for key in keys},
             "seconds": None,
         }
         for entry in history
@@ -121,14 +130,12 @@ def rows_from_history(history: list[dict]) -> list[dict]:
     ]
 
 
-def _format_row(row: dict) -> str:
-    def num(value, width, digits=4):
-        return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
+def _width(title: str) -> int:
+    return max(8, len(title))
 
-    return (
-        f"{row['epoch']:>5g}  {num(row['train_loss'], 10)}  {num(row['val_loss'], 8)}  "
-        f"{num(row['accuracy'], 8)}  {num(row['macro_f1'], 8)}  {num(row['seconds'], 7, 1)}"
-    )
+
+def _num(value, width: int, digits: int = 4) -> str:
+    return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
 
 
 class FlowRecorder:

@@ -4,13 +4,11 @@ the final figures, and `metrics.json`, `training_config.json`, `trace.json` and 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from transformers import TrainerCallback
-
+from clearpipe.training import report
 from clearpipe.training.ner.data import NerData
 from clearpipe.training.ner.metrics import NerEvaluation
 from clearpipe.training.report import TRACE_VERSION, _write_json, library_versions
@@ -22,51 +20,14 @@ CONLL2003_TERMS = (
 )
 
 
-class EpochTable(TrainerCallback):
-    """One line per epoch as it ends: train loss, validation loss, entity F1, token accuracy, seconds."""
+class EpochTable(report.EpochTable):
+    """The epoch table with entity F1 and token accuracy on validation; its seconds are the
+    epoch's training and validation."""
 
-    HEADER = f"{'epoch':>5}  {'train loss':>10}  {'val loss':>8}  {'entity F1':>9}  {'token acc':>9}  {'seconds':>7}"
+    SCORES = (("f1", "entity F1"), ("token_accuracy", "token acc"))
 
     def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.rows: list[dict] = []
-        self._train_loss: float | None = None
-        self._since = time.monotonic()
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._since = time.monotonic()
-        if self.enabled:
-            print(self.HEADER, flush=True)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self._train_loss = float(logs["loss"])
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        metrics = metrics or {}
-        row = {
-            "epoch": round(float(state.epoch or 0), 2),
-            "step": state.global_step,
-            "train_loss": self._train_loss,
-            "val_loss": metrics.get("eval_loss"),
-            "f1": metrics.get("eval_f1"),
-            "token_accuracy": metrics.get("eval_token_accuracy"),
-            "seconds": round(time.monotonic() - self._since, 1),  # training and validation of the epoch
-        }
-        self._since = time.monotonic()
-        self.rows.append(row)
-        if self.enabled:
-            print(_format_row(row), flush=True)
-
-
-def _format_row(row: dict) -> str:
-    def num(value, width, digits=4):
-        return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
-
-    return (
-        f"{row['epoch']:>5g}  {num(row['train_loss'], 10)}  {num(row['val_loss'], 8)}  "
-        f"{num(row['f1'], 9)}  {num(row['token_accuracy'], 9)}  {num(row['seconds'], 7, 1)}"
-    )
+        super().__init__("f1", enabled)
 
 
 @dataclass
