@@ -94,8 +94,18 @@ def serve(
     ] = 30.0,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
     use_lite: options.Lite = False,
+    zero_shot: Annotated[
+        bool,
+        typer.Option(
+            "--zero-shot",
+            help="Serve zero-shot classification: --model is a sentence encoder (default all-MiniLM-L6-v2) "
+            "or an NLI checkpoint; POST /classify takes candidate_labels (and hypothesis_template, "
+            "multi_label), POST /embed gives a sentence encoder's embeddings.",
+        ),
+    ] = False,
 ) -> None:
-    """Serve a classifier over HTTP (POST /classify, /explain; GET /health, /ready, /info, /metrics, /docs)."""
+    """Serve a classifier over HTTP (POST /classify, /explain; GET /health, /ready, /info, /metrics, /docs),
+    or with --zero-shot a zero-shot model (POST /classify with candidate_labels, POST /embed)."""
     import uvicorn
 
     from clearpipe.server import ServerConfig, create_app
@@ -115,6 +125,9 @@ def serve(
         max_body_bytes=max_body_bytes,
     ).check()
     flags = from_flags(LoadFlags, locals(), lite=use_lite)
+    if zero_shot:
+        _serve_zero_shot(flags, config, host, port, log_level, drain)
+        return
     if use_lite:  # lite pads every batch
         flags = dataclasses.replace(flags, batch_size=rows_per_pass(batch_size, packs=False))
     served = flags.load()
@@ -126,6 +139,23 @@ def serve(
     app = create_app(served, config)
     # uvicorn handles SIGTERM: it stops accepting, lets in-flight requests finish (up to
     # `drain` seconds), then runs the app's shutdown, which stops the batcher.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=drain)
+
+
+def _serve_zero_shot(flags: LoadFlags, config, host: str, port: int, log_level: str, drain: float) -> None:
+    """`serve --zero-shot`: the flags zero-shot cannot honour refused by name, then its app."""
+    import uvicorn
+
+    from clearpipe.cli import zero_shot
+    from clearpipe.server import create_zero_shot_app
+
+    zero_shot.check_flags(flags, switch="--zero-shot")
+    # A sentence encoder's micro-batches are padded (mean pooling reads every token): slices.
+    model = zero_shot.load(
+        dataclasses.replace(flags, batch_size=rows_per_pass(flags.batch_size, packs=False))
+    )
+    startup.resume_collector()
+    app = create_zero_shot_app(model, config)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=drain)
 
 

@@ -3,7 +3,9 @@
 What `POST /classify` does is `Service.classify` (`clearpipe.server.service`). Well-formed
 requests reach it through a lean ASGI route (`clearpipe.server.fast_route`) in front of
 FastAPI; the rest come through FastAPI's own route, which answers their errors and describes
-the API on `/docs`.
+the API on `/docs`. `create_zero_shot_app` serves a zero-shot model instead (`serve --zero-shot`):
+`/classify` takes candidate labels and `/embed` gives embeddings (`clearpipe.server.zero_shot`),
+with the same middleware, errors, `/health`, `/ready` and `/metrics`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from clearpipe.server.service import Service, check_text
 
 if TYPE_CHECKING:  # only named: `serve --lite` runs without torch
     from clearpipe.contract import TextClassifier
+    from clearpipe.server.zero_shot import ZeroShotService
+    from clearpipe.zeroshot import ZeroShotModel
 
 log = logging.getLogger("clearpipe.server")
 
@@ -43,6 +47,37 @@ def create_app(classifier: TextClassifier, config: ServerConfig | None = None) -
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
     """
     service = Service(classifier, (config or ServerConfig()).check())
+    app = _app(
+        service,
+        "Text classification with dynamic micro-batching. Output contract: see `POST /classify`.",
+        fast_route=True,
+    )
+    _add_routes(app)
+    return app
+
+
+def create_zero_shot_app(classifier: ZeroShotModel, config: ServerConfig | None = None) -> FastAPI:
+    """Build the FastAPI app of a zero-shot server (`clearpipe.load_zero_shot`'s model): `/classify`
+    with `candidate_labels`, and for a sentence encoder `/embed`.
+
+    >>> app = create_zero_shot_app(clearpipe.load_zero_shot(), ServerConfig())  # doctest: +SKIP
+    """
+    from clearpipe.server.zero_shot import ZeroShotService
+
+    service = ZeroShotService(classifier, (config or ServerConfig()).check())
+    app = _app(
+        service,
+        "Zero-shot classification (labels given per request) and sentence embeddings, with dynamic "
+        "micro-batching. Answers: transformers' zero-shot contract, see `POST /classify`.",
+        fast_route=False,
+    )
+    _add_zero_shot_routes(app)
+    return app
+
+
+def _app(service: Service | ZeroShotService, description: str, fast_route: bool) -> FastAPI:
+    """The app both servers share: lifespan (batcher, warm-up), middleware, errors, /health,
+    /ready and /metrics."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,18 +90,16 @@ def create_app(classifier: TextClassifier, config: ServerConfig | None = None) -
         await service.batcher.stop()
 
     app = FastAPI(
-        title="clearpipe",
-        version=clearpipe.__version__,
-        description="Text classification with dynamic micro-batching. Output contract: see `POST /classify`.",
-        lifespan=lifespan,
+        title="clearpipe", version=clearpipe.__version__, description=description, lifespan=lifespan
     )
     app.state.service = service
     # Starlette runs the last added middleware first: Observe, BodyLimit, then the lean route.
-    app.add_middleware(FastClassify, service=service)
+    if fast_route:
+        app.add_middleware(FastClassify, service=service)
     app.add_middleware(BodyLimit, max_bytes=service.config.max_body_bytes)
     app.add_middleware(Observe, metrics=service.metrics)
     _add_error_handlers(app)
-    _add_routes(app)
+    _add_common_routes(app)
     return app
 
 
@@ -96,17 +129,6 @@ def _add_routes(app: FastAPI) -> None:
             return service.classifier.trace(body.text, pair=body.text_pair, attributions=True).to_dict()
 
         return JSONResponse(await service.batcher.run_exclusive(run))
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        """The process is alive and answering."""
-        return {"status": "ok"}
-
-    @app.get("/ready", responses={503: {"model": schemas.ErrorResponse}})
-    async def ready(request: Request) -> dict[str, str]:
-        """The model is loaded and warmed up: send traffic."""
-        _ready_service(request)
-        return {"status": "ready"}
 
     @app.get("/info", response_model=schemas.Info)
     async def info(request: Request, _: Authorized) -> schemas.Info:
@@ -140,6 +162,19 @@ def _add_routes(app: FastAPI) -> None:
             },
         )
 
+
+def _add_common_routes(app: FastAPI) -> None:
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """The process is alive and answering."""
+        return {"status": "ok"}
+
+    @app.get("/ready", responses={503: {"model": schemas.ErrorResponse}})
+    async def ready(request: Request) -> dict[str, str]:
+        """The model is loaded and warmed up: send traffic."""
+        _ready_service(request)
+        return {"status": "ready"}
+
     @app.get("/metrics")
     async def metrics(request: Request, _: Authorized) -> Response:
         """Prometheus metrics."""
@@ -147,8 +182,28 @@ def _add_routes(app: FastAPI) -> None:
         return Response(body, media_type=content_type)
 
 
-def _ready_service(request: Request) -> Service:
-    service: Service = request.app.state.service
+def _add_zero_shot_routes(app: FastAPI) -> None:
+    @app.post("/classify", response_model=schemas.ZeroShotResponse, responses=_ERRORS)
+    async def classify(body: schemas.ZeroShotRequest, request: Request, _: Authorized) -> Response:
+        """Classify a text or a list of texts into the request's `candidate_labels`, as
+        transformers' zero-shot pipeline answers."""
+        answer = await _ready_service(request).classify(body, disconnect_waiter(request.receive))
+        return JSONResponse(answer.output, headers=answer.headers)
+
+    @app.post("/embed", response_model=schemas.EmbedResponse, responses=_ERRORS)
+    async def embed(body: schemas.EmbedRequest, request: Request, _: Authorized) -> Response:
+        """Unit-length sentence embeddings of `texts`, in order (a sentence encoder's server only)."""
+        answer = await _ready_service(request).embed(body, disconnect_waiter(request.receive))
+        return JSONResponse(answer.output, headers=answer.headers)
+
+    @app.get("/info", response_model=schemas.ZeroShotInfo)
+    async def info(request: Request, _: Authorized) -> schemas.ZeroShotInfo:
+        """What this server runs: model, kind (similarity or NLI), default template, limits."""
+        return request.app.state.service.info(clearpipe.__version__)
+
+
+def _ready_service(request: Request) -> Any:
+    service = request.app.state.service  # `Service`, or `ZeroShotService` on a zero-shot server
     if not service.ready:
         raise HTTPException(503, "the model is still loading or warming up", headers={"Retry-After": "1"})
     return service
@@ -192,6 +247,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
 
 
+_ZERO_SHOT_FIELDS = frozenset({"candidate_labels", "hypothesis_template", "multi_label"})
+
+
 def _validation_message(errors: Any) -> str:
     """One line from pydantic's errors: where each problem is and what was expected."""
     parts = []
@@ -199,6 +257,8 @@ def _validation_message(errors: Any) -> str:
         if error.get("type") == "json_invalid":
             return f"the body is not valid JSON: {error.get('ctx', {}).get('error', 'cannot parse it')}"
         loc = ".".join(str(x) for x in error.get("loc", ()) if x != "body") or "body"
+        if error.get("type") == "extra_forbidden" and loc in _ZERO_SHOT_FIELDS:
+            return f"{loc}: this server runs a text classifier; candidate labels need `clearpipe serve --zero-shot`"
         parts.append(f"{loc}: {error.get('msg', 'invalid')}")
     more = len(errors) - len(parts)
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

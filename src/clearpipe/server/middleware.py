@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clearpipe.server.metrics import Metrics
 
 ROUTES = frozenset(
-    {"/classify", "/explain", "/health", "/ready", "/info", "/metrics", "/docs", "/openapi.json"}
+    {"/classify", "/embed", "/explain", "/health", "/ready", "/info", "/metrics", "/docs", "/openapi.json"}
 )
 
 

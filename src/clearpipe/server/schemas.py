@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
 
 _TEXT = {"type": "string"}
 _PAIR_ARRAY = {"type": "array", "items": _TEXT, "minItems": 2, "maxItems": 2}
@@ -93,6 +102,75 @@ class LabelScore(BaseModel):
 
 
 ClassifyResponse = LabelScore | list[LabelScore] | list[list[LabelScore]]
+
+
+class ZeroShotRequest(BaseModel):
+    """Body of `POST /classify` on a zero-shot server (`clearpipe serve --zero-shot`): transformers'
+    zero-shot call. Labels are checked as the Python API checks them (`clearpipe.zeroshot.labels`);
+    `"name=description"` gives a label a description, which the encoder reads instead of the name.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"inputs": "The striker scored twice.", "candidate_labels": ["sports", "politics"]}]
+        },
+    )
+
+    inputs: StrictStr | list[StrictStr] = Field(description="A text or a list of texts.")
+    candidate_labels: StrictStr | list[StrictStr] = Field(
+        description='The labels: a list, or one comma-separated string ("sports,politics").'
+    )
+    hypothesis_template: StrictStr | None = Field(
+        default=None,
+        description='The label prompt, with {} for the label. Default: the model\'s ("The topic is {}." '
+        'for a sentence encoder, "This example is {}." for an NLI model).',
+    )
+    multi_label: StrictBool = Field(
+        default=False,
+        description="Score each label on its own (several may apply); one label is then enough.",
+    )
+
+
+class ZeroShotAnswer(BaseModel):
+    """One text's answer: its labels from most to least likely, and their scores."""
+
+    sequence: str
+    labels: list[str]
+    scores: list[float]
+
+
+ZeroShotResponse = ZeroShotAnswer | list[ZeroShotAnswer]
+
+
+class EmbedRequest(BaseModel):
+    """Body of `POST /embed`: texts to embed with the zero-shot server's sentence encoder."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"texts": ["a cat", "a kitten"]}]}
+    )
+
+    texts: list[StrictStr]
+
+
+class EmbedResponse(BaseModel):
+    """One unit-length, mean-pooled embedding per text, in order; a dot product is a cosine."""
+
+    embeddings: list[list[float]]
+    dim: int
+    model: str
+
+
+class ZeroShotInfo(BaseModel):
+    model: str
+    kind: Literal["similarity", "nli"]
+    template: str
+    max_length: int
+    dtype: str
+    device: str
+    version: str
+    embed: bool
+    limits: dict[str, int | float]
 
 
 class ErrorResponse(BaseModel):
