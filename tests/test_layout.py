@@ -27,6 +27,7 @@ LEVELS: list[tuple[str, ...]] = [
         "longtext",
         "loading",
         "bases",
+        "pooled",
     ),  # the stages
     ("engine",),
     ("trace", "contract"),  # records the stages; the shape of a classifier the front ends drive

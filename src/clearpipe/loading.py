@@ -22,6 +22,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from clearpipe import pooled
 from clearpipe.errors import CheckpointError, InputError
 from clearpipe.inputs import longest_input
 
@@ -132,13 +133,16 @@ def load_checkpoint(
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         with quiet_transformers():
-            model, info = auto.from_pretrained(
-                source,
-                config=config,
-                dtype=dtype,
-                trust_remote_code=trust_remote_code,
-                output_loading_info=True,
-            )
+            if pooled.is_pooled(config):  # a few-shot (SetFit) folder: encoder + head on the mean
+                model, info = pooled.load_pooled(source, config, dtype)
+            else:
+                model, info = auto.from_pretrained(
+                    source,
+                    config=config,
+                    dtype=dtype,
+                    trust_remote_code=trust_remote_code,
+                    output_loading_info=True,
+                )
     except OSError as exc:
         raise CheckpointError(_unreachable(source, exc)) from None
     except ValueError as exc:

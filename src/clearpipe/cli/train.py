@@ -131,6 +131,18 @@ def train(
         Path | None,
         typer.Option("--unlabeled", help="Texts without labels, learnt from the --teacher alone."),
     ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help='"setfit" (few-shot: contrastive pairs tune the sentence encoder, then a head), '
+            '"finetune" (the whole model, as transformers\' Trainer does), or "auto": SetFit when the '
+            "smallest class has fewer than 64 rows (single-label data).",
+        ),
+    ] = "auto",
+    setfit_iterations: Annotated[
+        int, typer.Option("--setfit-iterations", min=1, help="SetFit: positive and negative pairs per row.")
+    ] = 20,
 ) -> None:
     """Fine-tune a base on DATA and write a Hugging Face checkpoint with metrics and a model card to OUTPUT."""
     startup.resume_collector()  # training runs long: start-up time does not matter

@@ -26,6 +26,7 @@ from clearpipe.engine import loop
 from clearpipe.errors import InputError
 from clearpipe.forward import Recorded, forward_recorded
 from clearpipe.inputs import TextInput
+from clearpipe.pooled import is_pooled
 from clearpipe.postprocess import Activation, default_activation
 from clearpipe.preprocess import Encoded
 from clearpipe.tokens import Tokenized
@@ -276,7 +277,7 @@ def trace(clf: Traced, text: str, pair: str | None = None, attributions: bool = 
     if recordable:
         recorded = forward_recorded(model, encoded, clf.device)
         logits = recorded.logits
-        stage_model = _model_stage(recorded, rechecked, _ms(start))
+        stage_model = _model_stage(recorded, rechecked, _ms(start), is_pooled(model.config))
     else:
         logits = torch.from_numpy(checked.outputs)
         stage_model = _graph_stage(logits, rechecked, _ms(start))
@@ -390,7 +391,7 @@ def _token(encoding: Encoding, i: int, token_id: int, types: list[int] | None) -
     )
 
 
-def _model_stage(recorded: Recorded, rechecked: Recheck | None, time_ms: float) -> ModelStage:
+def _model_stage(recorded: Recorded, rechecked: Recheck | None, time_ms: float, mean: bool) -> ModelStage:
     hidden = recorded.hidden_states  # L+1 x (1, T, H)
     layers = []
     for i, states in enumerate(hidden[1:]):
@@ -403,7 +404,9 @@ def _model_stage(recorded: Recorded, rechecked: Recheck | None, time_ms: float) 
                 first_attends=None if weights is None else _first_attends(weights),
             )
         )
-    if recorded.pooled is not None:
+    if mean:  # a few-shot (SetFit) model: the unit-length mean of the last layer (`clearpipe.pooled`)
+        pooled_kind, pooled_shape = "mean_pooled", tuple(hidden[-1][:, 0].shape)
+    elif recorded.pooled is not None:
         pooled_kind, pooled_shape = "pooler", tuple(recorded.pooled.shape)
     else:
         pooled_kind, pooled_shape = "first_token", tuple(hidden[-1][:, 0].shape)

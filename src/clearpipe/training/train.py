@@ -42,7 +42,7 @@ from clearpipe.loading import (
     uses_token_type_ids,
 )
 from clearpipe.postprocess import Activation, activate
-from clearpipe.training import bases, distill, hidden, report
+from clearpipe.training import bases, distill, fewshot, hidden, report, setfit
 from clearpipe.training.calibration import Calibration, calibrate_split, write_calibration
 from clearpipe.training.data import DataOptions, Split, TrainingData, read_training_data
 from clearpipe.training.distill import Distillation
@@ -89,6 +89,8 @@ class TrainConfig:
     calibrate: bool = True  # fit a temperature on the validation split (single-label softmax models)
     distillation: Distillation | None = None  # learn from a teacher's scores too (`training.distill`)
     unlabeled: str | None = None  # a table of texts without labels, learnt from the teacher alone
+    method: str = "auto"  # "setfit", "finetune", or "auto": SetFit below `setfit.SETFIT_BELOW` rows per class
+    setfit_iterations: int = 20  # SetFit's positive and negative pairs per row
 
 
 @dataclass
@@ -200,6 +202,10 @@ def _train(config: TrainConfig, callbacks: list[TrainerCallback] | None) -> Trai
     data = read_training_data(config.data, config.validation, config.test, config.data_options)
     if main:
         report.print_data_report(data.report)
+    if setfit.uses_setfit(config.method, fewshot.training_rows(data).labels, data.labels.multi_label):
+        fewshot.check(config, data)
+        run = fewshot.train_few_shot(config, data, started, _bf16(config))
+        return TrainResult(output, run.steps, None, run.metrics, run.seconds)
     source = resolve_source(bases.resolve_base(config.base))
     set_seed(config.seed)  # the new classification head is drawn from the global generator
     tokenizer, model = _load_base(source, data)
@@ -395,9 +401,13 @@ def _class_weights(config: TrainConfig, data: TrainingData, main: bool) -> torch
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def _bf16(config: TrainConfig) -> bool:
+    return bf16_supported() if config.bf16 is None else config.bf16
+
+
 def _training_arguments(config: TrainConfig, output: Path, metric: str) -> TrainingArguments:
     cuda = torch.cuda.is_available()
-    bf16 = bf16_supported() if config.bf16 is None else config.bf16
+    bf16 = _bf16(config)
     return TrainingArguments(
         output_dir=str(output / CHECKPOINTS),
         num_train_epochs=config.epochs,

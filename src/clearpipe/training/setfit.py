@@ -1,0 +1,249 @@
+"""Few-shot training by the SetFit method (Tunstall et al., 2022, arXiv:2209.11055).
+
+With a handful of rows per class, fine-tuning a classification head end to end has too little to
+learn from. SetFit instead (1) fine-tunes the sentence encoder contrastively on pairs drawn from
+the labelled rows (same class: cosine 1, different classes: cosine 0; `iterations` pairs of each
+kind per row, one epoch, as SetFit's original sampler and `CosineSimilarityLoss` do), then
+(2) fits a logistic-regression head on the normalised mean-pooled embeddings. The result is saved
+as a `clearpipe.pooled` classifier, which every clearpipe command loads.
+
+The temperature: SetFit's head is fitted on rows the encoder was tuned on, so its confidence on
+those rows says nothing about new ones. Without a validation file, the whole method (encoder and
+head) is re-run on `folds` stratified folds and the temperature is fitted on the out-of-fold logits.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from clearpipe.engine import loop
+from clearpipe.engine.run import PooledRunner
+from clearpipe.errors import InputError
+from clearpipe.forward import mean_pool, model_inputs
+from clearpipe.loading import quiet_transformers, uses_token_type_ids
+from clearpipe.preprocess import Tokenized, collate, tokenize
+from clearpipe.training.data import Split
+
+SETFIT_BELOW = 64
+"""`--method auto` trains by SetFit when the smallest class has fewer rows than this."""
+
+METHODS = ("auto", "setfit", "finetune")
+
+
+@dataclass(frozen=True)
+class SetFitSettings:
+    """SetFit's published defaults, except `folds` (clearpipe's cross-validated temperature)."""
+
+    iterations: int = 20  # positive and negative pairs drawn per row
+    batch_size: int = 16  # pairs per optimizer step
+    learning_rate: float = 2e-5
+    warmup: float = 0.1
+    head_c: float = 1.0  # the logistic regression's inverse regularisation
+    folds: int = 3
+    bf16: bool = False  # autocast the encoder's forward (fp32 master weights)
+
+
+@dataclass
+class Tuned:
+    """A tuned encoder and its fitted head: `weight` (labels, hidden), `bias` (labels,)."""
+
+    encoder: PreTrainedModel
+    weight: np.ndarray
+    bias: np.ndarray
+    steps: int
+    loss: float
+
+
+def uses_setfit(method: str, labels: Sequence[object], multi_label: bool) -> bool:
+    """Whether `clearpipe train --method METHOD` trains this data by SetFit.
+
+    "auto" picks SetFit for single-label data whose smallest class has fewer than `SETFIT_BELOW`
+    rows; "setfit" refuses multi-label data (its pairs need one class per row).
+
+    >>> uses_setfit("auto", [0] * 8 + [1] * 8, multi_label=False)
+    True
+    """
+    if method not in METHODS:
+        raise InputError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "setfit" and multi_label:
+        raise InputError("--method setfit trains single-label data; multi-label data needs --method finetune")
+    if method != "auto":
+        return method == "setfit"
+    if multi_label:
+        return False
+    _, counts = np.unique(np.asarray(labels), return_counts=True)
+    return int(counts.min()) < SETFIT_BELOW
+
+
+def sample_pairs(labels: Sequence[int], iterations: int, rng: np.random.Generator) -> np.ndarray:
+    """SetFit's pairs: per iteration and row, one row of its class (target 1) and one of another
+    (target 0): an (n, 3) array of row, row, target. A class with one row pairs it with itself.
+
+    >>> sample_pairs([0, 0, 1], 1, np.random.default_rng(0)).shape
+    (6, 3)
+    """
+    y = np.asarray(labels)
+    by_class = {c: np.flatnonzero(y == c) for c in np.unique(y)}
+    others = {c: np.flatnonzero(y != c) for c in by_class}
+    pairs = []
+    for _ in range(iterations):
+        for i, c in enumerate(y):
+            pairs.append((i, rng.choice(by_class[c]), 1))
+            pairs.append((i, rng.choice(others[c]), 0))
+    pairs = np.asarray(pairs, dtype=np.int64)
+    return pairs[rng.permutation(len(pairs))]
+
+
+def load_encoder(source: str) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    """The base as a plain encoder (no head), in float32 for training.
+
+    >>> tokenizer, encoder = load_encoder("path/to/all-MiniLM-L6-v2")  # doctest: +SKIP
+    """
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    with quiet_transformers():
+        encoder = AutoModel.from_pretrained(source, dtype=torch.float32, add_pooling_layer=False)
+    return tokenizer, encoder
+
+
+def tune_encoder(
+    encoder: PreTrainedModel,
+    tokenized: Tokenized,
+    labels: Sequence[int],
+    pad_id: int,
+    settings: SetFitSettings,
+    seed: int,
+    bf16: bool = False,
+) -> tuple[int, float]:
+    """Step (1): one epoch of contrastive pairs, `CosineSimilarityLoss` (the squared error of the
+    pair's cosine against its target), fp32 master weights under bf16 autocast with `bf16`. Returns the optimizer steps and the last 10 steps' mean loss.
+
+    >>> tune_encoder(encoder, tokenized, [0, 0, 1, 1], 0, SetFitSettings(), seed=42)  # doctest: +SKIP
+    (10, 0.04)
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    torch.manual_seed(seed)
+    pairs = sample_pairs(labels, settings.iterations, np.random.default_rng(seed))
+    steps = math.ceil(len(pairs) / settings.batch_size)
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=settings.learning_rate)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(steps * settings.warmup), steps)
+    device = encoder.device
+    encoder.train()
+    losses = []
+    for start in range(0, len(pairs), settings.batch_size):
+        batch = pairs[start : start + settings.batch_size]  # (b, 3)
+        # Both sides of every pair in one forward: one GEMM twice as tall is faster on a CPU.
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            pooled = _pooled(
+                encoder, collate(tokenized, np.concatenate([batch[:, 0], batch[:, 1]]), pad_id), device
+            )
+        a, b = pooled.float().chunk(2)  # (b, H) each
+        target = torch.as_tensor(batch[:, 2], dtype=torch.float32, device=device)
+        loss = torch.nn.functional.mse_loss(torch.cosine_similarity(a, b), target)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    encoder.eval()
+    return steps, float(np.mean(losses[-10:]))
+
+
+def _pooled(encoder: PreTrainedModel, encoded, device: torch.device) -> torch.Tensor:
+    inputs = model_inputs(encoded, device)
+    states = encoder(**inputs).last_hidden_state  # (B, T, H)
+    return mean_pool(states, inputs["attention_mask"])
+
+
+def embed(encoder: PreTrainedModel, tokenized: Tokenized, pad_id: int, side: str) -> np.ndarray:
+    """Normalised mean-pooled embeddings (N, H) through the engine's loop, as the saved model
+    computes them.
+
+    >>> embed(encoder, tokenized, 0, "right").shape  # doctest: +SKIP
+    (32, 384)
+    """
+    runner = PooledRunner(encoder, encoder.device, (-1,), pad_id, side)
+    pooled = loop.run(tokenized, runner, loop.Budget(8192))
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+def fit_head(
+    x: np.ndarray, y: Sequence[int], num_labels: int, c: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step (2): scikit-learn's logistic regression on the embeddings, as one linear layer whose
+    softmax equals its `predict_proba`: weight (labels, hidden), bias (labels,). A binary model's
+    one weight row becomes two, [0, w], since softmax([0, z]) = sigmoid(z).
+
+    >>> w, b = fit_head(x, [0, 1, 1, 0], 2, 1.0, 42); w.shape  # doctest: +SKIP
+    (2, 384)
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y)
+    head = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x, y)
+    weight = np.zeros((num_labels, x.shape[1]))
+    bias = np.zeros(num_labels)
+    if len(head.classes_) == 2:
+        weight[head.classes_[1]], bias[head.classes_[1]] = head.coef_[0], head.intercept_[0]
+        weight[head.classes_[0]] = 0.0
+    else:
+        weight[head.classes_] = head.coef_
+        bias[head.classes_] = head.intercept_
+        # a class absent from these rows (a fold) never wins: its logit sits far below the rest
+        absent = np.setdiff1d(np.arange(num_labels), head.classes_)
+        bias[absent] = -1e4
+    return weight, bias
+
+
+def train_split(
+    source: str, split: Split, num_labels: int, max_length: int, settings: SetFitSettings, seed: int
+) -> Tuned:
+    """Both SetFit steps on one split, from the base at `source`.
+
+    >>> tuned = train_split("path/to/base", data.train, 4, 128, SetFitSettings(), 42)  # doctest: +SKIP
+    """
+    tokenizer, encoder = load_encoder(source)
+    pad_id, side = tokenizer.pad_token_id or 0, tokenizer.padding_side
+    use_types = uses_token_type_ids(encoder, tokenizer)
+    tokenized = tokenize(tokenizer, split.items, max_length, use_types)
+    steps, loss = tune_encoder(encoder, tokenized, split.labels, pad_id, settings, seed, settings.bf16)
+    x = embed(encoder, tokenized, pad_id, side)
+    weight, bias = fit_head(x, split.labels, num_labels, settings.head_c, seed)
+    return Tuned(encoder, weight, bias, steps, loss)
+
+
+def out_of_fold_logits(
+    source: str, split: Split, num_labels: int, max_length: int, settings: SetFitSettings, seed: int
+) -> np.ndarray:
+    """Each row's logits from a SetFit model trained without it (stratified folds): (N, labels).
+
+    >>> out_of_fold_logits("path/to/base", data.train, 4, 128, SetFitSettings(), 42).shape  # doctest: +SKIP
+    (32, 4)
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(split.labels)
+    folds = min(settings.folds, int(np.unique(y, return_counts=True)[1].min()))
+    if folds < 2:
+        raise InputError("a cross-validated temperature needs 2 rows or more in every class")
+    logits = np.zeros((len(y), num_labels))
+    cut = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for k, (kept, held) in enumerate(cut.split(np.zeros(len(y)), y)):
+        started = time.monotonic()
+        tuned = train_split(source, split.subset(kept, "fold"), num_labels, max_length, settings, seed + k)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        items = [split.items[i] for i in held]
+        tokenized = tokenize(tokenizer, items, max_length, uses_token_type_ids(tuned.encoder, tokenizer))
+        x = embed(tuned.encoder, tokenized, tokenizer.pad_token_id or 0, tokenizer.padding_side)
+        logits[held] = x @ tuned.weight.T + tuned.bias
+        print(
+            f"fold {k + 1}/{folds}: {len(held)} rows held out, {time.monotonic() - started:.0f} s", flush=True
+        )
+    return logits

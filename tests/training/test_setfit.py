@@ -1,0 +1,169 @@
+"""Few-shot training by SetFit (`training.setfit`, `training.fewshot`) and the model it saves
+(`clearpipe.pooled`): the saved folder computes what the card says, with transformers as the
+oracle, and every loader and command takes it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.linear_model import LogisticRegression
+from transformers import AutoModel, AutoTokenizer
+
+import clearpipe
+import clearpipe.lite
+from clearpipe import pooled
+from clearpipe.errors import InputError
+from clearpipe.training import setfit
+from clearpipe.training.train import TrainConfig, train
+
+POSITIVE = [
+    "great film",
+    "loved it",
+    "wonderful acting",
+    "a delight",
+    "superb story",
+    "so good",
+    "fantastic fun",
+    "beautiful work",
+    "brilliant and moving",
+    "charming",
+]
+NEGATIVE = [
+    "awful film",
+    "hated it",
+    "terrible acting",
+    "a bore",
+    "dreadful story",
+    "so bad",
+    "painful mess",
+    "ugly work",
+    "dull and flat",
+    "tedious",
+]
+
+
+def _table(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def few_shot(student_base, tmp_path_factory) -> Path:
+    """A SetFit model trained on 8 rows per class (a few pairs per row, to stay fast)."""
+    folder = tmp_path_factory.mktemp("few-shot")
+    data = _table(
+        folder / "train.csv",
+        [(t, "positive") for t in POSITIVE[:8]] + [(t, "negative") for t in NEGATIVE[:8]],
+    )
+    test = _table(
+        folder / "test.csv", [(t, "positive") for t in POSITIVE[8:]] + [(t, "negative") for t in NEGATIVE[8:]]
+    )
+    out = folder / "model"
+    train(
+        TrainConfig(
+            data=str(data), test=str(test), output=str(out), base=str(student_base), setfit_iterations=3
+        )
+    )
+    return out
+
+
+def _by_hand(folder: Path, texts: list[str]) -> np.ndarray:
+    """The card's four steps with plain transformers: encoder, mean over real tokens, unit length, head."""
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    encoder = AutoModel.from_pretrained(folder).eval()
+    head = __import__("safetensors.torch", fromlist=["load_file"]).load_file(
+        str(folder / "model.safetensors")
+    )
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = encoder(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    e = torch.nn.functional.normalize((states * mask).sum(1) / mask.sum(1), dim=-1)
+    return (e @ head["head.weight"].T + head["head.bias"]).numpy()
+
+
+def test_the_saved_folder_computes_what_its_card_says(few_shot):
+    texts = ["great film", "a long and tedious story about nothing much", ""]
+    clf = clearpipe.load(few_shot, dtype="float32")
+    np.testing.assert_allclose(clf.logits(clf.tokenize(texts)), _by_hand(few_shot, texts), atol=1e-5)
+    card = (few_shot / "README.md").read_text()
+    assert "normalize(mean(h_t))" in card and "head.weight" in card
+
+
+def test_training_writes_cross_validated_figures_and_a_temperature(few_shot):
+    metrics = json.loads((few_shot / "metrics.json").read_text())
+    assert set(metrics) >= {"cross_validation", "test", "calibration"}
+    assert metrics["cross_validation"]["rows"] == 16  # the 10% validation split is given back
+    assert "3-fold out-of-fold logits" in metrics["calibration"]["fitted_on"]
+    config = json.loads((few_shot / "config.json").read_text())
+    assert config[pooled.HEAD_KEY] == pooled.HEAD and "clearpipe_calibration" in config
+    assert json.loads((few_shot / "training_config.json").read_text())["resolved"]["method"] == "setfit"
+
+
+def test_a_pooled_model_runs_in_every_dtype_and_through_an_export(few_shot, tmp_path):
+    texts = ["great film", "hated it", "so so"]
+    reference = clearpipe.load(few_shot, dtype="float32").logits(clearpipe.load(few_shot).tokenize(texts))
+    for dtype in ("bfloat16", "int8"):
+        clf = clearpipe.load(few_shot, dtype=dtype)
+        assert clf.logits(clf.tokenize(texts)).shape == reference.shape
+    from clearpipe.onnx.export import export_onnx
+
+    export_onnx(str(few_shot), tmp_path / "onnx", texts=POSITIVE + NEGATIVE, check_name="test texts")
+    for loader in (clearpipe.load, clearpipe.lite.load):
+        exported = loader(tmp_path / "onnx")
+        np.testing.assert_allclose(exported.logits(exported.tokenize(texts)), reference, atol=1e-4)
+
+
+def test_fit_head_is_logistic_regressions_predict_proba():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 8))
+    for classes in (2, 3):
+        y = np.arange(40) % classes
+        w, b = setfit.fit_head(x, y, classes, 1.0, 0)
+        logits = x @ w.T + b
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        expected = LogisticRegression(max_iter=2000, random_state=0).fit(x, y).predict_proba(x)
+        np.testing.assert_allclose(probs, expected, atol=1e-6)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(0, 3), min_size=2, max_size=30).filter(lambda y: len(set(y)) > 1), st.integers(1, 3)
+)
+def test_pairs_are_one_positive_and_one_negative_per_row_and_iteration(labels, iterations):
+    pairs = setfit.sample_pairs(labels, iterations, np.random.default_rng(0))
+    y = np.asarray(labels)
+    assert len(pairs) == 2 * iterations * len(labels)
+    assert np.array_equal(pairs[:, 2], (y[pairs[:, 0]] == y[pairs[:, 1]]).astype(int))
+    assert np.array_equal(np.bincount(pairs[:, 0], minlength=len(y)), np.full(len(y), 2 * iterations))
+
+
+def test_auto_picks_setfit_below_the_documented_rows_per_class():
+    few = [0] * (setfit.SETFIT_BELOW - 1) + [1] * 500
+    assert setfit.uses_setfit("auto", few, multi_label=False)
+    assert not setfit.uses_setfit("auto", [0] * setfit.SETFIT_BELOW + [1] * setfit.SETFIT_BELOW, False)
+    assert not setfit.uses_setfit("auto", few, multi_label=True)
+    assert setfit.uses_setfit("setfit", [0] * 500 + [1] * 500, False)
+    with pytest.raises(InputError, match="multi-label"):
+        setfit.uses_setfit("setfit", few, multi_label=True)
+    with pytest.raises(InputError, match="--method"):
+        setfit.uses_setfit("fast", few, multi_label=False)
+
+
+def test_a_class_with_one_row_is_refused_naming_it(student_base, tmp_path):
+    data = _table(tmp_path / "t.csv", [(t, "positive") for t in POSITIVE[:8]] + [("awful", "negative")])
+    with pytest.raises(InputError, match="negative"):
+        train(
+            TrainConfig(data=str(data), output=str(tmp_path / "o"), base=str(student_base), method="setfit")
+        )
