@@ -167,3 +167,32 @@ def test_a_class_with_one_row_is_refused_naming_it(student_base, tmp_path):
         train(
             TrainConfig(data=str(data), output=str(tmp_path / "o"), base=str(student_base), method="setfit")
         )
+
+
+@pytest.mark.slow
+def test_every_command_serves_a_few_shot_folder(few_shot, tmp_path):
+    """The CLI, as a user runs it, on the SetFit folder: classify, evaluate, calibrate, trace,
+    export with its guard, --lite on the export, and predict on Ray."""
+    from cli.helpers import run
+
+    test = _table(
+        tmp_path / "test.csv", [(t, "positive") for t in POSITIVE] + [(t, "negative") for t in NEGATIVE]
+    )
+    expected = clearpipe.load(few_shot)(["great film", "hated it"])
+    shown = run("classify", "--model", few_shot, "--json", "great film", "hated it")
+    assert shown.returncode == 0, shown.stderr
+    assert [json.loads(line)["label"] for line in shown.stdout.splitlines()] == [e["label"] for e in expected]
+    assert run("evaluate", few_shot, test).returncode == 0
+    assert run("calibrate", few_shot, test, "-o", tmp_path / "calibrated").returncode == 0
+    traced = run("trace", "--model", few_shot, "great film", "--json")
+    assert traced.returncode == 0, traced.stderr
+    stages = {stage["name"]: stage for stage in json.loads(traced.stdout)["stages"]}
+    assert stages["model"]["pooled"]["kind"] == "mean_pooled"
+    exported = run("export", few_shot, "-o", tmp_path / "onnx", "--check", test)
+    assert exported.returncode == 0, exported.stderr
+    lite = run("classify", "--model", tmp_path / "onnx", "--lite", "--json", "great film", "hated it")
+    assert [json.loads(line)["label"] for line in lite.stdout.splitlines()] == [e["label"] for e in expected]
+    out = tmp_path / "out.csv"
+    ray = run("predict", test, "-m", few_shot, "-o", out, "--engine", "ray", timeout=300)
+    assert ray.returncode == 0, ray.stderr
+    assert len(out.read_text().splitlines()) == len(POSITIVE) + len(NEGATIVE) + 1

@@ -2,8 +2,9 @@
 clearpipe command serves, calibrated, scored and described like a fine-tuned one.
 
 The validation rows `clearpipe train` would split off are too precious to hold out when a class
-has 8 rows, so without a `--validation` file SetFit trains on every row and the temperature and the
-reported figures come from cross-validation (`setfit.out_of_fold_logits`).
+has 8 rows, so without a `--validation` file and below `CROSS_VALIDATE_BELOW` rows in a class,
+SetFit trains on every row and the temperature and the reported figures come from
+cross-validation (`setfit.out_of_fold_logits`); with more, the usual 10% split is held out.
 """
 
 from __future__ import annotations
@@ -44,9 +45,27 @@ def check(config, data: TrainingData) -> None:
         )
 
 
-def training_rows(data: TrainingData) -> Split:
-    """Every labelled row SetFit may learn from: the validation rows split off are given back."""
+CROSS_VALIDATE_BELOW = 32
+"""Without a `--validation` file, a class with fewer rows than this leaves too few to hold out
+(a 10% split keeps 3): every row is trained on and the temperature is cross-validated."""
+
+
+def cross_validates(data: TrainingData) -> bool:
+    """Whether the validation rows split off go back into training (see `CROSS_VALIDATE_BELOW`)."""
     if not data.report.validation_from_split:
+        return False
+    counts = np.bincount(np.asarray(data.train.labels + data.validation.labels))
+    return int(counts[counts > 0].min()) < CROSS_VALIDATE_BELOW
+
+
+def training_rows(data: TrainingData) -> Split:
+    """Every labelled row SetFit learns from: the validation rows split off are given back when
+    the temperature is cross-validated.
+
+    >>> len(training_rows(data)) == len(data.train) + len(data.validation)  # doctest: +SKIP
+    True
+    """
+    if not cross_validates(data):
         return data.train
     train, held = data.train, data.validation
     return Split(
@@ -126,7 +145,7 @@ def _calibrate_and_score(
     output = Path(config.output)
     calibration = None
     evaluations: dict[str, Evaluation] = {}
-    held_out = not data.report.validation_from_split
+    held_out = not cross_validates(data)
     if held_out and config.calibrate:
         raw = clearpipe.load(str(output), device="auto", calibrated=False)
         try:

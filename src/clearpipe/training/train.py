@@ -202,7 +202,8 @@ def _train(config: TrainConfig, callbacks: list[TrainerCallback] | None) -> Trai
     data = read_training_data(config.data, config.validation, config.test, config.data_options)
     if main:
         report.print_data_report(data.report)
-    if setfit.uses_setfit(config.method, fewshot.training_rows(data).labels, data.labels.multi_label):
+    given = data.train.labels + (data.validation.labels if data.report.validation_from_split else [])
+    if setfit.uses_setfit(config.method, given, data.labels.multi_label):
         fewshot.check(config, data)
         run = fewshot.train_few_shot(config, data, started, _bf16(config))
         return TrainResult(output, run.steps, None, run.metrics, run.seconds)
