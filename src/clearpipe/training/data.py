@@ -116,13 +116,17 @@ class DataReport:
 
     @property
     def few_rows(self) -> dict[str, int]:
-        """The classes with fewer than `FEW_ROWS` training rows, and their counts (a warning).
+        """The classes with fewer than `FEW_ROWS` labelled rows in the training file (the 10% split
+        off for validation counted too: few-shot training gives it back), and their counts (a warning).
 
         >>> report.few_rows  # doctest: +SKIP
         {'Sci/Tech': 3}
         """
-        train = next((s for s in self.splits if s.name == "train"), None)
-        counts = {} if train is None else train.label_counts
+        names = ("train", "validation") if self.validation_from_split else ("train",)
+        counts: dict[str, int] = {}
+        for split in (s for s in self.splits if s.name in names):
+            for name, n in split.label_counts.items():
+                counts[name] = counts.get(name, 0) + n
         return {name: n for name, n in counts.items() if n < FEW_ROWS}
 
     def to_dict(self) -> dict:
@@ -164,7 +168,7 @@ class DataReport:
         if self.few_rows:
             few = ", ".join(f"{name} ({n})" for name, n in self.few_rows.items())
             found.append(
-                f"classes with fewer than {FEW_ROWS} training rows: {few}; their scores will be unreliable, "
+                f"classes with fewer than {FEW_ROWS} labelled rows: {few}; their scores will be unreliable, "
                 "add rows, or try zero-shot (`clearpipe predict --labels`)"
             )
         return found
