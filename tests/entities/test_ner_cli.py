@@ -62,9 +62,6 @@ def test_flags_that_mean_nothing_to_ner_are_refused(ner_bert, tiny_bert, tmp_pat
     )
 
 
-def test_trace_and_export_refuse_ner_models_in_one_line(ner_bert, tmp_path):
-    assert_user_error(run("trace", "the film", "--model", ner_bert), "does not support token-classification")
-    assert_user_error(
-        run("export", ner_bert, "--output", tmp_path / "onnx"),
-        "does not export token-classification",
-    )
+def test_trace_refuses_a_pair_for_ner_in_one_line(ner_bert):
+    # trace and export run NER models (tests/entities/test_ner_trace.py, test_ner_export.py)
+    assert_user_error(run("trace", "the film", "--model", ner_bert, "--pair", "x"), "pair")

@@ -59,3 +59,16 @@ def test_sequence_options_and_pairs_are_refused(ner_url, body, message):
     response = httpx.post(f"{ner_url}/classify", json=body, timeout=30)
     assert response.status_code == 422
     assert message in response.json()["error"]
+
+
+def test_explain_answers_the_token_trace(ner_bert, ner_url):
+    import jsonschema
+
+    from clearpipe.trace.record import json_schema
+
+    answer = httpx.post(f"{ner_url}/explain", json={"text": TEXTS[0]}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    jsonschema.Draft202012Validator(json_schema()).validate(data)
+    assert data["task"] == "token-classification"
+    assert data["entities"] == clearpipe.load(ner_bert, dtype="float32")(TEXTS[0])

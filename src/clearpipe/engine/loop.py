@@ -143,6 +143,20 @@ def run_tokens(
     return out
 
 
+def tokens_first(per_token: np.ndarray, lengths: Sequence[int], padding_side: str) -> np.ndarray:
+    """A padded batch's per-token outputs (B, T, width) with each row's tokens first, as
+    `run_tokens` reads them: left padding moved to the end (in place; right padding is as is).
+
+    >>> tokens_first(np.arange(3.0).reshape(1, 3, 1), [2], "left")[0, :2, 0].tolist()
+    [1.0, 2.0]
+    """
+    if padding_side == "left":
+        width = per_token.shape[1]
+        for j, length in enumerate(lengths):
+            per_token[j, :length] = per_token[j, width - length :].copy()
+    return per_token
+
+
 def _batches(tokenized: Tokenized, budget: Budget, picked: list[int]) -> list[list[int]]:
     """Positions in `picked`, in token-budget batches of length-sorted rows."""
     lengths = [len(tokenized.input_ids[row]) for row in picked]

@@ -127,11 +127,7 @@ class TokenRunner:
         """Logits (rows, tokens, num_labels) for these rows, left padding moved to the end."""
         encoded = collate(tokenized, rows, self.pad_id, self.padding_side)
         logits = forward_stage(self.model, encoded, self.device).numpy()
-        if self.padding_side == "left":  # the loop reads row i's tokens at [i, :length]
-            width = logits.shape[1]
-            for j, length in enumerate(encoded.lengths):
-                logits[j, :length] = logits[j, width - length :].copy()
-        return logits
+        return loop.tokens_first(logits, encoded.lengths, self.padding_side)
 
 
 def runner_of(model: object, device: torch.device, pad_id: int, side: str) -> Runner | GraphRunner:

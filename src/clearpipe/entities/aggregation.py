@@ -13,7 +13,8 @@ arithmetic (the parity tests compare them on tiny checkpoints):
   "Paris," is "Paris" and ","); `word` is then the text itself, `text[start:end]`.
 
 Grouped results are `{"entity_group", "score", "word", "start", "end"}`; labels in `ignore_labels`
-(default "O") are dropped after grouping.
+(default "O") are dropped after grouping. `aggregate` also says which tokens made each word and
+entity (`Aggregated`), for `clearpipe trace`. Torch-free: `clearpipe.lite` runs the same stage 3.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clearpipe.entities.windows import Spans
+from clearpipe.entities.spans import Spans
 from clearpipe.errors import InputError
 
 STRATEGIES = ("none", "simple", "first", "average", "max", "word")
@@ -93,8 +94,9 @@ class _Piece:
 
 
 @dataclass(frozen=True)
-class _Tagged:
-    """A token or word with its best label, before grouping."""
+class Tagged:
+    """A token ("none", "simple") or a word (the word strategies) with its best label, before
+    grouping: `tokens` are the indices of the tokens it is made of, `index` a lone token's."""
 
     label: str
     score: float
@@ -102,6 +104,20 @@ class _Tagged:
     start: int
     end: int
     index: int | None
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Aggregated:
+    """Stage 3 for one input, step by step: the probabilities (tokens, labels), the tagged tokens
+    or words (`units`), and the entities kept after `ignore_labels` with the token indices each
+    was grouped from (`members`, parallel to `entities`)."""
+
+    strategy: str
+    scores: np.ndarray
+    units: list[Tagged]
+    entities: list[Entity]
+    members: list[tuple[int, ...]]
 
 
 def check_strategy(strategy: str) -> str:
@@ -135,18 +151,32 @@ def entities(
     >>> entities(spans, softmax(logits), how, "simple", ["O"])  # doctest: +SKIP
     [Entity(label='PER', score=0.98, word='ada lovelace', start=0, end=12)]
     """
+    return aggregate(spans, scores, how, strategy, ignore_labels).entities
+
+
+def aggregate(
+    spans: Spans, scores: np.ndarray, how: Aggregation, strategy: str, ignore_labels: Sequence[str]
+) -> Aggregated:
+    """`entities`, keeping each step: which tokens made each word and each entity.
+
+    >>> aggregate(spans, softmax(logits), how, "word", ["O"]).members  # doctest: +SKIP
+    [(1, 2, 3)]
+    """
     pieces = _pieces(spans, scores, how, strategy)
     if strategy in ("none", "simple"):
         tagged = [_best(piece, how.labels) for piece in pieces]
     else:
         tagged = [_word(group, how, strategy, spans.text) for group in _words(pieces)]
     found = (
-        [Entity(t.label, t.score, t.word, t.start, t.end, t.index) for t in tagged]
+        [(Entity(t.label, t.score, t.word, t.start, t.end, t.index), t.tokens) for t in tagged]
         if strategy == "none"
         else _group(tagged, how.decode, spans.text if strategy == "word" else None)
     )
     ignored = set(ignore_labels)
-    return [entity for entity in found if entity.label not in ignored]
+    kept = [(entity, tokens) for entity, tokens in found if entity.label not in ignored]
+    return Aggregated(
+        strategy, scores, tagged, [entity for entity, _ in kept], [tokens for _, tokens in kept]
+    )
 
 
 def _pieces(spans: Spans, scores: np.ndarray, how: Aggregation, strategy: str) -> list[_Piece]:
@@ -173,9 +203,17 @@ def _pieces(spans: Spans, scores: np.ndarray, how: Aggregation, strategy: str) -
     return out
 
 
-def _best(piece: _Piece, labels: Sequence[str]) -> _Tagged:
+def _best(piece: _Piece, labels: Sequence[str]) -> Tagged:
     best = int(piece.scores.argmax())
-    return _Tagged(labels[best], float(piece.scores[best]), piece.word, piece.start, piece.end, piece.index)
+    return Tagged(
+        labels[best],
+        float(piece.scores[best]),
+        piece.word,
+        piece.start,
+        piece.end,
+        piece.index,
+        (piece.index,),
+    )
 
 
 def _words(pieces: list[_Piece]) -> list[list[_Piece]]:
@@ -189,7 +227,7 @@ def _words(pieces: list[_Piece]) -> list[list[_Piece]]:
     return groups
 
 
-def _word(group: list[_Piece], how: Aggregation, strategy: str, text: str) -> _Tagged:
+def _word(group: list[_Piece], how: Aggregation, strategy: str, text: str) -> Tagged:
     """One word's label: its first token's ("first", "word"), its most confident token's ("max"),
     or the best of its averaged probabilities ("average")."""
     if strategy == "average":
@@ -201,7 +239,8 @@ def _word(group: list[_Piece], how: Aggregation, strategy: str, text: str) -> _T
     best = int(scores.argmax())
     start, end = group[0].start, group[-1].end
     word = text[start:end] if strategy == "word" else how.decode([piece.word for piece in group])
-    return _Tagged(how.labels[best], float(scores[best]), word, start, end, None)
+    tokens = tuple(piece.index for piece in group)
+    return Tagged(how.labels[best], float(scores[best]), word, start, end, None, tokens)
 
 
 def _tag(label: str) -> tuple[str, str]:
@@ -211,10 +250,10 @@ def _tag(label: str) -> tuple[str, str]:
     return "I", label
 
 
-def _group(tagged: list[_Tagged], decode: Decode, text: str | None) -> list[Entity]:
-    """Adjacent tokens or words of one type as one entity; a B- label starts a new one
-    (transformers' `group_entities`). With `text`, an entity's word is the text it spans."""
-    groups: list[list[_Tagged]] = []
+def _group(tagged: list[Tagged], decode: Decode, text: str | None) -> list[tuple[Entity, tuple[int, ...]]]:
+    """Adjacent tokens or words of one type as one entity, with its tokens; a B- label starts a
+    new one (transformers' `group_entities`). With `text`, an entity's word is the text it spans."""
+    groups: list[list[Tagged]] = []
     for item in tagged:
         bi, kind = _tag(item.label)
         if groups and bi != "B" and kind == _tag(groups[-1][-1].label)[1]:
@@ -227,5 +266,6 @@ def _group(tagged: list[_Tagged], decode: Decode, text: str | None) -> list[Enti
         word = text[start:end] if text is not None else decode([item.word for item in group])
         score = float(np.mean(np.nanmean([item.score for item in group])))
         # transformers names a group after its first label's text past the first "-"
-        out.append(Entity(group[0].label.split("-", 1)[-1], score, word, start, end))
+        tokens = tuple(token for item in group for token in item.tokens)
+        out.append((Entity(group[0].label.split("-", 1)[-1], score, word, start, end), tokens))
     return out

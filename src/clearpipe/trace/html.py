@@ -1,4 +1,5 @@
-"""A `Trace` as one self-contained HTML page: the five stages, coloured tokens, per-layer chart.
+"""A `Trace` as one self-contained HTML page: the five stages, coloured tokens, per-layer chart
+(a token classifier's `TokenTrace`: the sections of `tokens_html`).
 
 Everything is inline (CSS, SVG); the page carries a Content-Security-Policy that forbids any
 network request, so it opens the same offline, from an e-mail, or years later.
@@ -12,8 +13,10 @@ from html import escape
 from pathlib import Path
 
 from clearpipe.errors import InputError
+from clearpipe.trace import tokens_html
 from clearpipe.trace.record import SCHEMA_VERSION, Trace, temperature_text
 from clearpipe.trace.terminal import attribution_scale, recheck_line, shade
+from clearpipe.trace.tokens import TokenTrace
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'"
 _STYLE = """
@@ -30,14 +33,26 @@ th { border-bottom: 1px solid #ccc; } .num { text-align: right; font-variant-num
 """
 
 
-def to_html(trace: Trace) -> str:
-    """The trace as a complete HTML document (a string), with no external resources.
+def to_html(trace: Trace | TokenTrace) -> str:
+    """The trace (a sequence or a token classifier's) as a complete HTML document (a string),
+    with no external resources.
 
     >>> page = to_html(clf.trace("a good film"))  # doctest: +SKIP
     >>> "<svg" in page  # doctest: +SKIP
     True
     """
-    title = f"clearpipe trace: {trace.prediction.label}"
+    if isinstance(trace, TokenTrace):
+        title, body = tokens_html.title(trace), tokens_html.sections(trace)
+    else:
+        title = f"clearpipe trace: {trace.prediction.label}"
+        body = [
+            _input(trace),
+            _tokenizer(trace),
+            _model(trace),
+            _activation(trace),
+            _prediction(trace),
+            _attributions(trace),
+        ]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -45,18 +60,13 @@ def to_html(trace: Trace) -> str:
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">model {escape(trace.model_source)} · trace schema v{SCHEMA_VERSION}</p>',
-        _input(trace),
-        _tokenizer(trace),
-        _model(trace),
-        _activation(trace),
-        _prediction(trace),
-        _attributions(trace),
+        *body,
         "</body></html>",
     ]
     return "\n".join(parts)
 
 
-def write_html(trace: Trace, path: str | os.PathLike[str]) -> Path:
+def write_html(trace: Trace | TokenTrace, path: str | os.PathLike[str]) -> Path:
     """Write `to_html(trace)` to `path` atomically: a failed write leaves any old file as it was."""
     target = Path(path)
     if not target.parent.is_dir():

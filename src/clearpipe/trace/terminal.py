@@ -10,7 +10,9 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from clearpipe.trace import tokens_terminal
 from clearpipe.trace.record import Recheck, Token, Trace, temperature_text
+from clearpipe.trace.tokens import TokenTrace
 
 Rgb = tuple[int, int, int]
 
@@ -34,11 +36,15 @@ def attribution_scale(trace: Trace) -> float:
     return max(scores, default=0.0)
 
 
-def render(trace: Trace, console: Console | None = None, words: bool = False) -> None:
-    """Print `trace` to the terminal; `words=True` lists attributions per word, not per token.
+def render(trace: Trace | TokenTrace, console: Console | None = None, words: bool = False) -> None:
+    """Print `trace` to the terminal; `words=True` lists attributions per word, not per token (a
+    token classifier's trace is `tokens_terminal`'s view).
 
     >>> render(clf.trace("a good film"))  # doctest: +SKIP
     """
+    if isinstance(trace, TokenTrace):
+        tokens_terminal.render(trace, console)
+        return
     console = console or Console(soft_wrap=False)
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", no_wrap=True)
