@@ -17,8 +17,9 @@ STYLES = ("bold cyan", "bold magenta", "bold green", "bold yellow", "bold blue",
 
 
 def is_entities(clf: object) -> bool:
-    """Whether a loaded classifier finds entities (a `clearpipe.entities.TokenClassifier`)."""
-    return type(clf).__name__ == "TokenClassifier"
+    """Whether a loaded classifier finds entities (a `clearpipe.entities.TokenClassifier`, or with
+    `--lite` a `clearpipe.lite.entities.LiteTokenClassifier`): its `task` says so."""
+    return getattr(clf, "task", None) == "token-classification"
 
 
 def refuse(**given: bool) -> None:

@@ -10,7 +10,6 @@ windows, traces) answers with a one-line `InputError` naming why.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,11 +20,19 @@ import numpy as np
 from clearpipe.contract import answer
 from clearpipe.engine import loop
 from clearpipe.engine.batching import DEFAULT_MAX_TOKENS
-from clearpipe.engine.exported import EXPORT_INFO, ONNX_FILE, OPENVINO_FILE, export_kind
+from clearpipe.engine.exported import EXPORT_INFO, export_kind
 from clearpipe.engine.graphs import GraphRunner, export_referee, open_graph
 from clearpipe.engine.loop import Referee
-from clearpipe.errors import CheckpointError, InputError
-from clearpipe.inputs import TextInput, cut, longest_input
+from clearpipe.errors import InputError
+from clearpipe.inputs import TextInput, cut
+from clearpipe.lite.folder import (
+    graph_file_of,
+    is_token_export,
+    read_json,
+    read_labels,
+    read_max_length,
+    read_tokenizer,
+)
 from clearpipe.postprocess import (
     BEST,
     Activation,
@@ -42,6 +49,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from tokenizers import Encoding, Tokenizer
+
+    from clearpipe.lite.entities import LiteTokenClassifier
 
 
 _NO_CHUNK = (
@@ -227,8 +236,9 @@ def load(
     calibrated: bool = True,
     referee: bool = True,
     min_score: float | None = None,
-) -> LiteClassifier:
-    """Load a folder written by `clearpipe export` (either format) to run without torch.
+) -> LiteClassifier | LiteTokenClassifier:
+    """Load a folder written by `clearpipe export` (either format) to run without torch; one
+    exported from a token classifier (named entities) as a `lite.entities.LiteTokenClassifier`.
 
     `threads` (None: one per physical core), `dtype` ("auto", "float32" or "bfloat16": OpenVINO's
     precision for float layers), `max_length` (tokens; default: the export's), `max_tokens`
@@ -244,21 +254,24 @@ def load(
     if batch_size is not None and batch_size < 1:  # before any graph compiles
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     folder = Path(folder)
-    graph_file = next((folder / f for f in (OPENVINO_FILE, ONNX_FILE) if (folder / f).is_file()), None)
-    if graph_file is None:
-        raise CheckpointError(
-            f"{folder} is not a folder written by `clearpipe export` (no {OPENVINO_FILE} or {ONNX_FILE}); "
-            "clearpipe.lite runs exports only, clearpipe.load runs checkpoints"
-        )
-    info = _read_json(folder / EXPORT_INFO, required=False)
-    config = SimpleNamespace(**_read_json(folder / "config.json"))
-    labels = _labels(config, folder)
-    limit = _max_length(folder, config, info)
+    graph_file = graph_file_of(folder)
+    info = read_json(folder / EXPORT_INFO, required=False)
+    config = SimpleNamespace(**read_json(folder / "config.json"))
+    if is_token_export(config):  # named entities: `clearpipe.lite.entities`
+        from clearpipe.lite.entities import load_entities
+
+        if min_score is not None:
+            raise InputError("min_score applies to sequence classifiers, not to token classifiers")
+        return load_entities(folder, graph_file, config, threads, dtype, max_length, max_tokens, batch_size)
+    labels = read_labels(config, folder)
+    limit = read_max_length(folder, config, info)
     if max_length is not None and not 2 <= max_length <= limit:
         raise InputError(
             f"max_length must be between 2 and the export's limit of {limit} tokens, got {max_length}"
         )
-    tokenizer, pad_id, side = _tokenizer(folder, max_length or limit, config)
+    tokenizer, pad_id, side = read_tokenizer(folder, config)
+    # longest-first for pairs, as transformers' truncation=True
+    tokenizer.enable_truncation(max_length or limit)
     runner = GraphRunner(open_graph(graph_file, threads, dtype), len(labels), pad_id, side)
     scoring = Scoring.of(config, labels, calibrated=calibrated, min_score=min_score)
     sigmoid = scoring.activation is Activation.SIGMOID
@@ -266,59 +279,3 @@ def load(
     budget = max_tokens or DEFAULT_MAX_TOKENS["cpu"]
     settings = LiteSettings(scoring, f"lite {export_kind(str(folder))}", budget, batch_size)
     return LiteClassifier(tokenizer, runner, config, settings, max_length or limit, judge, str(folder))
-
-
-def _read_json(path: Path, required: bool = True) -> dict:
-    if not path.is_file():
-        if required:
-            raise CheckpointError(f"{path} is missing: an export folder holds the checkpoint's config.json")
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path} is not valid JSON: {error}") from None
-
-
-def _labels(config: SimpleNamespace, folder: Path) -> list[str]:
-    # transformers leaves its default names (LABEL_0, ...) out of config.json and rebuilds them
-    # from num_labels (2 when absent); read the file the same way.
-    id2label = getattr(config, "id2label", None) or {
-        str(i): f"LABEL_{i}" for i in range(getattr(config, "num_labels", 2))
-    }
-    try:
-        labels = [str(id2label[key]) for key in sorted(id2label, key=int)]
-    except (ValueError, TypeError):
-        keys = list(id2label)[:5]
-        raise CheckpointError(f"{folder}/config.json: id2label keys must be label ids, got {keys}") from None
-    config.num_labels = len(labels)
-    config.problem_type = getattr(config, "problem_type", None)
-    return labels
-
-
-def _max_length(folder: Path, config: SimpleNamespace, info: dict) -> int:
-    if info.get("max_length"):  # exports since 2026-12-06 record the length they were traced for
-        return int(info["max_length"])
-    saved = _read_json(folder / "tokenizer_config.json", required=False).get("model_max_length")
-    positions = getattr(config, "max_position_embeddings", None)
-    return longest_input(
-        getattr(config, "model_type", None), positions, saved if isinstance(saved, int | float) else None
-    )
-
-
-def _tokenizer(folder: Path, max_length: int, config: SimpleNamespace) -> tuple[Tokenizer, int, str]:
-    from tokenizers import Tokenizer
-
-    path = folder / "tokenizer.json"
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing: clearpipe.lite needs a fast tokenizer's tokenizer.json")
-    tokenizer = Tokenizer.from_file(str(path))
-    tokenizer.no_padding()  # batches are padded here, each to its own longest row
-    tokenizer.enable_truncation(max_length)  # longest-first for pairs, as transformers' truncation=True
-    saved = _read_json(folder / "tokenizer_config.json", required=False)
-    pad_token = saved.get("pad_token")
-    pad_id = tokenizer.token_to_id(pad_token) if isinstance(pad_token, str) else None
-    if pad_id is None:
-        pad_id = getattr(config, "pad_token_id", None) or 0
-    # transformers pads on the side tokenizer_config.json names, right by default; so does lite.
-    side = "left" if saved.get("padding_side") == "left" else "right"
-    return tokenizer, int(pad_id), side

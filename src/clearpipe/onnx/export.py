@@ -5,6 +5,11 @@ with the fp32 PyTorch model on validation texts (the user's file or a built-in s
 model's kind). Only an export that keeps at least `threshold` label agreement is moved to
 `OUTPUT`; a worse one is deleted and the command fails, naming the agreement it reached.
 `--format openvino` converts the same ONNX graph to OpenVINO IR (`clearpipe.onnx.to_openvino`).
+
+A token-classification (NER) checkpoint exports its per-token logits graph, (batch, tokens,
+labels); its guard counts tokens whose best label is fp32's (`agreement.compare_tokens`, with the
+share of texts whose entities are identical beside it). Static int8 OpenVINO is refused for it: the
+close-call referee judges one label per row.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from clearpipe.engine import first_token, linears
@@ -29,7 +35,15 @@ from clearpipe.entities import TokenClassifier
 from clearpipe.errors import InputError
 from clearpipe.forward import FIRST_TOKEN_KWARG
 from clearpipe.onnx import to_openvino
-from clearpipe.onnx.agreement import DEFAULT_THRESHOLD, AccuracyError, Agreement, compare, require
+from clearpipe.onnx.agreement import (
+    DEFAULT_THRESHOLD,
+    AccuracyError,
+    Agreement,
+    compare,
+    compare_tokens,
+    require,
+)
+from clearpipe.preprocess import Encoded, collate
 
 FORMATS = ("onnx", "openvino")
 QUANTIZATIONS = ("int8", "int8-dynamic")  # int8-dynamic: OpenVINO only (ONNX Runtime's int8 is dynamic)
@@ -101,10 +115,11 @@ def export_onnx(
     if output.exists() and any(output.iterdir()):
         raise InputError(f"{output} already exists and is not empty; choose a new --output folder")
     reference = load(model, dtype="float32", device="cpu", max_length=max_length)
-    if isinstance(reference, TokenClassifier):  # the graph runners read one vector per row
+    if isinstance(reference, TokenClassifier) and format == "openvino" and quantize == "int8":
         raise InputError(
-            f"{model}: clearpipe export does not export token-classification (NER) models yet; "
-            "run the checkpoint itself with clearpipe.load or --model"
+            f"{model}: --format openvino --quantize int8 is for sequence classifiers (its float "
+            "referee re-runs one label per row); for a token-classification (NER) model use "
+            "--format onnx --quantize int8, or --quantize int8-dynamic"
         )
     linears.restore(reference.model)  # the exporter traces plain nn.Linear, not oneDNN's packed kernels
     partial = output.with_name(output.name + ".partial")
@@ -195,16 +210,50 @@ def check_export(
     if not texts:
         raise InputError("the accuracy check needs at least one text")
     candidate = load(str(exported), device="cpu", max_length=max_length)
-    agreement = compare(reference.predict_items(list(texts)), candidate.predict_items(list(texts)))
+    if isinstance(reference, TokenClassifier):
+        agreement = _token_agreement(reference, candidate, list(texts))
+    else:
+        agreement = compare(reference.predict_items(list(texts)), candidate.predict_items(list(texts)))
     require(agreement, threshold, f"the export to {name or exported}")
     return agreement
+
+
+def _token_agreement(reference: TokenClassifier, candidate: TokenClassifier, texts: list[str]) -> Agreement:
+    """Token for token (special tokens aside), the best labels of the export against fp32's, and
+    per text whether the entities are the same (type, word, offsets; scores aside)."""
+    ours, theirs = reference.scores(texts), candidate.scores(texts)
+    keep = [~np.asarray(spans.special, dtype=bool) for spans in ours.spans]
+    same = [
+        [_key(e) for e in reference.postprocess(spans, a)]
+        == [_key(e) for e in candidate.postprocess(spans, b)]
+        for spans, a, b in zip(ours.spans, ours.logits, theirs.logits, strict=True)
+    ]
+    return compare_tokens(
+        [reference.probabilities(a)[k] for a, k in zip(ours.logits, keep, strict=True)],
+        [candidate.probabilities(b)[k] for b, k in zip(theirs.logits, keep, strict=True)],
+        same,
+    )
+
+
+def _key(entity) -> tuple[str, str, int, int]:
+    return entity.label, entity.word, entity.start, entity.end
+
+
+def _example(reference) -> Encoded:
+    """Two padded rows to trace the graph with, tokenized by the model's own stage 1."""
+    texts = ["an example text to trace", "and a shorter one"]
+    if not isinstance(reference, TokenClassifier):
+        return reference.preprocess(texts)
+    tokenizer = reference.tokenizer
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return collate(reference.tokenize(texts).tokenized, [0, 1], pad_id, tokenizer.padding_side)
 
 
 def _write_onnx(reference, path: Path) -> None:
     use_types = reference.settings.use_token_type_ids
     wrapped = _LogitsOnly(reference.model, use_types).eval()
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] * use_types)
-    example = reference.preprocess(["an example text to trace", "and a shorter one"])
+    example = _example(reference)
     args = (example.input_ids, example.attention_mask) + ((example.token_type_ids,) if use_types else ())
     batch = torch.export.Dim("batch")
     seq = torch.export.Dim("sequence", max=reference.max_length)

@@ -21,8 +21,9 @@ SEQUENCE_FIELDS = ("top_k", "function_to_apply", "long_text", "min_score")
 
 
 def finds_entities(classifier: object) -> bool:
-    """Whether the served classifier is a `clearpipe.entities.TokenClassifier`."""
-    return type(classifier).__name__ == "TokenClassifier"
+    """Whether the served classifier finds entities (`clearpipe.entities.TokenClassifier`, or with
+    `--lite` a `clearpipe.lite.entities.LiteTokenClassifier`): its `task` says so."""
+    return getattr(classifier, "task", None) == "token-classification"
 
 
 async def classify_entities(
