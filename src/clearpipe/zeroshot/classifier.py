@@ -222,7 +222,8 @@ class ZeroShotClassifier(_Calls):
         prompts = self.label_embeddings(labels, template)  # (L, H), unit rows
         assert prompts is not None
         similarities = normalize(outputs) @ prompts.T  # (N, L) cosines
-        return self.scoring.probabilities(similarities, multi_label)
+        described = any(label.description for label in labels)
+        return self.scoring.probabilities(similarities, multi_label, described)
 
     def __repr__(self) -> str:
         return f"ZeroShotClassifier(encoder={self.source!r}, template={self.template!r}, {self.scoring})"
