@@ -196,3 +196,16 @@ def test_every_command_serves_a_few_shot_folder(few_shot, tmp_path):
     ray = run("predict", test, "-m", few_shot, "-o", out, "--engine", "ray", timeout=300)
     assert ray.returncode == 0, ray.stderr
     assert len(out.read_text().splitlines()) == len(POSITIVE) + len(NEGATIVE) + 1
+
+
+def test_a_head_from_label_names_starts_at_zero_shot_and_learns_from_rows():
+    rng = np.random.default_rng(0)
+    prompts = rng.normal(size=(3, 8))
+    prompts /= np.linalg.norm(prompts, axis=1, keepdims=True)
+    x = rng.normal(size=(30, 8))
+    y = np.arange(30) % 3
+    held, _ = setfit.fit_head_from_names(x, y, prompts, 0.05, c=1e-8)
+    np.testing.assert_allclose(held, prompts / 0.05, atol=1e-4)  # no room to move: zero-shot's head
+    free, bias = setfit.fit_head_from_names(x, y, prompts, 0.05, c=1e4)
+    train_accuracy = np.mean((x @ free.T + bias).argmax(1) == y)
+    assert train_accuracy > np.mean((x @ prompts.T).argmax(1) == y) and train_accuracy > 0.9

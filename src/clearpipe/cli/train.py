@@ -143,6 +143,14 @@ def train(
     setfit_iterations: Annotated[
         int, typer.Option("--setfit-iterations", min=1, help="SetFit: positive and negative pairs per row.")
     ] = 20,
+    label_prior: Annotated[
+        bool,
+        typer.Option(
+            "--label-prior/--no-label-prior",
+            help="SetFit: start from the label names, as zero-shot does (heads pulled toward the zero-shot "
+            "head are compared with the plain one on held-out rows; use it when names say what classes are).",
+        ),
+    ] = True,
 ) -> None:
     """Fine-tune a base on DATA and write a Hugging Face checkpoint with metrics and a model card to OUTPUT."""
     startup.resume_collector()  # training runs long: start-up time does not matter

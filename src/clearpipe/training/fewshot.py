@@ -17,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import AutoTokenizer
 
 from clearpipe import bases, pooled
 from clearpipe.errors import InputError
 from clearpipe.loading import model_max_length, quiet_transformers, resolve_source, uses_token_type_ids
 from clearpipe.postprocess import Activation, activate
+from clearpipe.preprocess import tokenize
 from clearpipe.training import report, setfit
-from clearpipe.training.calibration import Calibration, calibrate_split, card_section, fit, write_calibration
+from clearpipe.training.calibration import Calibration, card_section, fit, write_calibration
 from clearpipe.training.data import Split, TrainingData
 from clearpipe.training.evaluation import Evaluation, evaluate_split
 from clearpipe.training.features import length_stats
@@ -106,17 +108,25 @@ def train_few_shot(config, data: TrainingData, started: float, bf16: bool) -> Fe
         f"then a logistic-regression head",
         flush=True,
     )
-    tuned = setfit.train_split(source, rows, len(names), lengths.max_length, settings, config.seed)
+    prompt_names = list(names) if config.label_prior else None
+    tuned = setfit.train_split(source, rows, prompt_names, lengths.max_length, settings, config.seed)
     print(f"encoder tuned: {tuned.steps} steps, pair loss {tuned.loss:.4f}", flush=True)
-    model = pooled.from_encoder(
-        tuned.encoder, torch.as_tensor(tuned.weight), torch.as_tensor(tuned.bias), list(names)
-    )
+    fitted = setfit.heads(tuned, rows.labels, len(names), settings, config.seed)
+    held = _held_out(config, data, rows, source, settings, lengths.max_length, tuned)
+    choice, calibration = _choose(held, names)
+    print(f"head: {_head_name(choice)}", flush=True)
+    weight, bias = fitted[choice]
+    model = pooled.from_encoder(tuned.encoder, torch.as_tensor(weight), torch.as_tensor(bias), list(names))
     _save(model, tokenizer, output)
-    evaluations, calibration = _calibrate_and_score(config, data, rows, source, settings, lengths.max_length)
+    if calibration is not None and config.calibrate:
+        write_calibration(output, calibration)
+        print(f"calibrated: {calibration.summary()}", flush=True)
+    else:
+        calibration = None
+    evaluations = _score(data, rows, held, choice, calibration, output)
     seconds = time.monotonic() - started
-    _write_reports(
-        output, config, data, rows, evaluations, calibration, tuned, settings, lengths.max_length, seconds
-    )
+    resolved = _resolved(tuned, settings, lengths.max_length, rows, seconds, choice)
+    _write_reports(output, config, data, rows, evaluations, calibration, resolved)
     for name, ev in evaluations.items():
         print(
             f"{name}: accuracy {ev.accuracy:.4f}, macro-F1 {ev.macro_f1:.4f}, ECE {ev.ece:.4f} ({ev.rows} rows)"
@@ -135,49 +145,90 @@ def _save(model, tokenizer, output: Path) -> None:
         tokenizer.save_pretrained(str(output))
 
 
-def _calibrate_and_score(
-    config, data: TrainingData, rows: Split, source: str, settings: setfit.SetFitSettings, max_length: int
-) -> tuple[dict[str, Evaluation], Calibration | None]:
-    """The temperature (on `--validation` when given, else cross-validated) and the figures of
-    the saved model on validation/test, or of the out-of-fold models when nothing was held out."""
+@dataclass(frozen=True)
+class HeldOut:
+    """Logits of rows the scoring model never trained on, per candidate head, and what they are."""
+
+    logits: dict
+    y: np.ndarray
+    fitted_on: str
+    split: Split
+    cross_validated: bool
+
+
+def _held_out(config, data, rows, source, settings, max_length, tuned) -> HeldOut:
+    """Out-of-fold logits (few rows), or the tuned encoder's on the validation rows."""
+    names = list(data.labels.names) if config.label_prior else None
+    if cross_validates(data):
+        logits = setfit.held_out_logits(source, rows, names, max_length, settings, config.seed)
+        y = np.asarray(rows.labels)
+        folds = min(settings.folds, int(np.unique(y, return_counts=True)[1].min()))
+        return HeldOut(logits, y, f"{folds}-fold out-of-fold logits of {len(y)} training rows", rows, True)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    use_types = uses_token_type_ids(tuned.encoder, tokenizer)
+    tokenized = tokenize(tokenizer, data.validation.items, max_length, use_types)
+    x = setfit.embed(tuned.encoder, tokenized, tokenizer.pad_token_id or 0, tokenizer.padding_side)
+    fitted = setfit.heads(tuned, rows.labels, len(data.labels.names), settings, config.seed)
+    logits = {c: x @ w.T + b for c, (w, b) in fitted.items()}
+    where = f"the validation rows of {data.validation.source}"
+    return HeldOut(logits, np.asarray(data.validation.labels), where, data.validation, False)
+
+
+def _choose(held: HeldOut, names) -> tuple[float | None, Calibration | None]:
+    """The candidate head whose held-out log loss, at its own fitted temperature, is lowest, and
+    that temperature; SetFit's plain head when no temperature can be fitted on these rows."""
+    # Fewer rows than `clearpipe calibrate` accepts (50): these are all there are, and a
+    # temperature from them beats none (the plain head's raw scores were off by 10 points of ECE).
+    if len(np.unique(held.y)) < 2 or len(held.y) < 4:
+        print(f"not calibrated, plain head: {held.fitted_on} hold too few rows or one class", flush=True)
+        return None, None
+    fits = {c: fit(logits, held.y, held.fitted_on) for c, logits in held.logits.items()}
+    for c, found in fits.items():
+        print(f"  {_head_name(c)}: held-out log loss {found.nll_after:.4f}", flush=True)
+    choice = min(fits, key=lambda c: fits[c].nll_after)
+    return choice, fits[choice]
+
+
+def _head_name(choice: float | None) -> str:
+    if choice is None:
+        return "logistic regression (SetFit's)"
+    return f"logistic regression pulled toward the label names' zero-shot head (c = {choice})"
+
+
+def _score(data, rows, held: HeldOut, choice, calibration, output: Path) -> dict[str, Evaluation]:
+    """The chosen head's held-out figures (out-of-fold, or the saved model on validation) and test."""
     import clearpipe
 
-    output = Path(config.output)
-    calibration = None
     evaluations: dict[str, Evaluation] = {}
-    held_out = not cross_validates(data)
-    if held_out and config.calibrate:
-        raw = clearpipe.load(str(output), device="auto", calibrated=False)
-        try:
-            calibration = calibrate_split(
-                raw, data.validation, f"the validation rows of {data.validation.source}"
-            )
-        except InputError as exc:
-            print(f"not calibrated: {exc}", flush=True)
-    elif not held_out:
-        logits = setfit.out_of_fold_logits(
-            source, rows, len(data.labels.names), max_length, settings, config.seed
-        )
-        y = np.asarray(rows.labels)
-        folds = (
-            f"{min(settings.folds, int(np.unique(y, return_counts=True)[1].min()))}-fold out-of-fold logits"
-        )
-        if config.calibrate:
-            calibration = fit(logits, y, f"{folds} of {len(y)} training rows")
+    if held.cross_validated:
+        logits = held.logits[choice]
         scaled = logits if calibration is None else calibration.scaling.apply(logits)
         probs = activate(scaled, Activation.SOFTMAX)
         evaluations["cross_validation"] = evaluate_scores(
-            probs, y, data.labels.names, texts=rows.items, rows=rows.rows, n_errors=10
+            probs, held.y, data.labels.names, texts=rows.items, rows=rows.rows, n_errors=10
         )
-    if calibration is not None:
-        write_calibration(output, calibration)
-        print(f"calibrated: {calibration.summary()}", flush=True)
     classifier = clearpipe.load(str(output), device="auto")
-    if held_out:
+    if not held.cross_validated:
         evaluations["validation"] = evaluate_split(classifier, data.validation, n_errors=10)
     if data.test is not None:
         evaluations["test"] = evaluate_split(classifier, data.test, n_errors=10)
-    return evaluations, calibration
+    return evaluations
+
+
+def _resolved(tuned, settings, max_length: int, rows: Split, seconds: float, choice) -> dict:
+    return {
+        "method": "setfit",
+        "base": tuned.encoder.config._name_or_path,
+        "max_length": max_length,
+        "hidden": tuned.encoder.config.hidden_size,
+        "rows": len(rows),
+        "setfit": asdict(settings),
+        "head": _head_name(choice),
+        "label_prior": choice,
+        "optimizer_steps": tuned.steps,
+        "final_pair_loss": tuned.loss,
+        "seconds": round(seconds, 1),
+    }
 
 
 def _write_reports(
@@ -187,27 +238,13 @@ def _write_reports(
     rows: Split,
     evaluations: dict[str, Evaluation],
     calibration: Calibration | None,
-    tuned: setfit.Tuned,
-    settings: setfit.SetFitSettings,
-    max_length: int,
-    seconds: float,
+    resolved: dict,
 ) -> None:
     from clearpipe.training import plots
 
     metrics = {name: ev.to_dict() for name, ev in evaluations.items()}
     if calibration is not None:
         metrics["calibration"] = calibration.to_dict()
-    resolved = {
-        "method": "setfit",
-        "base": tuned.encoder.config._name_or_path,
-        "max_length": max_length,
-        "hidden": tuned.encoder.config.hidden_size,
-        "rows": len(rows),
-        "setfit": asdict(settings),
-        "optimizer_steps": tuned.steps,
-        "final_pair_loss": tuned.loss,
-        "seconds": round(seconds, 1),
-    }
     _write_json(output / "metrics.json", metrics)
     _write_json(
         output / "training_config.json",
@@ -261,8 +298,9 @@ def card(
         "2. The last layer's token vectors are averaged over the real tokens (`attention_mask` 1), "
         "and the average is scaled to unit length: `e = normalize(mean(h_t))`.",
         f"3. `logits = W e + b`, with `W` ({len(names)} x {resolved.get('hidden', 'hidden')}) and `b` "
-        "the `head.weight` and `head.bias` tensors of `model.safetensors` (a logistic regression "
-        "fitted on the training rows' embeddings).",
+        "the `head.weight` and `head.bias` tensors of `model.safetensors`: a "
+        f"{resolved['head']} fitted on the training rows' embeddings, chosen among the candidates "
+        "by held-out log loss.",
         "4. `softmax(logits / T)`, with the temperature `T` of `clearpipe_calibration` in config.json "
         "(1 when absent).",
         "",

@@ -91,6 +91,7 @@ class TrainConfig:
     unlabeled: str | None = None  # a table of texts without labels, learnt from the teacher alone
     method: str = "auto"  # "setfit", "finetune", or "auto": SetFit below `setfit.SETFIT_BELOW` rows per class
     setfit_iterations: int = 20  # SetFit's positive and negative pairs per row
+    label_prior: bool = True  # SetFit: also try heads pulled toward the label names' zero-shot head
 
 
 @dataclass
