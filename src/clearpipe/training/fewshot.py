@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,14 +22,14 @@ from transformers import AutoTokenizer
 from clearpipe import bases, pooled
 from clearpipe.errors import InputError
 from clearpipe.loading import model_max_length, quiet_transformers, resolve_source, uses_token_type_ids
-from clearpipe.postprocess import Activation, activate
+from clearpipe.postprocess import Activation, Temperature, activate
 from clearpipe.preprocess import tokenize
 from clearpipe.training import report, setfit
-from clearpipe.training.calibration import Calibration, card_section, fit, write_calibration
+from clearpipe.training.calibration import MIN_ROWS, Calibration, card_section, fit, nll, write_calibration
 from clearpipe.training.data import Split, TrainingData
 from clearpipe.training.evaluation import Evaluation, evaluate_split
 from clearpipe.training.features import length_stats
-from clearpipe.training.metrics import evaluate_scores
+from clearpipe.training.metrics import evaluate_scores, expected_calibration_error
 
 
 def check(config, data: TrainingData) -> None:
@@ -182,11 +182,32 @@ def _choose(held: HeldOut, names) -> tuple[float | None, Calibration | None]:
     if len(np.unique(held.y)) < 2 or len(held.y) < 4:
         print(f"not calibrated, plain head: {held.fitted_on} hold too few rows or one class", flush=True)
         return None, None
-    fits = {c: fit(logits, held.y, held.fitted_on) for c, logits in held.logits.items()}
+    few = len(held.y) < MIN_ROWS
+    method = "temperature" if few else "auto"  # a margin's second parameter needs more rows
+    fits = {c: fit(logits, held.y, held.fitted_on, method) for c, logits in held.logits.items()}
     for c, found in fits.items():
         print(f"  {_head_name(c)}: held-out log loss {found.nll_after:.4f}", flush=True)
     choice = min(fits, key=lambda c: fits[c].nll_after)
+    if few:
+        return choice, _shrunk(fits[choice], held.logits[choice], held.y)
     return choice, fits[choice]
+
+
+def _shrunk(found: Calibration, logits: np.ndarray, y: np.ndarray) -> Calibration:
+    """A temperature fitted on n < `MIN_ROWS` rows, shrunk toward 1 in log space as if `MIN_ROWS`
+    more rows had said 1: T^(n / (n + MIN_ROWS)). Sixteen out-of-fold rows of SST-2 fitted T from
+    0.05 to 0.83 over five seeds; taken at face value, test ECE reached 38%."""
+    n = len(y)
+    value = float(found.temperature ** (n / (n + MIN_ROWS)))
+    scaling = Temperature(value)
+    probs = activate(scaling.apply(np.asarray(logits, dtype=np.float64)), Activation.SOFTMAX)
+    return replace(
+        found,
+        scaling=scaling,
+        fitted_on=f"{found.fitted_on}, shrunk toward 1 from {found.temperature:.3f} ({n} rows < {MIN_ROWS})",
+        ece_after=expected_calibration_error(probs.max(1), probs.argmax(1) == y),
+        nll_after=round(nll(logits, y, scaling), 6),
+    )
 
 
 def _head_name(choice: float | None) -> str:
