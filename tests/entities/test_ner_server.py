@@ -49,6 +49,18 @@ def test_classify_answers_the_python_apis_entities(ner_bert, ner_url):
     assert one.json() == many.json()[0]
     info = httpx.get(f"{ner_url}/info", timeout=30).json()
     assert info["labels"][:2] == ["O", "B-PER"]
+    assert info["task"] == "token-classification"
+
+
+def test_a_request_over_max_request_tokens_gets_413(ner_url):
+    # Twelve texts of 19,950 characters (under --max-chars) are over 40,000 tokens in windows,
+    # over the default --max-request-tokens of 32,768: refused before the engine runs them.
+    texts = ["Peter lives in Tokyo " * 950] * 12
+    response = httpx.post(f"{ner_url}/classify", json={"inputs": texts}, timeout=60)
+    assert response.status_code == 413, response.text
+    assert "32768 tokens per request (max_request_tokens)" in response.json()["error"]
+    small = httpx.post(f"{ner_url}/classify", json={"inputs": texts[0][:200]}, timeout=30)
+    assert small.status_code == 200, small.text
 
 
 @pytest.mark.parametrize(

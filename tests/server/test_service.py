@@ -25,6 +25,7 @@ def test_health_ready_info(clf, url):
     assert info["dtype"] == str(next(clf.model.parameters()).dtype).removeprefix("torch.")
     assert info["version"] == clearpipe.__version__
     assert info["model"] == clf.source
+    assert info["task"] == "text-classification"
 
 
 def test_ready_means_the_loaded_objects_are_frozen_out_of_garbage_collection(url):

@@ -137,6 +137,8 @@ def _add_routes(app: FastAPI) -> None:
         clf, config = service.classifier, service.config
         return schemas.Info(
             model=clf.source,
+            # a token classifier says so (`Tagger.task`); the others classify whole texts
+            task=getattr(clf, "task", "text-classification"),
             labels=clf.labels,
             max_length=clf.max_length,
             dtype=clf.settings.dtype,

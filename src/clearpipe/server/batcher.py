@@ -206,20 +206,38 @@ class Batcher:
         self._wakeup.set()
         return job
 
+    def check_tokens(self, tokenized: Tokenized) -> None:
+        """Raise `TooLarge` for a request over `max_request_tokens` (a long text's windows all
+        count), as `submit` does: for work that runs on the engine thread without being queued
+        (a NER request, `run_exclusive`), so that one huge request cannot hold the engine.
+
+        >>> batcher.check_tokens(ner.tokenize(texts).tokenized)  # doctest: +SKIP
+        """
+        lengths = tokenized.lengths
+        message = self._tokens_message(sum(lengths), len(lengths))
+        if message is not None:
+            self._metrics.dropped.labels(reason="too_large").inc()
+            raise TooLarge(message)
+
+    def _tokens_message(self, tokens: int, rows: int) -> str | None:
+        limit = self._config.max_request_tokens
+        if tokens <= limit:
+            return None
+        return (
+            f"the request is {tokens} tokens ({rows} rows, a long text's windows counted "
+            f"one each), over the limit of {limit} tokens per request "
+            "(max_request_tokens); send fewer or shorter inputs"
+        )
+
     def _check_size(self, job: Job) -> None:
         config = self._config
-        if job.tokens > config.max_request_tokens:
-            message = (
-                f"the request is {job.tokens} tokens ({job.rows} rows, a long text's windows counted "
-                f"one each), over the limit of {config.max_request_tokens} tokens per request "
-                "(max_request_tokens); send fewer or shorter inputs"
-            )
-        elif job.rows > config.max_queue:
+        message = self._tokens_message(job.tokens, job.rows)
+        if message is None and job.rows > config.max_queue:
             message = (
                 f"the request is {job.rows} rows (a long text's windows counted one each), more than "
                 f"the queue holds (max_queue {config.max_queue}); send fewer or shorter inputs"
             )
-        else:
+        if message is None:
             return
         self._metrics.dropped.labels(reason="too_large").inc()
         raise TooLarge(message)

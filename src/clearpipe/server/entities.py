@@ -1,8 +1,10 @@
 """`POST /classify` for a token-classification (NER) model: each text's entities.
 
-The texts run on the batcher's engine thread between micro-batches (`Batcher.run_exclusive`), as
-one call of the classifier (token-budget batches within the request; no sharing of passes with
-other requests, whose rows carry one vector each). The answer is the Python API's: a list of
+The texts are tokenized first (off the event loop when long) and the request is refused with 413
+when its windows hold more than `max_request_tokens` tokens, as a classification request is
+(`Batcher.check_tokens`); then stages 2-3 run on the batcher's engine thread between micro-batches
+(`Batcher.run_exclusive`), as one call of the classifier (token-budget batches within the request;
+no sharing of passes with other requests, whose rows carry one vector each). The answer is the Python API's: a list of
 `{"entity_group", "score", "word", "start", "end"}` for a text, a list of such lists for a list.
 """
 
@@ -11,10 +13,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import anyio
+
 from clearpipe.errors import InputError
 from clearpipe.server import schemas
 from clearpipe.server.batcher import Batcher
 from clearpipe.server.config import ServerConfig
+
+_INLINE_TOKENIZE_CHARS = 4096
+"""Below this many characters a request is tokenized on the event loop (as `service` does)."""
 
 SEQUENCE_FIELDS = ("top_k", "function_to_apply", "long_text", "min_score")
 """Request fields that mean something to sequence classifiers only."""
@@ -30,7 +37,8 @@ async def classify_entities(
     classifier: Any, batcher: Batcher, config: ServerConfig, body: schemas.ClassifyRequest
 ) -> tuple[Any, dict[str, str]]:
     """The entities of one request's texts and its timing header; `InputError` (422) for pairs,
-    sequence-only fields, or texts over the limits.
+    sequence-only fields, or texts over the limits, the batcher's `TooLarge` (413) for a request
+    over `max_request_tokens`.
 
     >>> await classify_entities(ner, service.batcher, config, ClassifyRequest(inputs="Ada met Alan"))  # doctest: +SKIP
     ([{'entity_group': 'PER', ...}], {'X-Total-Time': '3.2'})
@@ -48,6 +56,23 @@ async def classify_entities(
             raise InputError(f"input {i}: a NER model takes texts, not pairs")
         if len(text) > config.max_chars:
             raise InputError(f"input {i} has {len(text)} characters, the limit is {config.max_chars}")
-    found = await batcher.run_exclusive(classifier, texts) if texts else []
+    found: list[Any] = []
+    if texts:
+        if sum(len(text) for text in texts) <= _INLINE_TOKENIZE_CHARS:
+            cut = classifier.tokenize(texts)
+        else:
+            cut = await anyio.to_thread.run_sync(classifier.tokenize, texts)
+        batcher.check_tokens(cut.tokenized)  # before the engine thread: 413, never held
+        found = await batcher.run_exclusive(_entities, classifier, cut)
     headers = {"X-Total-Time": f"{(time.monotonic() - started) * 1000:.3f}"}
     return (found[0] if single else found), headers
+
+
+def _entities(classifier: Any, cut: Any) -> list[list[dict[str, object]]]:
+    """Stages 2-3 of tokenized texts (`Tagger.tokenize`'s windows): each text's entity dicts, the
+    classifier's default strategy and ignored labels, as `classifier(texts)` answers."""
+    logits = classifier.logits(cut)
+    return [
+        [entity.to_dict() for entity in classifier.postprocess(spans, one)]
+        for spans, one in zip(cut.inputs, logits, strict=True)
+    ]

@@ -182,6 +182,8 @@ class ErrorResponse(BaseModel):
 
 class Info(BaseModel):
     model: str
+    task: str
+    """"text-classification", or "token-classification" for a NER model."""
     labels: list[str]
     max_length: int
     dtype: str
