@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ def train(flags: Mapping[str, Any]) -> None:
     from clearpipe.onnx.export import refuse_export
     from clearpipe.training.data import DataOptions
     from clearpipe.training.distill import Distillation
+    from clearpipe.training.ner.train import SETFIT_FLAGS, refuse_unused
     from clearpipe.training.ner.train import train as run
     from clearpipe.training.train import TrainConfig
 
@@ -55,7 +56,20 @@ def train(flags: Mapping[str, Any]) -> None:
         distillation=Distillation(tuple(teacher)) if teacher else None,  # refused by name in `run`
         unlabeled=_text(flags["unlabeled"]),
     )
+    refuse_unused(config, _given(flags.get("ctx"), SETFIT_FLAGS))  # before any data is read
     run(config)
+
+
+def _given(context: Any, names: Iterable[str]) -> set[str]:
+    """Which of the flags `names` (parameter names) the command line or environment set, even to
+    their default value (`--label-prior`, `--setfit-iterations 20`), from the command's context."""
+    if context is None:
+        return set()
+    sources = {name: context.get_parameter_source(name) for name in names}
+    return {name for name, source in sources.items() if source is not None and source.name not in _DEFAULT}
+
+
+_DEFAULT = ("DEFAULT", "DEFAULT_MAP")
 
 
 def _text(path: Path | None) -> str | None:

@@ -12,6 +12,7 @@ from clearpipe.cli.loading import from_flags
 
 
 def train(
+    ctx: typer.Context,  # which flags the command line set: NER refuses SetFit's even at their defaults
     data: Annotated[
         Path,
         typer.Argument(help="Training data: .csv, .tsv, .json, .jsonl, .parquet or a save_to_disk folder."),

@@ -63,3 +63,19 @@ def test_task_ner_refuses_a_table(tmp_path):
 def test_classification_flags_are_refused_by_name(ner_files, tmp_path):
     result = run("train", ner_files["train"], "--class-weights", "auto", "--output", tmp_path / "m")
     assert_user_error(result, "--class-weights", "not used by named-entity training")
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--method", "setfit"], "--method setfit"),
+        (["--setfit-iterations", "20"], "--setfit-iterations"),  # the default, given: still refused
+        (["--label-prior"], "--label-prior"),
+        (["--no-label-prior"], "--no-label-prior"),
+    ],
+)
+def test_setfit_flags_are_refused_by_name(ner_files, tmp_path, flags, named):
+    # a base that does not exist: were the flag ignored, the run would stop there, not train
+    result = run("train", ner_files["train"], *flags, "--base", tmp_path / "none", "--output", tmp_path / "m")
+    assert_user_error(result, named, "not used by named-entity training")
+    assert not (tmp_path / "m").exists()

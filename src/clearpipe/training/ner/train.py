@@ -4,13 +4,15 @@ entity F1 on validation, and writes the checkpoint with its metrics and model ca
 
 It shares `TrainConfig` and the run's plumbing (output checks, resume, arguments, saving) with
 sequence classification in `clearpipe.training.train`; the settings that only mean something
-there (label columns, class weights, teachers, calibration) are refused by name.
+there (label columns, class weights, teachers, calibration, SetFit's --method setfit,
+--setfit-iterations and --label-prior) are refused by name.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Collection
 from dataclasses import asdict
 from pathlib import Path
 
@@ -55,15 +57,32 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
     >>> result.metrics["validation"]["overall"]["f1"]  # doctest: +SKIP
     0.89
     """
-    _refuse_unused(config)
+    refuse_unused(config)
     output = Path(config.output)
     _check_output(output, config.resume)
     with _cleaned_on_failure(output):
         return _train(config, callbacks)
 
 
-def _refuse_unused(config: TrainConfig) -> None:
+SETFIT_FLAGS = {
+    "method": "--method",
+    "setfit_iterations": "--setfit-iterations",
+    "label_prior": "--label-prior",
+}
+"""Flags of few-shot (SetFit) training, by TrainConfig field: a tagger is always fine-tuned whole."""
+
+
+def refuse_unused(config: TrainConfig, given: Collection[str] = ()) -> None:
+    """Raise `InputError` naming every classification-only setting in `config`: those away from
+    their defaults, and the fields in `given` (flags the command line set, even to their default:
+    `--label-prior`, `--setfit-iterations 20`), except `--method auto`/`finetune`.
+
+    >>> refuse_unused(TrainConfig(data="d.conll", output="m", method="setfit"))
+    Traceback (most recent call last):
+    clearpipe.errors.InputError: --method setfit (a tagger is fine-tuned whole): not used by named-entity training; leave them out
+    """
     defaults = TrainConfig(data="", output="")
+    prior = "--label-prior" if config.label_prior else "--no-label-prior"
     unused = {
         "--text-column/--label-column/--label-names/--multi-label": config.data_options
         != DataOptions(encoding=config.data_options.encoding, seed=config.data_options.seed),
@@ -71,6 +90,10 @@ def _refuse_unused(config: TrainConfig) -> None:
         "--metric (entity F1 picks the epoch)": config.metric != defaults.metric,
         "--teacher": config.distillation is not None,
         "--unlabeled": config.unlabeled is not None,
+        f"--method {config.method} (a tagger is fine-tuned whole)": config.method not in ("auto", "finetune"),
+        "--setfit-iterations": "setfit_iterations" in given
+        or config.setfit_iterations != defaults.setfit_iterations,
+        prior: "label_prior" in given or config.label_prior != defaults.label_prior,
     }
     named = [flag for flag, given in unused.items() if given]
     if named:
