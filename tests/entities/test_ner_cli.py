@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import clearpipe
 from cli.helpers import assert_user_error, run
 
+CONLL = Path(__file__).parents[1] / "training" / "ner" / "fixtures" / "tiny.conll"
 TEXTS = ["the film was great, cafe worldly market price!", "new company in the world market", ""]
 
 
@@ -65,3 +67,16 @@ def test_flags_that_mean_nothing_to_ner_are_refused(ner_bert, tiny_bert, tmp_pat
 def test_trace_refuses_a_pair_for_ner_in_one_line(ner_bert):
     # trace and export run NER models (tests/entities/test_ner_trace.py, test_ner_export.py)
     assert_user_error(run("trace", "the film", "--model", ner_bert, "--pair", "x"), "pair")
+
+
+def test_evaluate_errors_0_lists_no_worst_sentences(ner_bert):
+    # the random tagger gets the file's entities wrong: its worst sentences by default, none for 0
+    default = run("evaluate", ner_bert, CONLL, "--json")
+    assert default.returncode == 0, default.stderr
+    assert json.loads(default.stdout)["worst"]
+    none = run("evaluate", ner_bert, CONLL, "--json", "--errors", "0")
+    assert none.returncode == 0, none.stderr
+    assert json.loads(none.stdout)["worst"] == []
+    one = run("evaluate", ner_bert, CONLL, "--errors", "1")
+    assert one.returncode == 0, one.stderr
+    assert "1 sentences with the most wrong entities" in one.stdout

@@ -25,7 +25,15 @@ def evaluate(
     label_sep: Annotated[
         str, typer.Option("--label-sep", help="Separator of labels in a multi-label cell.")
     ] = ",",
-    errors: Annotated[int, typer.Option("--errors", min=0, help="List the N most confident mistakes.")] = 0,
+    errors: Annotated[
+        int | None,
+        typer.Option(
+            "--errors",
+            min=0,
+            help="List the N most confident mistakes (default 0); a named-entity model: the N sentences "
+            "with the most wrong entities (default 10, 0 lists none).",
+        ),
+    ] = None,
     no_header: options.NoHeader = False,
     encoding: options.Encoding = "utf-8",
     max_length: options.MaxLength = None,
@@ -61,14 +69,14 @@ def evaluate(
     clf = from_flags(LoadFlags, locals()).load()
     startup.resume_collector()
     if ner.is_tagger(clf):  # a named-entity model: entity-level figures (clearpipe.training.ner)
-        return ner.evaluate(clf, data, errors or 10, as_json, encoding)
+        return ner.evaluate(clf, data, ner.WORST if errors is None else errors, as_json, encoding)
     multi = clf.settings.thresholds is not None
     if multi and (plots or target_accuracy is not None):
         raise _single_label_only(clf.source)
     data_options = from_flags(DataOptions, locals(), pair_column=text_pair_column, header=not no_header)
     split, report = read_file(clf, data, data_options)
     scored = score_split(clf, split)
-    result = evaluate_scored(clf, split, scored, n_errors=errors)
+    result = evaluate_scored(clf, split, scored, n_errors=errors or 0)
     trust = None if multi else _trust(scored)
     if plots is not None and trust is not None:
         _plot(trust, scored, plots)

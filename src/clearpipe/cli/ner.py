@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 TASKS = ("auto", "ner", "classification")
+WORST = 10
+"""`clearpipe evaluate` on a tagger lists this many worst sentences unless `--errors N` says (0: none)."""
 
 
 def wants_ner(task: str, data: Path) -> bool:
