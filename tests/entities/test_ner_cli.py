@@ -80,3 +80,13 @@ def test_evaluate_errors_0_lists_no_worst_sentences(ner_bert):
     one = run("evaluate", ner_bert, CONLL, "--errors", "1")
     assert one.returncode == 0, one.stderr
     assert "1 sentences with the most wrong entities" in one.stdout
+
+
+def test_predict_refuses_an_input_column_it_would_overwrite(ner_bert, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("id,text,score,row,entities\n1,Peter lives in Tokyo,0.5,7,[]\n")
+    for flags, clash in (([], "['entities']"), (["--one-row-per-entity"], "['row', 'score']")):
+        out = tmp_path / "out.csv"
+        result = run("predict", source, "--model", ner_bert, "-o", out, *flags)
+        assert_user_error(result, str(source), clash, "rename them before predicting")
+        assert not out.exists() and not list(tmp_path.glob("out.csv*"))

@@ -58,7 +58,9 @@ def predict_entities_file(finder: EntityFinder, job: EntityJob) -> int:
         )
     found = read_columns(job.input, job.encoding, job.header)
     text = pick_column(found, job.text_column, TEXT_NAMES, "text", "--text-column", job.input)
-    columns = [*found, *(c for c in entity_columns(job.one_row_per_entity) if c not in found)]
+    added = entity_columns(job.one_row_per_entity)
+    check_clash(found, added, job)  # before any part is written
+    columns = [*found, *added]
     parts = job.output.with_name(job.output.name + ".entity-parts")
     shutil.rmtree(parts, ignore_errors=True)
     parts.mkdir(parents=True)
@@ -100,6 +102,22 @@ def _text(row: Row, column: str, number: int, file: Path) -> str:
             f'{file}, row {number}, column "{column}": expected text, got {type(value).__name__}'
         )
     return value
+
+
+def check_clash(found: Sequence[str], added: Sequence[str], job: EntityJob) -> None:
+    """Refuse an input that already has a column `predict` adds: its values would be overwritten.
+
+    >>> job = EntityJob(Path("in.csv"), Path("o.csv"), one_row_per_entity=True)
+    >>> check_clash(["id", "score"], entity_columns(True), job)
+    Traceback (most recent call last):
+    clearpipe.errors.InputError: in.csv: the input already has columns ['score'], which --one-row-per-entity adds; rename them before predicting
+    """
+    clash = [name for name in added if name in found]
+    if clash:
+        adds = "--one-row-per-entity adds" if job.one_row_per_entity else "predict adds for a NER model"
+        raise InputError(
+            f"{job.input}: the input already has columns {clash}, which {adds}; rename them before predicting"
+        )
 
 
 def entity_columns(one_row_per_entity: bool) -> Sequence[str]:
