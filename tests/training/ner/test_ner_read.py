@@ -65,6 +65,17 @@ def test_bad_conll_lines_are_named(tmp_path, text, message):
     assert str(error.value).startswith(str(tmp_path / message))
 
 
+def test_a_stray_bioes_tag_in_iob2_names_the_mixed_schemes(tmp_path):
+    text = "Ada B-PER\nLovelace I-PER\nwrote O\n\nAlan B-PER\nmet O\nParis S-LOC\n"
+    path = write(tmp_path, "a.conll", text)
+    with pytest.raises(InputError) as error:
+        read_ner(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: the file mixes tag schemes: line 7 has S-LOC, a BIOES tag")
+    assert "the sentence at line 1 has no E-/S- tag and is not valid BIOES" in message
+    assert "fix the stray E-/S- tags" in message
+
+
 def test_jsonl_tokens_and_tags(tmp_path):
     path = jsonl(
         tmp_path, "a.jsonl", [{"tokens": ["Ada", "Lovelace", "wrote"], "tags": ["B-PER", "I-PER", "O"]}]

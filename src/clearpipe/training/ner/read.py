@@ -101,8 +101,36 @@ def read_ner(path: str | Path, encoding: str = "utf-8") -> NerFile:
     read = _conll_sentences if kind == CONLL else _jsonl_sentences
     raw = list(read(path, encoding, kind))
     scheme = detect_scheme([r.tags for r in raw])
-    sentences = [Sentence(tuple(r.words), tuple(to_iob2(r.tags, scheme, r.where)), r.line) for r in raw]
+    sentences = [Sentence(tuple(r.words), tuple(_to_iob2(r, scheme, raw, path, kind)), r.line) for r in raw]
     return NerFile(str(path), kind, scheme, [s for s in sentences if s.words])
+
+
+def _to_iob2(sentence: _Raw, scheme: str, raw: list[_Raw], path: Path, kind: str) -> list[str]:
+    """`sentence`'s tags in IOB2. A file is BIOES as soon as one tag is E- or S-; a sentence
+    without any that is not valid BIOES then means the file mixes schemes (a stray E-/S- tag in
+    IOB2 data, say), and the error names both places rather than BIOES's rule alone."""
+    try:
+        return to_iob2(sentence.tags, scheme, sentence.where)
+    except InputError as exc:
+        if scheme != "BIOES" or any(_bioes_only(tag) for tag in sentence.tags):
+            raise
+        first, i = next((r, i) for r in raw for i, tag in enumerate(r.tags) if _bioes_only(tag))
+
+        def place(where: str) -> str:
+            return where.removeprefix(f"{path}, ")
+
+        unit = "line" if kind == CONLL else "row"
+
+        raise InputError(
+            f"{path}: the file mixes tag schemes: {place(first.where(i))} has {first.tags[i]}, a BIOES "
+            f"tag, so the file is read as BIOES, but the sentence at {unit} {sentence.line} has no "
+            f"E-/S- tag and is not valid BIOES ({place(str(exc))}); write the file in one scheme: "
+            "fix the stray E-/S- tags, or tag every sentence in BIOES"
+        ) from None
+
+
+def _bioes_only(tag: str) -> bool:
+    return tag[:2] in ("E-", "S-")
 
 
 @dataclass(frozen=True)
