@@ -175,8 +175,9 @@ def test_every_command_serves_a_few_shot_folder(few_shot, tmp_path):
     export with its guard, --lite on the export, and predict on Ray."""
     from cli.helpers import run
 
+    rows = [(f"{t} {i}", "positive") for t in POSITIVE for i in range(3)]
     test = _table(
-        tmp_path / "test.csv", [(t, "positive") for t in POSITIVE] + [(t, "negative") for t in NEGATIVE]
+        tmp_path / "test.csv", rows + [(f"{t} {i}", "negative") for t in NEGATIVE for i in range(3)]
     )
     expected = clearpipe.load(few_shot)(["great film", "hated it"])
     shown = run("classify", "--model", few_shot, "--json", "great film", "hated it")
@@ -192,10 +193,11 @@ def test_every_command_serves_a_few_shot_folder(few_shot, tmp_path):
     assert exported.returncode == 0, exported.stderr
     lite = run("classify", "--model", tmp_path / "onnx", "--lite", "--json", "great film", "hated it")
     assert [json.loads(line)["label"] for line in lite.stdout.splitlines()] == [e["label"] for e in expected]
-    out = tmp_path / "out.csv"
+    out = tmp_path / "out.csv"  # a folder of parts on Ray
     ray = run("predict", test, "-m", few_shot, "-o", out, "--engine", "ray", timeout=300)
     assert ray.returncode == 0, ray.stderr
-    assert len(out.read_text().splitlines()) == len(POSITIVE) + len(NEGATIVE) + 1
+    written = [line for part in sorted(out.glob("part-*.csv")) for line in part.read_text().splitlines()[1:]]
+    assert (out / "_SUCCESS").is_file() and len(written) == 3 * (len(POSITIVE) + len(NEGATIVE))
 
 
 def test_a_head_from_label_names_starts_at_zero_shot_and_learns_from_rows():
