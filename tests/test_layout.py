@@ -31,7 +31,14 @@ LEVELS: list[tuple[str, ...]] = [
     ),  # the stages
     ("engine",),
     ("trace", "contract"),  # records the stages; the shape of a classifier the front ends drive
-    ("classifier", "zeroshot", "entities", "pipeline", "__init__", "lite"),  # `__init__`: the package's lazy public names
+    (
+        "classifier",
+        "zeroshot",
+        "entities",
+        "pipeline",
+        "__init__",
+        "lite",
+    ),  # `__init__`: the package's lazy public names
     ("onnx", "tables", "training"),
     ("bulk", "server"),
     ("cli", "__main__"),

@@ -51,7 +51,9 @@ class Similarity:
     # over-confident (ECE 6 to 9%): label sets with a description get their own.
     described_temperature: float = 0.031
 
-    def probabilities(self, similarities: np.ndarray, multi_label: bool, described: bool = False) -> np.ndarray:
+    def probabilities(
+        self, similarities: np.ndarray, multi_label: bool, described: bool = False
+    ) -> np.ndarray:
         """(texts, labels) similarities -> (texts, labels) probabilities, float64; `described`:
         some label carries a description."""
         sims = np.asarray(similarities, dtype=np.float64)
