@@ -112,7 +112,7 @@ def train_few_shot(config, data: TrainingData, started: float, bf16: bool) -> Fe
     tuned = setfit.train_split(source, rows, prompt_names, lengths.max_length, settings, config.seed)
     print(f"encoder tuned: {tuned.steps} steps, pair loss {tuned.loss:.4f}", flush=True)
     fitted = setfit.heads(tuned, rows.labels, len(names), settings, config.seed)
-    held = _held_out(config, data, rows, source, settings, lengths.max_length, tuned)
+    held = _held_out(config, data, rows, source, settings, lengths.max_length, tuned, fitted)
     choice, calibration = _choose(held, names)
     print(f"head: {_head_name(choice)}", flush=True)
     weight, bias = fitted[choice]
@@ -156,8 +156,8 @@ class HeldOut:
     cross_validated: bool
 
 
-def _held_out(config, data, rows, source, settings, max_length, tuned) -> HeldOut:
-    """Out-of-fold logits (few rows), or the tuned encoder's on the validation rows."""
+def _held_out(config, data, rows, source, settings, max_length, tuned, fitted: dict) -> HeldOut:
+    """Out-of-fold logits (few rows), or the `fitted` heads' on the tuned encoder's validation rows."""
     names = list(data.labels.names) if config.label_prior else None
     if cross_validates(data):
         logits = setfit.held_out_logits(source, rows, names, max_length, settings, config.seed)
@@ -168,7 +168,6 @@ def _held_out(config, data, rows, source, settings, max_length, tuned) -> HeldOu
     use_types = uses_token_type_ids(tuned.encoder, tokenizer)
     tokenized = tokenize(tokenizer, data.validation.items, max_length, use_types)
     x = setfit.embed(tuned.encoder, tokenized, tokenizer.pad_token_id or 0, tokenizer.padding_side)
-    fitted = setfit.heads(tuned, rows.labels, len(data.labels.names), settings, config.seed)
     logits = {c: x @ w.T + b for c, (w, b) in fitted.items()}
     where = f"the validation rows of {data.validation.source}"
     return HeldOut(logits, np.asarray(data.validation.labels), where, data.validation, False)
