@@ -1,33 +1,49 @@
-"""Train clearpipe's named-entity tagger on CoNLL-2003 (English; PER, ORG, LOC, MISC).
+"""Train clearpipe's embedded named-entity tagger on CoNLL-2003 (English; PER, ORG, LOC, MISC).
 
-Trains on `train.txt`, keeps the epoch with the best entity F1 on `valid.txt`, and scores
-`test.txt` once at the end, with `clearpipe.training.ner.train`. The student is fine-tuned from
-`minilm-l6` (all-MiniLM-L6-v2). When `mpnet-base` is installed (`clearpipe bases --install
-mpnet-base`), a larger tagger is trained from it first, in its own folder, as the teacher whose
-figures the student's are read against; without it that step is skipped. (Named-entity training
-does not distil yet: the teacher is trained and scored, not learnt from.)
+Three steps, each a `clearpipe.training.ner.train` run on `train.txt` that keeps the epoch with the
+best entity F1 on `valid.txt` and scores `test.txt` once at the end:
+
+1. `student`: all-MiniLM-L6-v2 (`minilm-l6`, 22M) fine-tuned alone, as `clearpipe train` does
+   with its defaults: the figure the distilled model is read against.
+2. `teacher`: all-mpnet-base-v2 (`mpnet-base`, 109M; `clearpipe bases --install mpnet-base`)
+   fine-tuned the same way. Without it installed, this step and the next are skipped.
+3. `distilled`: minilm-l6 again, learning each word's tags from the teacher's softened
+   distribution as well as from the gold tags (`clearpipe train --teacher`, `ner.distill`).
+
+The step with the best validation F1 among `student` and `distilled` is installed into
+src/clearpipe/default_ner/ (float16 safetensors, its tokenizer and model card) as the model that
+`clearpipe.pipeline("ner")` loads; the test split never chooses.
 
     python recipes/train_ner.py --work /tmp/ner                       # the full run
-    python recipes/train_ner.py --work /tmp/ner-smoke --limit 200 --epochs 1   # a quick end-to-end check
+    python recipes/train_ner.py --work /tmp/ner --only teacher        # one step
+    python recipes/train_ner.py --work /tmp/ner --install-only        # install a finished run
+    python recipes/train_ner.py --work /tmp/ner-smoke --limit 200 --epochs 1 --no-install  # a quick check
 
 Every step writes its own folder under --work and is skipped once its metrics.json exists; a step
-that was interrupted resumes from its last epoch's checkpoint. The text is Reuters news (RCV1),
-distributed for research: the model cards say so.
+that was interrupted resumes from its last epoch's checkpoint, and the teacher's word logits are
+cached in the distilled step's folder. The text is Reuters news (RCV1), distributed for research:
+the model cards say so.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 from clearpipe.bases import BASES, find
+from clearpipe.training.distill import Distillation
 from clearpipe.training.ner.read import read_ner
 from clearpipe.training.ner.train import train
 from clearpipe.training.train import CHECKPOINTS, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
+DEST = REPO / "src" / "clearpipe" / "default_ner"
 SPLITS = ("train", "valid", "test")
+SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md")
+SHIPPED_FIGURES = ("metrics.json", "training_config.json", "trace.json")
+STEPS = ("student", "teacher", "distilled")
 
 
 def main() -> None:
@@ -35,31 +51,54 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "conll2003")
     parser.add_argument("--work", type=Path, default=Path("/tmp/clearpipe-ner"))
     parser.add_argument("--limit", type=int, help="Use the first N sentences of each split (a smoke run).")
-    parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--epochs", type=float, default=3.0, help="The student's epochs.")
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--teacher-epochs", type=float, default=2.0)
+    parser.add_argument("--teacher-learning-rate", type=float, default=5e-5)
+    parser.add_argument("--distilled-epochs", type=float, default=6.0)
+    parser.add_argument("--distill-temperature", type=float, default=2.0)
+    parser.add_argument("--distill-weight", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
-        "--only",
-        choices=("student", "teacher"),
-        help="Run one step (the student first: it is the model shipped).",
+        "--only", choices=STEPS, help="Run one step (its earlier steps must be done for 'distilled')."
     )
+    parser.add_argument("--dest", type=Path, default=DEST)
+    parser.add_argument("--install-only", action="store_true", help="Only install a finished --work run.")
+    parser.add_argument("--no-install", action="store_true", help="Leave src/clearpipe/default_ner alone.")
     args = parser.parse_args()
-    files = data_files(args.data_dir, args.work, args.limit)
-    figures = {}
-    if args.only != "teacher":
-        figures["student"] = step("student", "minilm-l6", files, args)
-    teacher = find(BASES["mpnet-base"])
-    if args.only == "student":
-        pass
-    elif teacher.source is None:
-        print(f"teacher: skipped, mpnet-base is {teacher.where}", flush=True)
-    else:
-        figures["teacher"] = step("teacher", "mpnet-base", files, args)
+    if not args.install_only:
+        run_steps(args)
+    figures = {
+        name: _metrics(args.work / name) for name in STEPS if (args.work / name / "metrics.json").is_file()
+    }
     summary = {name: {s: m[s]["overall"] for s in ("validation", "test")} for name, m in figures.items()}
     (args.work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     for name, m in summary.items():
         print(f"{name}: validation entity F1 {m['validation']['f1']:.4f}, test {m['test']['f1']:.4f}")
+    candidates = [name for name in ("student", "distilled") if name in summary]
+    if candidates and (args.install_only or (args.only is None and not args.no_install)):
+        best = max(candidates, key=lambda name: summary[name]["validation"]["f1"])
+        install(args.work / best, args.dest, summary)
+
+
+def run_steps(args: argparse.Namespace) -> None:
+    files = data_files(args.data_dir, args.work, args.limit)
+    if args.only in (None, "student"):
+        step("student", "minilm-l6", files, args, args.epochs, args.learning_rate)
+    if args.only == "student":
+        return
+    if find(BASES["mpnet-base"]).source is None:
+        print(f"teacher: skipped, mpnet-base is {find(BASES['mpnet-base']).where}", flush=True)
+        return
+    if args.only in (None, "teacher"):
+        step("teacher", "mpnet-base", files, args, args.teacher_epochs, args.teacher_learning_rate)
+    if args.only in (None, "distilled"):
+        teacher = args.work / "teacher"
+        if not (teacher / "metrics.json").is_file():
+            raise SystemExit(f"distilled: the teacher in {teacher} is not trained yet (--only teacher)")
+        distillation = Distillation((str(teacher),), args.distill_temperature, args.distill_weight)
+        step("distilled", "minilm-l6", files, args, args.distilled_epochs, args.learning_rate, distillation)
 
 
 def data_files(data_dir: Path, work: Path, limit: int | None) -> dict[str, Path]:
@@ -82,13 +121,20 @@ def data_files(data_dir: Path, work: Path, limit: int | None) -> dict[str, Path]
     return files
 
 
-def step(name: str, base: str, files: dict[str, Path], args: argparse.Namespace) -> dict:
+def step(
+    name: str,
+    base: str,
+    files: dict[str, Path],
+    args: argparse.Namespace,
+    epochs: float,
+    learning_rate: float,
+    distillation: Distillation | None = None,
+) -> dict:
     """Train one tagger into work/NAME, or read its figures when it is done already."""
     output = args.work / name
-    done = output / "metrics.json"
-    if done.is_file():
+    if (output / "metrics.json").is_file():
         print(f"{name}: done already ({output})", flush=True)
-        return json.loads(done.read_text(encoding="utf-8"))
+        return _metrics(output)
     print(f"{name}: training from {base} into {output}", flush=True)
     config = TrainConfig(
         data=str(files["train"]),
@@ -96,13 +142,51 @@ def step(name: str, base: str, files: dict[str, Path], args: argparse.Namespace)
         test=str(files["test"]),
         base=base,
         output=str(output),
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
+        epochs=epochs,
+        learning_rate=learning_rate,
         batch_size=args.batch_size,
         seed=args.seed,
-        resume=(output / CHECKPOINTS).is_dir(),  # an interrupted run continues from its last epoch
+        distillation=distillation,
+        save_dtype="float32" if name == "teacher" else "float16",  # the figures are the shipped weights'
+        # An interrupted run continues from its last epoch (a teacher's cached logits count too).
+        resume=(output / CHECKPOINTS).is_dir() or (output / "teacher_logits").is_dir(),
     )
     return train(config).metrics
+
+
+def _metrics(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+
+
+def install(work: Path, dest: Path, summary: dict) -> None:
+    """Copy the chosen run into the package, its weights in float16 (half the size; the config
+    says float32, so every loader widens them, as for the default sentiment model)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in (*SHIPPED, *SHIPPED_FIGURES):
+        if name != "model.safetensors":
+            shutil.copy2(work / name, dest / name)
+    weights = load_file(work / "model.safetensors")
+    save_file(
+        {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()},
+        dest / "model.safetensors",
+        metadata={"format": "pt"},
+    )
+    lines = [
+        f"- `{name}`: validation entity F1 {m['validation']['f1']:.4f}, test {m['test']['f1']:.4f}"
+        for name, m in summary.items()
+    ]
+    with (dest / "README.md").open("a", encoding="utf-8") as card:
+        card.write(
+            "\n## How this model was made\n\n"
+            f"`recipes/train_ner.py` in the clearpipe repository; this is its `{work.name}` step, chosen "
+            "by validation F1. Every step of that run:\n\n" + "\n".join(lines) + "\n"
+        )
+    print(f"installed {work} into {dest}", flush=True)
 
 
 if __name__ == "__main__":

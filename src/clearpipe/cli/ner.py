@@ -55,7 +55,11 @@ def train(flags: Mapping[str, Any]) -> None:
         test=_text(flags["test"]),
         data_options=options,
         patience=flags["patience"] or None,  # the flag's 0 is the config's "never"
-        distillation=Distillation(tuple(teacher)) if teacher else None,  # refused by name in `run`
+        distillation=Distillation(
+            tuple(teacher), flags["distill_temperature"], flags["distill_weight"], flags["distill_hidden"]
+        )
+        if teacher
+        else None,
         unlabeled=_text(flags["unlabeled"]),
     )
     refuse_unused(config, _given(flags.get("ctx"), SETFIT_FLAGS))  # before any data is read

@@ -110,7 +110,7 @@ def train(
         list[str] | None,
         typer.Option(
             "--teacher",
-            help="Distil from this classifier (folder or hub id) with the same labels; "
+            help="Distil from this classifier or tagger (folder or hub id) with the same labels; "
             "repeat it to learn from the mean of several teachers' logits.",
         ),
     ] = None,

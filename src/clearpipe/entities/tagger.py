@@ -190,13 +190,26 @@ class Tagger:
         >>> ner.predict_word_tags([["Ada", "met", "Alan"]])  # doctest: +SKIP
         [['B-PER', 'O', 'B-PER']]
         """
+        return [
+            ["O" if np.isnan(row[0]) else self.labels[int(row.argmax())] for row in one]
+            for one in self.predict_word_logits(words)
+        ]
+
+    def predict_word_logits(self, words: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Each word's logits (words, labels) for pre-split inputs, read from its first sub-token
+        (the token a tagger is trained and scored on); a word with no tokens gets a row of NaN.
+        A teacher's word logits are what named-entity distillation learns from.
+
+        >>> ner.predict_word_logits([["Ada", "met", "Alan"]])[0].shape  # doctest: +SKIP
+        (3, 9)
+        """
         if not isinstance(words, (list, tuple)) or not all(isinstance(one, (list, tuple)) for one in words):
-            raise InputError("predict_word_tags takes a list of word lists, e.g. [['Ada', 'met', 'Alan']]")
+            raise InputError("word tags and logits take a list of word lists, e.g. [['Ada', 'met', 'Alan']]")
         found = self.scores([list(one) for one in words], is_split_into_words=True) if words else None
         if found is None:
             return []
         return [
-            _first_token_tags(one, logits, len(sentence), self.labels)
+            _first_token_logits(one, logits, len(sentence))
             for one, logits, sentence in zip(found.spans, found.logits, words, strict=True)
         ]
 
@@ -205,14 +218,14 @@ class Tagger:
         self.predict(["warm up " * 4, "warm up " * 30])
 
 
-def _first_token_tags(spans_: Spans, logits: np.ndarray, count: int, labels: Sequence[str]) -> list[str]:
-    tags = ["O"] * count
+def _first_token_logits(spans_: Spans, logits: np.ndarray, count: int) -> np.ndarray:
+    out = np.full((count, logits.shape[-1]), np.nan, dtype=np.float32)
     seen: set[int] = set()
     for position, word in enumerate(spans_.words):
         if word is not None and word not in seen:
             seen.add(word)
-            tags[word] = labels[int(logits[position].argmax())]
-    return tags
+            out[word] = logits[position]
+    return out
 
 
 def check_ignore(ignore_labels: Sequence[str]) -> tuple[str, ...]:

@@ -197,9 +197,19 @@ def loss(
         kd = torch.nn.functional.binary_cross_entropy_with_logits(student / t, soft, reduction="none")
         kd = kd.mean(dim=1) * t * t  # (B,)
     else:
-        log_student = torch.log_softmax(student / t, dim=1)
-        log_teacher = torch.log_softmax(teacher / t, dim=1)
-        kd = (log_teacher.exp() * (log_teacher - log_student)).sum(dim=1) * t * t  # (B,) KL(teacher||student)
+        kd = soft_loss(student, teacher, t)
     w = distillation.weight
     mixed = torch.where(labelled, w * kd + (1 - w) * hard_loss, kd)
     return mixed.mean()
+
+
+def soft_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per row KL(teacher || student) of the logits (N, labels) softened at `temperature`, times
+    temperature² so that its gradients keep their size as the temperature grows.
+
+    >>> soft_loss(torch.zeros(1, 2), torch.zeros(1, 2), 2.0)
+    tensor([0.])
+    """
+    log_student = torch.log_softmax(student / temperature, dim=1)
+    log_teacher = torch.log_softmax(teacher / temperature, dim=1)
+    return (log_teacher.exp() * (log_teacher - log_student)).sum(dim=1) * temperature**2

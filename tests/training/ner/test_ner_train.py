@@ -68,7 +68,7 @@ def test_validation_is_split_off_when_not_given(ner_base, ner_files, tmp_path):
     ("change", "flag"),
     [
         ({"class_weights": "auto"}, "--class-weights"),
-        ({"distillation": Distillation(("t",))}, "--teacher"),
+        ({"distillation": Distillation(("t",), hidden_weight=1.0)}, "--distill-hidden"),
         ({"data_options": DataOptions(label_column="y")}, "--label-column"),
     ],
 )

@@ -15,8 +15,15 @@ from clearpipe.training.ner.read import Sentence
 IGNORED = -100  # the label of special tokens and of every sub-token after a word's first
 
 
-def to_dataset(tokenizer, sentences: Sequence[Sentence], tags: Sequence[str], max_length: int):
-    """A `datasets.Dataset` of input ids, labels and lengths (the length-grouping column).
+def to_dataset(
+    tokenizer,
+    sentences: Sequence[Sentence],
+    tags: Sequence[str],
+    max_length: int,
+    teacher: Sequence[np.ndarray] | None = None,
+):
+    """A `datasets.Dataset` of input ids, labels and lengths (the length-grouping column), and with
+    `teacher` (each sentence's word logits, `ner.distill`) a `teacher_logits` column per token.
 
     >>> to_dataset(tokenizer, data.train, data.tags, 256).column_names  # doctest: +SKIP
     ['input_ids', 'token_type_ids', 'attention_mask', 'labels', 'length']
@@ -36,6 +43,13 @@ def to_dataset(tokenizer, sentences: Sequence[Sentence], tags: Sequence[str], ma
         for i, s in enumerate(sentences)
     ]
     columns = dict(encoded) | {"labels": labels, "length": [len(x) for x in encoded["input_ids"]]}
+    if teacher is not None:
+        from clearpipe.training.ner.distill import per_token
+
+        columns["teacher_logits"] = [
+            per_token(logits, row, encoded.word_ids(i))
+            for i, (logits, row) in enumerate(zip(teacher, labels, strict=True))
+        ]
     return datasets.Dataset.from_dict(columns)
 
 
@@ -57,15 +71,33 @@ def truncated(dataset, sentences: Sequence[Sentence]) -> int:
 
 class Collator:
     """transformers' `DataCollatorForTokenClassification` (labels padded with -100), without the
-    length column that only the length-grouping sampler reads."""
+    length column that only the length-grouping sampler reads; a distillation run's
+    `teacher_logits` are padded with NaN on the side the tokenizer pads."""
 
     def __init__(self, tokenizer) -> None:
         from transformers import DataCollatorForTokenClassification
 
         self.inner = DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORED)
+        self.left = tokenizer.padding_side == "left"
 
     def __call__(self, features: list[dict]) -> dict:
-        return self.inner([{k: v for k, v in f.items() if k != "length"} for f in features])
+        skipped = ("length", "teacher_logits")
+        batch = self.inner([{k: v for k, v in f.items() if k not in skipped} for f in features])
+        if features and "teacher_logits" in features[0]:
+            batch["teacher_logits"] = self._teacher(features, batch["labels"].shape[1])
+        return batch
+
+    def _teacher(self, features: list[dict], width: int):
+        import torch
+
+        rows = [torch.as_tensor(f["teacher_logits"], dtype=torch.float32) for f in features]
+        out = torch.full((len(rows), width, rows[0].shape[1]), float("nan"))
+        for i, row in enumerate(rows):
+            if self.left:
+                out[i, width - len(row) :] = row
+            else:
+                out[i, : len(row)] = row
+        return out
 
 
 def labelled_tags(predicted: np.ndarray, labels: np.ndarray, tags: Sequence[str]):

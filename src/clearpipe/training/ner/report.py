@@ -120,6 +120,7 @@ def model_card(output: Path, run: NerRun) -> str:
                 "seed": cfg["seed"],
                 "saved as": cfg["save_dtype"],
                 "wall time (s)": round(run.seconds),
+                **_teacher_rows(cfg.get("distillation")),
             }.items()
         ],
         "",
@@ -143,6 +144,16 @@ def model_card(output: Path, run: NerRun) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _teacher_rows(distillation: dict | None) -> dict[str, object]:
+    if not distillation:
+        return {}
+    return {
+        "distilled from": ", ".join(f"`{t}`" for t in distillation["teachers"]),
+        "distillation": f"per word: {distillation['weight']} x KL at temperature "
+        f"{distillation['temperature']} + {1 - distillation['weight']:g} x cross-entropy",
+    }
 
 
 def _terms(data: NerData) -> list[str]:

@@ -4,8 +4,9 @@ entity F1 on validation, and writes the checkpoint with its metrics and model ca
 
 It shares `TrainConfig` and the run's plumbing (output checks, resume, arguments, saving) with
 sequence classification in `clearpipe.training.train`; the settings that only mean something
-there (label columns, class weights, teachers, calibration, SetFit's --method setfit,
---setfit-iterations and --label-prior) are refused by name.
+there (label columns, class weights, unlabelled rows, hidden-state distillation, SetFit's
+--method setfit, --setfit-iterations and --label-prior) are refused by name. `--teacher` works:
+the student learns each word's tags from the teacher's (`ner.distill`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from clearpipe.errors import InputError
 from clearpipe.loading import load_config, model_max_length, quiet_transformers, resolve_source
 from clearpipe.training import bases
 from clearpipe.training.data import DataOptions
+from clearpipe.training.ner import distill as ner_distill
 from clearpipe.training.ner import features
 from clearpipe.training.ner.data import NerData, print_report, read_ner_data
 from clearpipe.training.ner.evaluation import evaluate_tagger, words_tagger
@@ -88,7 +90,8 @@ def refuse_unused(config: TrainConfig, given: Collection[str] = ()) -> None:
         != DataOptions(encoding=config.data_options.encoding, seed=config.data_options.seed),
         "--class-weights": config.class_weights != defaults.class_weights,
         "--metric (entity F1 picks the epoch)": config.metric != defaults.metric,
-        "--teacher": config.distillation is not None,
+        "--distill-hidden (words are taught by their logits)": config.distillation is not None
+        and config.distillation.hidden_weight > 0,
         "--unlabeled": config.unlabeled is not None,
         f"--method {config.method} (a tagger is fine-tuned whole)": config.method not in ("auto", "finetune"),
         "--setfit-iterations": "setfit_iterations" in given
@@ -113,13 +116,20 @@ def _train(config: TrainConfig, callbacks: list[TrainerCallback] | None) -> Trai
     set_seed(config.seed)  # the new tagging head is drawn from the global generator
     tokenizer, model = _load_base(source, data.tags)
     max_length = _max_length(config, model, tokenizer)
-    train_ds = features.to_dataset(tokenizer, data.train, data.tags, max_length)
+    teacher = None
+    if config.distillation is not None:
+        config.distillation.check()
+        teacher = ner_distill.teacher_word_logits(config.distillation, data.train, data.tags, output)
+    train_ds = features.to_dataset(tokenizer, data.train, data.tags, max_length, teacher)
     val_ds = features.to_dataset(tokenizer, data.validation, data.tags, max_length)
     if main:
         cut = features.truncated(train_ds, data.train)
         print(f"max length {max_length} tokens; {cut} training sentences truncated", flush=True)
     table = EpochTable(enabled=main)
-    trainer = Trainer(
+    trainer_class, extra = Trainer, {}
+    if config.distillation is not None:
+        trainer_class, extra = ner_distill.TokenDistillationTrainer, {"distillation": config.distillation}
+    trainer = trainer_class(
         model=model,
         args=_training_arguments(config, output, SELECTION),
         data_collator=features.Collator(tokenizer),
@@ -129,6 +139,7 @@ def _train(config: TrainConfig, callbacks: list[TrainerCallback] | None) -> Trai
         compute_metrics=_metrics_fn(data.tags),
         preprocess_logits_for_metrics=_argmax,
         callbacks=[table, *_early_stopping(config), *(callbacks or [])],
+        **extra,
     )
     _quiet_progress(trainer)
     with quiet_transformers():
@@ -206,6 +217,7 @@ def _finish(
             "bf16": trainer.args.bf16,
             "device": str(trainer.args.device),
             "optimizer_steps": state.max_steps,
+            "teachers": [] if config.distillation is None else list(config.distillation.teachers),
         },
         data=data,
         epochs=table.rows,
