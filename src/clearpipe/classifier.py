@@ -365,6 +365,7 @@ def load(
             threads=threads,
             trust_remote_code=trust_remote_code,
             labels=labels,
+            calibrated=calibrated,
         )
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":

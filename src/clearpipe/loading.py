@@ -28,6 +28,11 @@ from clearpipe.inputs import longest_input
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 """Where the embedded default sentiment model lives inside the installed package."""
+DEFAULT_NER_DIR = Path(__file__).parent / "default_ner"
+"""Where the embedded English NER model lives (`recipes/train_ner.py` installs it)."""
+EMBEDDED = {"sentiment": DEFAULT_MODEL_DIR, "ner": DEFAULT_NER_DIR}
+"""The names `clearpipe.load` and `--model` take for the models inside the package; a local
+folder of the same name wins."""
 
 
 @dataclass(frozen=True)
@@ -40,22 +45,20 @@ class Checkpoint:
 
 
 def resolve_source(model: str | os.PathLike[str] | None) -> str:
-    """Return a local folder or hub id to load; `None` means the embedded default model.
+    """Return a local folder or hub id to load; `None` means the embedded default model, and
+    "sentiment" or "ner" name the embedded ones (`EMBEDDED`).
 
     >>> resolve_source("./my-model")  # doctest: +SKIP
     '/home/me/my-model'
     """
     if model is None:
-        if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-            raise CheckpointError(
-                "this build of clearpipe ships no embedded default model; pass a model, e.g. "
-                "clearpipe.load('path/to/checkpoint') or --model path/to/checkpoint"
-            )
-        return str(DEFAULT_MODEL_DIR)
+        return embedded("sentiment")
     path = Path(model).expanduser()
     if path.is_dir():
         _check_folder(path)
         return str(path.resolve())
+    if str(model) in EMBEDDED:
+        return embedded(str(model))
     if path.exists():
         raise CheckpointError(
             f"{path} is a file; a model is a checkpoint folder (with config.json) or a hub id"
@@ -63,6 +66,23 @@ def resolve_source(model: str | os.PathLike[str] | None) -> str:
     if _looks_like_path(str(model)):
         raise CheckpointError(f"no such model folder: {path}")
     return str(model)
+
+
+def embedded(name: str) -> str:
+    """The folder of the embedded model `name` ("sentiment" or "ner"), or a `CheckpointError`
+    for a build that ships without it.
+
+    >>> embedded("ner")  # doctest: +SKIP
+    '/.../site-packages/clearpipe/default_ner'
+    """
+    folder = EMBEDDED[name]
+    if not (folder / "config.json").is_file():
+        what = "default sentiment" if name == "sentiment" else "NER"
+        raise CheckpointError(
+            f"this build of clearpipe ships no embedded {what} model; pass a model, e.g. "
+            "clearpipe.load('path/to/checkpoint') or --model path/to/checkpoint"
+        )
+    return str(folder)
 
 
 def _looks_like_path(name: str) -> bool:

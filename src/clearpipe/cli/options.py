@@ -9,7 +9,12 @@ import typer
 
 Model = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Checkpoint folder or hub id. Default: the embedded sentiment model."),
+    typer.Option(
+        "--model",
+        "-m",
+        help='Checkpoint folder or hub id; "ner" names the embedded English NER model. '
+        "Default: the embedded sentiment model.",
+    ),
 ]
 TopK = Annotated[
     str | None,

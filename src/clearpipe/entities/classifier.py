@@ -42,6 +42,7 @@ from clearpipe.loading import (
     resolve_device,
     uses_token_type_ids,
 )
+from clearpipe.postprocess import saved_temperature
 
 if TYPE_CHECKING:
     from clearpipe.trace.tokens import TokenTrace
@@ -121,13 +122,16 @@ def load_token_classifier(
     labels: Sequence[str] | None = None,
     aggregation_strategy: str = aggregation.DEFAULT_STRATEGY,
     ignore_labels: Sequence[str] = ("O",),
+    calibrated: bool = True,
 ) -> TokenClassifier:
     """Load a token-classification checkpoint folder (or hub id, resolved by
     `clearpipe.loading.resolve_source`) as a `TokenClassifier`.
 
     Texts longer than `max_length` tokens (default: the model's limit) run in windows overlapping
     by `stride` tokens (default a quarter window). `dtype` is "auto", "float32", "bfloat16" or
-    "float16"; int8 is refused (its close-call referee judges one label per row).
+    "float16"; int8 is refused (its close-call referee judges one label per row). A temperature
+    saved in config.json (named-entity training fits one) softens or sharpens every token's
+    scores unless `calibrated=False`.
 
     >>> ner = load_token_classifier("path/to/ner-model", dtype="float32")  # doctest: +SKIP
     """
@@ -157,6 +161,7 @@ def load_token_classifier(
         max_tokens=batching.default_max_tokens(torch_device) if max_tokens is None else max_tokens,
         aggregation_strategy=strategy,
         ignore_labels=check_ignore(ignore_labels),
+        temperature=saved_temperature(checkpoint.model.config) if calibrated else None,
     )
     return TokenClassifier(checkpoint, settings, runner)
 

@@ -21,7 +21,7 @@ from clearpipe.entities import aggregation, spans
 from clearpipe.entities.aggregation import Aggregated, Aggregation, Entity
 from clearpipe.entities.spans import Spans, TokenWindows
 from clearpipe.errors import InputError
-from clearpipe.postprocess import Activation
+from clearpipe.postprocess import Activation, Temperature
 
 EntityDict = dict[str, object]
 TASK = "token-classification"
@@ -42,11 +42,12 @@ class TokenSettings:
     max_tokens: int | None = None
     aggregation_strategy: str = aggregation.DEFAULT_STRATEGY
     ignore_labels: tuple[str, ...] = ("O",)
+    # The saved calibration temperature (training fits one on validation words), or None.
+    temperature: Temperature | None = None
     # What the server's /info reads of every classifier: softmax per token, long texts always in
-    # windows, no temperature, thresholds or min_score.
+    # windows, no thresholds or min_score.
     activation: ClassVar[Activation] = Activation.SOFTMAX
     long_text_modes: ClassVar[tuple[str, ...]] = ("chunk",)
-    temperature: ClassVar[None] = None
     thresholds: ClassVar[None] = None
     min_score: ClassVar[None] = None
 
@@ -109,12 +110,16 @@ class Tagger:
 
     # Stage 3 ---------------------------------------------------------------------------------
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Stage 3's first step: softmax per token, (tokens, labels).
+        """Stage 3's first step: softmax per token, (tokens, labels), of the logits divided by the
+        saved temperature when there is one (it never changes a token's best label).
 
         >>> ner.probabilities(np.zeros((1, 9))).sum()  # doctest: +SKIP
         1.0
         """
-        return aggregation.softmax(logits)
+        temperature = self.settings.temperature
+        if temperature is None or not len(logits):
+            return aggregation.softmax(logits)
+        return aggregation.softmax(temperature.apply(logits).astype(np.float32))
 
     def aggregate(
         self,

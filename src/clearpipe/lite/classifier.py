@@ -262,7 +262,9 @@ def load(
 
         if min_score is not None:
             raise InputError("min_score applies to sequence classifiers, not to token classifiers")
-        return load_entities(folder, graph_file, config, threads, dtype, max_length, max_tokens, batch_size)
+        return load_entities(
+            folder, graph_file, config, threads, dtype, max_length, max_tokens, batch_size, calibrated
+        )
     labels = read_labels(config, folder)
     limit = read_max_length(folder, config, info)
     if max_length is not None and not 2 <= max_length <= limit:

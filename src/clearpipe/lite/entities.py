@@ -24,6 +24,7 @@ from clearpipe.entities.spans import Spans, TokenWindows
 from clearpipe.entities.tagger import Tagger, TokenSettings
 from clearpipe.errors import InputError
 from clearpipe.lite.folder import read_json, read_labels, read_max_length, read_tokenizer
+from clearpipe.postprocess import saved_temperature
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -105,12 +106,14 @@ def load_entities(
     max_length: int | None,
     max_tokens: int | None,
     batch_size: int | None,
+    calibrated: bool = True,
 ) -> LiteTokenClassifier:
     """An export of a token classifier as a `LiteTokenClassifier` (`clearpipe.lite.load` calls it
-    for a folder whose config.json names `*ForTokenClassification`). Long texts run in windows of
-    `max_length` tokens (default: the export's) overlapping by a quarter window, as `clearpipe.load`'s.
+        for a folder whose config.json names `*ForTokenClassification`). Long texts run in windows of
+        `max_length` tokens (default: the export's) overlapping by a quarter window, and a saved
+    temperature scales every token's scores unless `calibrated=False`, as `clearpipe.load`'s do.
 
-    >>> ner = load_entities(Path("ner-onnx"), Path("ner-onnx/model.onnx"), config, 2, "auto", None, None, None)  # doctest: +SKIP
+        >>> ner = load_entities(Path("ner-onnx"), Path("ner-onnx/model.onnx"), config, 2, "auto", None, None, None)  # doctest: +SKIP
     """
     labels = read_labels(config, folder)
     limit = read_max_length(folder, config, read_json(folder / EXPORT_INFO, required=False))
@@ -130,6 +133,7 @@ def load_entities(
         batch_size=batch_size,
         max_tokens=max_tokens or DEFAULT_MAX_TOKENS["cpu"],
         aggregation_strategy=aggregation.DEFAULT_STRATEGY,
+        temperature=saved_temperature(config) if calibrated else None,
     )
     runner = TokenGraphRunner(graph, len(labels), pad_id, side)
     return LiteTokenClassifier(tokenizer, runner, settings, str(folder))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import clearpipe
@@ -84,3 +85,35 @@ def test_a_table_beside_ner_data_is_refused(ner_files, tmp_path):
     config = TrainConfig(data=str(ner_files["train"]), validation=str(table), output=str(tmp_path / "m"))
     with pytest.raises(InputError, match=r"--validation .*valid\.csv is not a named-entity file"):
         train(config)
+
+
+def test_token_scores_are_calibrated_on_the_validation_words(run):
+    saved = json.loads((run.output / "config.json").read_text())["clearpipe_calibration"]
+    assert saved["method"] == "temperature" and saved["rows"] == 188  # the validation file's words
+    assert saved["nll_after"] <= saved["nll_before"]
+    assert json.loads((run.output / "metrics.json").read_text())["calibration"] == saved
+    assert "## Calibration" in (run.output / "README.md").read_text()
+    text = "peter works for apple"
+    calibrated = clearpipe.load(str(run.output), dtype="float32")
+    raw = clearpipe.load(str(run.output), dtype="float32", calibrated=False)
+    ours, theirs = calibrated(text, aggregation_strategy="none"), raw(text, aggregation_strategy="none")
+    assert [e["entity"] for e in ours] == [e["entity"] for e in theirs]  # a temperature moves no tag
+    logits = raw.scores(text).logits[0] / saved["temperature"]
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected = (expected / expected.sum(axis=1, keepdims=True)).max(axis=1)[1]  # the first word's token
+    assert ours[0]["score"] == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_an_export_keeps_the_temperature_in_both_loaders(run, tmp_path):
+    from clearpipe import lite
+    from clearpipe.onnx.export import export_onnx
+
+    folder = tmp_path / "onnx"
+    export_onnx(str(run.output), folder, texts=["mary lives in rome", "google opened in paris ."], check_name="t")
+    text = "anna works for amazon"
+    torch_scores = [e["score"] for e in clearpipe.load(str(run.output), dtype="float32")(text)]
+    for loaded in (clearpipe.load(str(folder)), lite.load(folder)):
+        assert loaded.settings.temperature is not None
+        assert [e["score"] for e in loaded(text)] == pytest.approx(torch_scores, abs=1e-4)
+    uncalibrated = [e["score"] for e in lite.load(folder, calibrated=False)(text)]
+    assert uncalibrated != pytest.approx(torch_scores, abs=1e-4)

@@ -24,7 +24,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, Trainer
 import clearpipe
 from clearpipe.errors import InputError
 from clearpipe.loading import load_config, model_max_length, quiet_transformers, resolve_source
-from clearpipe.training import bases
+from clearpipe.training import bases, calibration
 from clearpipe.training.data import DataOptions
 from clearpipe.training.ner import distill as ner_distill
 from clearpipe.training.ner import features
@@ -32,6 +32,7 @@ from clearpipe.training.ner.data import NerData, print_report, read_ner_data
 from clearpipe.training.ner.evaluation import evaluate_tagger, words_tagger
 from clearpipe.training.ner.metrics import score_entities
 from clearpipe.training.ner.report import EpochTable, NerRun, write_run
+from clearpipe.training.ner.tags import OUTSIDE
 
 # The run's plumbing is shared with sequence classification rather than copied.
 from clearpipe.training.train import (
@@ -174,6 +175,23 @@ def _max_length(config: TrainConfig, model, tokenizer) -> int:
     return config.max_length
 
 
+def _calibration(tagger, data: NerData) -> calibration.Calibration | None:
+    """A temperature for every token's scores, fitted on the validation words' first sub-tokens
+    (the tokens a tag is read from) against their gold tags."""
+    sentences = data.validation or []
+    logits = tagger.predict_word_logits([list(s.words) for s in sentences])
+    if not logits:
+        return None
+    ids = {tag: i for i, tag in enumerate(tagger.labels)}
+    outside = ids.get(OUTSIDE, 0)
+    gold = np.array([ids.get(tag, outside) for s in sentences for tag in s.tags])
+    flat = np.concatenate(logits)
+    kept = ~np.isnan(flat).any(axis=1)  # words without tokens have no scores to calibrate
+    source = next((r.source for r in data.report if r.name == "validation"), "validation")
+    fitted_on = f"{source} (each word's first sub-token)"
+    return calibration.fit(flat[kept], gold[kept], fitted_on, method="temperature")
+
+
 def _argmax(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     # Keeps (N, T) tag ids instead of (N, T, tags) logits for the whole validation set.
     return logits.argmax(dim=-1)
@@ -197,8 +215,11 @@ def _finish(
     output = Path(config.output)
     with quiet_transformers():
         _save(trainer.model, trainer.processing_class, output, config.save_dtype)
-    # The saved folder as users load it: the figures are those `clearpipe evaluate` gives.
-    tagger = words_tagger(clearpipe.load(str(output), device="auto").predict_word_tags)
+    # The saved folder as users load it: the figures are those `clearpipe evaluate` gives (the
+    # temperature, fitted below, never changes a tag).
+    loaded = clearpipe.load(str(output), device="auto", calibrated=False)
+    tagger = words_tagger(loaded.predict_word_tags)
+    fitted = _calibration(loaded, data) if config.calibrate else None
     splits = {"validation": data.validation, "test": data.test}
     evaluations = {
         name: evaluate_tagger(tagger, sentences, n_worst=10)
@@ -227,6 +248,9 @@ def _finish(
         seconds=seconds,
     )
     write_run(output, run)
+    if fitted is not None:
+        calibration.write_calibration(output, fitted)  # config.json, metrics.json and the card
+        print(f"calibration: {fitted.summary()}", flush=True)
     if not config.keep_checkpoints:
         shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
     metrics = {name: ev.to_dict() for name, ev in evaluations.items()}
