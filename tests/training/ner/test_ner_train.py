@@ -109,7 +109,9 @@ def test_an_export_keeps_the_temperature_in_both_loaders(run, tmp_path):
     from clearpipe.onnx.export import export_onnx
 
     folder = tmp_path / "onnx"
-    export_onnx(str(run.output), folder, texts=["mary lives in rome", "google opened in paris ."], check_name="t")
+    export_onnx(
+        str(run.output), folder, texts=["mary lives in rome", "google opened in paris ."], check_name="t"
+    )
     text = "anna works for amazon"
     torch_scores = [e["score"] for e in clearpipe.load(str(run.output), dtype="float32")(text)]
     for loaded in (clearpipe.load(str(folder)), lite.load(folder)):
