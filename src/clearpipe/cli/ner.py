@@ -88,13 +88,14 @@ def is_tagger(classifier: object) -> bool:
 
 
 def evaluate(tagger, data: Path, worst: int, as_json: bool, encoding: str) -> None:
-    """`clearpipe evaluate` on a tagger: entity P/R/F1 per type and overall, token accuracy, the
-    confusion of types, the kinds of mistakes, and the `worst` sentences with most wrong entities."""
-    from clearpipe.training.ner.evaluation import evaluate_tagger, words_tagger
+    """`clearpipe evaluate` on a tagger: entity P/R/F1 per type and overall, token accuracy, how
+    far the word tag scores can be trusted (ECE, log loss), the confusion of types, the kinds of
+    mistakes, and the `worst` sentences with most wrong entities."""
+    from clearpipe.training.ner.evaluation import evaluate_model
     from clearpipe.training.ner.read import read_ner
 
     read = read_ner(data, encoding)
-    result = evaluate_tagger(words_tagger(tagger.predict_word_tags), read.sentences, n_worst=worst)
+    result = evaluate_model(tagger, read.sentences, n_worst=worst)
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return
@@ -118,6 +119,8 @@ def _print(result) -> None:
             name, f"{s.precision:.4f}", f"{s.recall:.4f}", f"{s.f1:.4f}", str(s.gold), str(s.predicted)
         )
     console.print(table)
+    if result.scores is not None:
+        console.print(_scores_line(result.scores))
     console.print(_confusion(result.confusion))
     console.print("mistakes: " + ", ".join(f"{kind} {n}" for kind, n in result.mistakes.items()))
     if result.worst:
@@ -126,6 +129,19 @@ def _print(result) -> None:
         console.print(f"  line {w['line']} ({w['wrong']} wrong): {w['text'][:117]}", markup=False)
         console.print(f"    gold:      {'; '.join(w['gold']) or '-'}", markup=False)
         console.print(f"    predicted: {'; '.join(w['predicted']) or '-'}", markup=False)
+
+
+def _scores_line(scores: dict) -> str:
+    """How far the words' tag scores can be trusted, as scored and as the raw softmax."""
+    t = scores["temperature"]
+    how = "raw softmax" if t is None else f"temperature {t:.3f}"
+    line = (
+        f"word tag scores ({how}, {scores['words']} words): ECE {scores['ece']:.4f}, "
+        f"log loss {scores['log_loss']:.4f}"
+    )
+    if t is not None:
+        line += f"; raw softmax ECE {scores['raw_ece']:.4f}, log loss {scores['raw_log_loss']:.4f}"
+    return line
 
 
 def _confusion(confusion: dict[str, dict[str, int]]):

@@ -119,3 +119,10 @@ def test_an_export_keeps_the_temperature_in_both_loaders(run, tmp_path):
         assert [e["score"] for e in loaded(text)] == pytest.approx(torch_scores, abs=1e-4)
     uncalibrated = [e["score"] for e in lite.load(folder, calibrated=False)(text)]
     assert uncalibrated != pytest.approx(torch_scores, abs=1e-4)
+
+
+def test_the_figures_say_how_far_word_scores_can_be_trusted(run):
+    scores = json.loads((run.output / "metrics.json").read_text())["test"]["scores"]
+    assert scores["words"] == 188 and scores["temperature"] > 0  # every word of the test file
+    assert 0 <= scores["ece"] <= 1 and scores["log_loss"] >= 0
+    assert {"raw_ece", "raw_log_loss"} <= set(scores)

@@ -5,8 +5,13 @@ per word, such as a `TokenClassifier`'s `predict_word_tags` over the sentences' 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
+from clearpipe.entities.aggregation import softmax
+from clearpipe.training.metrics import expected_calibration_error
 from clearpipe.training.ner.metrics import NerEvaluation, score_entities
 from clearpipe.training.ner.read import Sentence
 from clearpipe.training.ner.tags import OUTSIDE
@@ -29,6 +34,59 @@ def evaluate_tagger(tagger: Tagger, sentences: Sequence[Sentence], n_worst: int 
         lines=[s.line for s in sentences],
         n_worst=n_worst,
     )
+
+
+def evaluate_model(model, sentences: Sequence[Sentence], n_worst: int = 10) -> NerEvaluation:
+    """`evaluate_tagger` for a loaded token classifier (torch, export or lite), from one pass of
+    its word logits: the tags, and in `scores` how far their scores can be trusted.
+
+    >>> evaluate_model(clearpipe.load("ner"), data.test).scores["ece"]  # doctest: +SKIP
+    0.012
+    """
+    sentences = list(sentences)
+    logits = model.predict_word_logits([list(s.words) for s in sentences])
+    labels = list(model.labels)
+    tags = [[OUTSIDE if np.isnan(row[0]) else labels[int(row.argmax())] for row in one] for one in logits]
+    result = evaluate_tagger(lambda _: tags, sentences, n_worst)
+    return dataclasses.replace(result, scores=word_scores(model, logits, sentences))
+
+
+def word_scores(model, logits: Sequence[np.ndarray], sentences: Sequence[Sentence]) -> dict | None:
+    """ECE and log loss of each word's tag distribution (its first sub-token's, as the model
+    scores it: with its saved temperature) against the gold tag, and the same for the raw
+    softmax. Words whose gold tag the model does not have, or with no tokens, are left out.
+
+    >>> word_scores(ner, ner.predict_word_logits(words), data.test)["raw_ece"]  # doctest: +SKIP
+    0.021
+    """
+    ids = {tag: i for i, tag in enumerate(model.labels)}
+    pairs = [
+        (row, ids[tag])
+        for one, s in zip(logits, sentences, strict=True)
+        for row, tag in zip(one, s.tags, strict=True)
+        if tag in ids and not np.isnan(row[0])
+    ]
+    if not pairs:
+        return None
+    flat = np.stack([row for row, _ in pairs]).astype(np.float32)
+    gold = np.array([i for _, i in pairs])
+    temperature = model.settings.temperature
+
+    def figures(probs: np.ndarray) -> tuple[float, float]:
+        right = probs[np.arange(len(gold)), gold]
+        ece = expected_calibration_error(probs.max(axis=1), probs.argmax(axis=1) == gold)
+        return ece, round(float(-np.log(np.clip(right, 1e-7, 1.0)).mean()), 6)
+
+    raw_ece, raw_loss = figures(softmax(flat))
+    ece, loss = figures(model.probabilities(flat))
+    return {
+        "words": len(gold),
+        "temperature": None if temperature is None else temperature.value,
+        "ece": ece,
+        "log_loss": loss,
+        "raw_ece": raw_ece,
+        "raw_log_loss": raw_loss,
+    }
 
 
 def words_tagger(predict_word_tags: Callable[[list[list[str]]], list[list[str]]]) -> Tagger:

@@ -54,6 +54,7 @@ class NerEvaluation:
     confusion: dict[str, dict[str, int]]
     mistakes: dict[str, int]
     worst: list[dict] = field(default_factory=list)
+    scores: dict | None = None  # how far the words' tag scores can be trusted (`evaluation.word_scores`)
 
     @property
     def f1(self) -> float:

@@ -51,6 +51,7 @@ def write_run(output: Path, run: NerRun) -> None:
         print(
             f"{name}: entity F1 {ev.f1:.4f} (precision {ev.overall.precision:.4f}, recall {ev.overall.recall:.4f}; "
             f"{types}), token accuracy {ev.token_accuracy:.4f}, {ev.sentences} sentences"
+            + ("" if ev.scores is None else f", word score ECE {ev.scores['ece']:.4f}")
         )
     print(f"saved to {output} ({run.global_step} optimizer steps, {run.seconds:.0f} s)", flush=True)
     _write_json(output / "metrics.json", {name: ev.to_dict() for name, ev in run.evaluations.items()})

@@ -11,6 +11,7 @@ the student learns each word's tags from the teacher's (`ner.distill`).
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Collection
@@ -29,7 +30,7 @@ from clearpipe.training.data import DataOptions
 from clearpipe.training.ner import distill as ner_distill
 from clearpipe.training.ner import features
 from clearpipe.training.ner.data import NerData, print_report, read_ner_data
-from clearpipe.training.ner.evaluation import evaluate_tagger, words_tagger
+from clearpipe.training.ner.evaluation import evaluate_model
 from clearpipe.training.ner.metrics import score_entities
 from clearpipe.training.ner.report import EpochTable, NerRun, write_run
 from clearpipe.training.ner.tags import OUTSIDE
@@ -218,11 +219,12 @@ def _finish(
     # The saved folder as users load it: the figures are those `clearpipe evaluate` gives (the
     # temperature, fitted below, never changes a tag).
     loaded = clearpipe.load(str(output), device="auto", calibrated=False)
-    tagger = words_tagger(loaded.predict_word_tags)
     fitted = _calibration(loaded, data) if config.calibrate else None
+    if fitted is not None:  # scored as users will load it: with the temperature
+        loaded.settings = dataclasses.replace(loaded.settings, temperature=fitted.scaling)
     splits = {"validation": data.validation, "test": data.test}
     evaluations = {
-        name: evaluate_tagger(tagger, sentences, n_worst=10)
+        name: evaluate_model(loaded, sentences, n_worst=10)
         for name, sentences in splits.items()
         if sentences is not None
     }
