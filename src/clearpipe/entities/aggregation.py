@@ -167,12 +167,12 @@ def aggregate(
         tagged = [_best(piece, how.labels) for piece in pieces]
     else:
         tagged = [_word(group, how, strategy, spans.text) for group in _words(pieces)]
+    ignored = set(ignore_labels)
     found = (
         [(Entity(t.label, t.score, t.word, t.start, t.end, t.index), t.tokens) for t in tagged]
         if strategy == "none"
-        else _group(tagged, how.decode, spans.text if strategy == "word" else None)
+        else _group(tagged, how.decode, spans.text if strategy == "word" else None, ignored)
     )
-    ignored = set(ignore_labels)
     kept = [(entity, tokens) for entity, tokens in found if entity.label not in ignored]
     return Aggregated(
         strategy, scores, tagged, [entity for entity, _ in kept], [tokens for _, tokens in kept]
@@ -250,9 +250,13 @@ def _tag(label: str) -> tuple[str, str]:
     return "I", label
 
 
-def _group(tagged: list[Tagged], decode: Decode, text: str | None) -> list[tuple[Entity, tuple[int, ...]]]:
+def _group(
+    tagged: list[Tagged], decode: Decode, text: str | None, ignored: set[str]
+) -> list[tuple[Entity, tuple[int, ...]]]:
     """Adjacent tokens or words of one type as one entity, with its tokens; a B- label starts a
-    new one (transformers' `group_entities`). With `text`, an entity's word is the text it spans."""
+    new one (transformers' `group_entities`). With `text`, an entity's word is the text it spans.
+    Groups of an `ignored` type are dropped before their word and score are computed (most of a
+    text is "O": decoding its words took half of stage 3)."""
     groups: list[list[Tagged]] = []
     for item in tagged:
         bi, kind = _tag(item.label)
@@ -262,10 +266,13 @@ def _group(tagged: list[Tagged], decode: Decode, text: str | None) -> list[tuple
             groups.append([item])
     out = []
     for group in groups:
+        # transformers names a group after its first label's text past the first "-"
+        label = group[0].label.split("-", 1)[-1]
+        if label in ignored:
+            continue
         start, end = group[0].start, group[-1].end
         word = text[start:end] if text is not None else decode([item.word for item in group])
         score = float(np.mean(np.nanmean([item.score for item in group])))
-        # transformers names a group after its first label's text past the first "-"
         tokens = tuple(token for item in group for token in item.tokens)
-        out.append((Entity(group[0].label.split("-", 1)[-1], score, word, start, end), tokens))
+        out.append((Entity(label, score, word, start, end), tokens))
     return out
