@@ -2,7 +2,7 @@
 
     HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/ner_speed.py [--model DIR] [--sentences N]
         [--threads 2] [--repeat 3] [--strategy first|simple] [--batch-sizes 1 8 32 64]
-        [--dtypes auto float32 bfloat16] [--data FILE] [--json FILE]
+        [--dtypes auto float32 bfloat16] [--exports DIR ...] [--data FILE] [--json FILE]
 
 CoNLL-2003 test sentences (`--data`, default `shared/data/conll2003/test.txt`, read by
 `clearpipe.training.ner.read`), each one's words joined by single spaces into a text; `--sentences N`
@@ -12,6 +12,8 @@ default, the targets' setup; 0: torch's default), on the same model:
 * clearpipe: `clearpipe.load(model, dtype=D)` for each `--dtypes` D ("auto", clearpipe's default,
   then float32 and bfloat16 where they differ from what auto chose), called once on all texts
   (the engine batches them by its token budget);
+* with `--exports`, folders `clearpipe export` wrote from the same model (e.g. `--format onnx
+  --quantize int8`), loaded by `clearpipe.load` and called the same way;
 * the rival: `transformers.pipeline("token-classification", model=..., aggregation_strategy=...)`
   in fp32 and in bf16 (`dtype=torch.bfloat16`), called on the list of texts with `batch_size=B`
   for every `--batch-sizes` B: its strongest configuration is whichever of these is fastest here.
@@ -132,6 +134,22 @@ def clearpipe_configs(model: str, dtypes: list[str], strategy: str, threads: int
         name = "clearpipe default" if dtype == "auto" else f"clearpipe {dtype}"
         call = _clearpipe_call(clf, strategy)
         configs[name] = (call, {"dtype": resolved, "batch_size": None, "rival": False})
+    return configs
+
+
+def export_configs(exports: list[str], strategy: str, threads: int) -> dict:
+    """name -> (call, description) for folders `clearpipe export` wrote from the same model (ONNX
+    or OpenVINO, float or int8), each loaded by `clearpipe.load` as users load it."""
+    import clearpipe
+
+    configs: dict = {}
+    for folder in exports:
+        clf = clearpipe.load(folder, threads=threads or None)
+        clf.warmup()
+        info = json.loads((Path(folder) / "clearpipe_export.json").read_text(encoding="utf-8"))
+        kind = " ".join(str(info.get(k)) for k in ("format", "quantize") if info.get(k))
+        name = f"clearpipe export {kind or Path(folder).name}"
+        configs[name] = (_clearpipe_call(clf, strategy), {"dtype": kind, "batch_size": None, "rival": False})
     return configs
 
 
@@ -290,6 +308,7 @@ def main(args: argparse.Namespace) -> dict:
         model, description, random_head = pick_model(args.model, Path(scratch))
         rivals = rival_configs(model, sorted(set(args.batch_sizes)), args.strategy)
         ours = clearpipe_configs(model, args.dtypes, args.strategy, args.threads)
+        ours |= export_configs(args.exports, args.strategy, args.threads)
         results = measure(ours | rivals, texts, args.repeat)
         from transformers import AutoTokenizer
 
@@ -324,6 +343,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--data",
         default=str(DATA / "conll2003" / "test.txt"),
         help="A CoNLL file (default: shared/data/conll2003/test.txt beside the checkout).",
+    )
+    parser.add_argument(
+        "--exports",
+        nargs="*",
+        default=[],
+        help="Folders `clearpipe export` wrote from the same model, timed as clearpipe configurations too.",
     )
     parser.add_argument("--sentences", type=int, default=0, help="Sentences to time (0: all). Default all.")
     parser.add_argument(
