@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ import clearpipe
 import clearpipe.lite
 from clearpipe import pooled
 from clearpipe.errors import InputError
-from clearpipe.training import setfit
+from clearpipe.training import fewshot, setfit
 from clearpipe.training.train import TrainConfig, train
 
 POSITIVE = [
@@ -211,3 +212,19 @@ def test_a_head_from_label_names_starts_at_zero_shot_and_learns_from_rows():
     free, bias = setfit.fit_head_from_names(x, y, prompts, 0.05, c=1e4)
     train_accuracy = np.mean((x @ free.T + bias).argmax(1) == y)
     assert train_accuracy > np.mean((x @ prompts.T).argmax(1) == y) and train_accuracy > 0.9
+
+
+def _data(per_class: int, held: int, from_split: bool = True) -> SimpleNamespace:
+    labels = [0, 1] * per_class
+    return SimpleNamespace(
+        report=SimpleNamespace(validation_from_split=from_split),
+        train=SimpleNamespace(labels=labels[held:]),
+        validation=SimpleNamespace(labels=labels[:held]),
+    )
+
+
+def test_the_temperature_is_cross_validated_when_too_few_rows_would_be_held_out():
+    assert fewshot.cross_validates(_data(8, 2))  # a class under CROSS_VALIDATE_BELOW rows
+    assert fewshot.cross_validates(_data(64, 13))  # 64 per class: a 10% split keeps 13 < MIN_ROWS
+    assert not fewshot.cross_validates(_data(300, 60))  # enough rows for a split's temperature
+    assert not fewshot.cross_validates(_data(8, 2, from_split=False))  # --validation given
