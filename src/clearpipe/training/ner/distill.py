@@ -3,7 +3,8 @@ tagger's, as `training.distill` does for whole texts (`clearpipe train --teacher
 
 The teacher and the student may split words differently (mpnet-base's and MiniLM's tokenizers),
 so the teacher speaks per word: its logits at each word's first sub-token
-(`Tagger.predict_word_logits`), the token the student is trained and scored on. They are computed
+(`Tagger.predict_word_logits`), the token the student is trained and scored on (`features.per_token`
+lays them there). They are computed
 once through clearpipe's engine and cached beside the run in parts, as for classification. A
 word's loss is `weight * KD + (1 - weight) * CE`, KD being the KL divergence at temperature T
 (times T²); a word the teacher has no tokens for learns from its label alone.
@@ -65,20 +66,6 @@ def _one_teacher(teacher: str, words: list[list[str]], tags: Sequence[str], run:
         flat = np.load(path)[:, order]
         out += np.split(flat, np.cumsum([len(w) for w in chunk])[:-1])
     return out
-
-
-def per_token(word_logits: np.ndarray, labels: Sequence[int], word_ids: Sequence[int | None]) -> list:
-    """The teacher's logits laid on the student's tokens: a word's row on its first sub-token (the
-    labelled one), NaN elsewhere, as the `teacher_logits` column of the training set.
-
-    >>> per_token(np.ones((1, 2)), [-100, 0, -100], [None, 0, None])
-    [[nan, nan], [1.0, 1.0], [nan, nan]]
-    """
-    blank = [float("nan")] * word_logits.shape[1]
-    return [
-        blank if label == IGNORED or word is None else word_logits[word].tolist()
-        for label, word in zip(labels, word_ids, strict=True)
-    ]
 
 
 class TokenDistillationTrainer(Trainer):

@@ -44,13 +44,25 @@ def to_dataset(
     ]
     columns = dict(encoded) | {"labels": labels, "length": [len(x) for x in encoded["input_ids"]]}
     if teacher is not None:
-        from clearpipe.training.ner.distill import per_token
-
         columns["teacher_logits"] = [
             per_token(logits, row, encoded.word_ids(i))
             for i, (logits, row) in enumerate(zip(teacher, labels, strict=True))
         ]
     return datasets.Dataset.from_dict(columns)
+
+
+def per_token(word_logits: np.ndarray, labels: Sequence[int], word_ids: Sequence[int | None]) -> list:
+    """The teacher's logits laid on the student's tokens: a word's row on its first sub-token (the
+    labelled one), NaN elsewhere, as the `teacher_logits` column of the training set.
+
+    >>> per_token(np.ones((1, 2)), [-100, 0, -100], [None, 0, None])
+    [[nan, nan], [1.0, 1.0], [nan, nan]]
+    """
+    blank = [float("nan")] * word_logits.shape[1]
+    return [
+        blank if label == IGNORED or word is None else word_logits[word].tolist()
+        for label, word in zip(labels, word_ids, strict=True)
+    ]
 
 
 def _first_token_labels(word_ids: Sequence[int | None], word_labels: Sequence[int]) -> list[int]:
