@@ -3,10 +3,9 @@ tagger's, as `training.distill` does for whole texts (`clearpipe train --teacher
 
 The teacher and the student may split words differently (mpnet-base's and MiniLM's tokenizers),
 so the teacher speaks per word: its logits at each word's first sub-token
-(`Tagger.predict_word_logits`), the token the student is trained and scored on (`features.per_token`
-lays them there). They are computed
-once through clearpipe's engine and cached beside the run in parts, as for classification. A
-word's loss is `weight * KD + (1 - weight) * CE`, KD being the KL divergence at temperature T
+(`Tagger.predict_word_logits`), the token the student is trained and scored on
+(`features.per_token` lays them there). They are computed once through clearpipe's engine and
+cached beside the run in parts, as for classification. A word's loss is `weight * KD + (1 - weight) * CE`, KD being the KL divergence at temperature T
 (times T²); a word the teacher has no tokens for learns from its label alone.
 """
 
