@@ -195,10 +195,7 @@ class Tagger:
         >>> ner.predict_word_tags([["Ada", "met", "Alan"]])  # doctest: +SKIP
         [['B-PER', 'O', 'B-PER']]
         """
-        return [
-            ["O" if np.isnan(row[0]) else self.labels[int(row.argmax())] for row in one]
-            for one in self.predict_word_logits(words)
-        ]
+        return word_tags(self.predict_word_logits(words), self.labels)
 
     def predict_word_logits(self, words: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Each word's logits (words, labels) for pre-split inputs, read from its first sub-token
@@ -221,6 +218,16 @@ class Tagger:
     def warmup(self) -> None:
         """Run two small batches so that kernel selection and allocation happen before real work."""
         self.predict(["warm up " * 4, "warm up " * 30])
+
+
+def word_tags(word_logits: Sequence[np.ndarray], labels: Sequence[str]) -> list[list[str]]:
+    """Each word's best tag from its logits (`Tagger.predict_word_logits`); "O" for a word with
+    no tokens (a row of NaN).
+
+    >>> word_tags([np.array([[0.0, 2.0], [np.nan, np.nan]])], ["O", "B-PER"])
+    [['B-PER', 'O']]
+    """
+    return [["O" if np.isnan(row[0]) else labels[int(row.argmax())] for row in one] for one in word_logits]
 
 
 def _first_token_logits(spans_: Spans, logits: np.ndarray, count: int) -> np.ndarray:

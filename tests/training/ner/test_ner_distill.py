@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForTokenClassification, AutoTokenizer, BertConfig, TrainingArguments
+from transformers import AutoModelForTokenClassification, AutoTokenizer, TrainingArguments
 
 import clearpipe
 from clearpipe.errors import InputError
@@ -131,16 +131,8 @@ def test_a_distilled_run_learns_and_says_from_what(teacher, ner_base, ner_files,
     assert "0.5 x KL at temperature 2.0" in card
 
 
-def test_evaluation_batches_keep_the_models_own_loss(tmp_path):
-    config = BertConfig(
-        vocab_size=20,
-        hidden_size=8,
-        num_hidden_layers=1,
-        num_attention_heads=1,
-        intermediate_size=8,
-        num_labels=3,
-    )
-    model = AutoModelForTokenClassification.from_config(config).eval()  # no dropout: one loss
+def test_evaluation_batches_keep_the_models_own_loss(teacher, tmp_path):
+    model = AutoModelForTokenClassification.from_pretrained(teacher).eval()  # no dropout: one loss
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
     trainer = distill.TokenDistillationTrainer(model=model, args=args, distillation=Distillation(("t",)))
     inputs = {"input_ids": torch.tensor([[1, 2, 3]]), "labels": torch.tensor([[-100, 1, 2]])}

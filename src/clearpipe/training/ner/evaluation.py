@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from clearpipe.entities.aggregation import softmax
+from clearpipe.entities.tagger import word_tags
 from clearpipe.training.metrics import expected_calibration_error
 from clearpipe.training.ner.metrics import NerEvaluation, score_entities
 from clearpipe.training.ner.read import Sentence
@@ -36,19 +37,39 @@ def evaluate_tagger(tagger: Tagger, sentences: Sequence[Sentence], n_worst: int 
     )
 
 
-def evaluate_model(model, sentences: Sequence[Sentence], n_worst: int = 10) -> NerEvaluation:
+def evaluate_model(
+    model, sentences: Sequence[Sentence], n_worst: int = 10, logits: Sequence[np.ndarray] | None = None
+) -> NerEvaluation:
     """`evaluate_tagger` for a loaded token classifier (torch, export or lite), from one pass of
-    its word logits: the tags, and in `scores` how far their scores can be trusted.
+    its word logits (or `logits`, that pass done already): the tags, and in `scores` how far
+    their scores can be trusted.
 
     >>> evaluate_model(clearpipe.load("ner"), data.test).scores["ece"]  # doctest: +SKIP
     0.012
     """
     sentences = list(sentences)
-    logits = model.predict_word_logits([list(s.words) for s in sentences])
-    labels = list(model.labels)
-    tags = [[OUTSIDE if np.isnan(row[0]) else labels[int(row.argmax())] for row in one] for one in logits]
+    if logits is None:
+        logits = model.predict_word_logits([list(s.words) for s in sentences])
+    tags = word_tags(logits, model.labels)
     result = evaluate_tagger(lambda _: tags, sentences, n_worst)
     return dataclasses.replace(result, scores=word_scores(model, logits, sentences))
+
+
+def labelled_words(
+    labels: Sequence[str], logits: Sequence[np.ndarray], sentences: Sequence[Sentence]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The logits (words, labels) of every word with tokens, and its gold tag's id among
+    `labels` (-1 for a tag the model does not have): what word scores are judged and
+    calibrated against.
+
+    >>> labelled_words(["O", "B-PER"], [np.array([[0.0, 1.0], [np.nan, np.nan]])], sentences)  # doctest: +SKIP
+    (array([[0., 1.]], dtype=float32), array([1]))
+    """
+    ids = {tag: i for i, tag in enumerate(labels)}
+    flat = np.concatenate(logits).astype(np.float32) if logits else np.zeros((0, len(labels)), np.float32)
+    gold = np.array([ids.get(tag, -1) for s in sentences for tag in s.tags], dtype=np.int64)
+    kept = ~np.isnan(flat).any(axis=1)
+    return flat[kept], gold[kept]
 
 
 def word_scores(model, logits: Sequence[np.ndarray], sentences: Sequence[Sentence]) -> dict | None:
@@ -59,17 +80,11 @@ def word_scores(model, logits: Sequence[np.ndarray], sentences: Sequence[Sentenc
     >>> word_scores(ner, ner.predict_word_logits(words), data.test)["raw_ece"]  # doctest: +SKIP
     0.021
     """
-    ids = {tag: i for i, tag in enumerate(model.labels)}
-    pairs = [
-        (row, ids[tag])
-        for one, s in zip(logits, sentences, strict=True)
-        for row, tag in zip(one, s.tags, strict=True)
-        if tag in ids and not np.isnan(row[0])
-    ]
-    if not pairs:
+    flat, gold = labelled_words(model.labels, logits, sentences)
+    known = gold >= 0
+    flat, gold = flat[known], gold[known]
+    if not len(gold):
         return None
-    flat = np.stack([row for row, _ in pairs]).astype(np.float32)
-    gold = np.array([i for _, i in pairs])
     temperature = model.settings.temperature
 
     def figures(probs: np.ndarray) -> tuple[float, float]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from clearpipe.training.data import DataOptions
 from clearpipe.training.ner import distill as ner_distill
 from clearpipe.training.ner import features
 from clearpipe.training.ner.data import NerData, print_report, read_ner_data
-from clearpipe.training.ner.evaluation import evaluate_model
+from clearpipe.training.ner.evaluation import evaluate_model, labelled_words
 from clearpipe.training.ner.metrics import score_entities
 from clearpipe.training.ner.report import EpochTable, NerRun, write_run
 from clearpipe.training.ner.tags import OUTSIDE
@@ -176,21 +176,18 @@ def _max_length(config: TrainConfig, model, tokenizer) -> int:
     return config.max_length
 
 
-def _calibration(tagger, data: NerData) -> calibration.Calibration | None:
+def _calibration(
+    labels: Sequence[str], logits: Sequence[np.ndarray], data: NerData
+) -> calibration.Calibration | None:
     """A temperature for every token's scores, fitted on the validation words' first sub-tokens
-    (the tokens a tag is read from) against their gold tags."""
-    sentences = data.validation or []
-    logits = tagger.predict_word_logits([list(s.words) for s in sentences])
-    if not logits:
+    (`logits`, the tokens a tag is read from) against their gold tags; a gold tag the model does
+    not have counts as "O", as training reads it."""
+    flat, gold = labelled_words(labels, logits, data.validation)
+    if not len(gold):
         return None
-    ids = {tag: i for i, tag in enumerate(tagger.labels)}
-    outside = ids.get(OUTSIDE, 0)
-    gold = np.array([ids.get(tag, outside) for s in sentences for tag in s.tags])
-    flat = np.concatenate(logits)
-    kept = ~np.isnan(flat).any(axis=1)  # words without tokens have no scores to calibrate
+    gold = np.where(gold >= 0, gold, list(labels).index(OUTSIDE) if OUTSIDE in labels else 0)
     source = next((r.source for r in data.report if r.name == "validation"), "validation")
-    fitted_on = f"{source} (each word's first sub-token)"
-    return calibration.fit(flat[kept], gold[kept], fitted_on, method="temperature")
+    return calibration.fit(flat, gold, f"{source} (each word's first sub-token)", method="temperature")
 
 
 def _argmax(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -219,15 +216,14 @@ def _finish(
     # The saved folder as users load it: the figures are those `clearpipe evaluate` gives (the
     # temperature, fitted below, never changes a tag).
     loaded = clearpipe.load(str(output), device="auto", calibrated=False)
-    fitted = _calibration(loaded, data) if config.calibrate else None
+    # One pass over validation serves both the fit and the figures (a temperature moves no logit).
+    validation = loaded.predict_word_logits([list(s.words) for s in data.validation])
+    fitted = _calibration(loaded.labels, validation, data) if config.calibrate else None
     if fitted is not None:  # scored as users will load it: with the temperature
         loaded.settings = dataclasses.replace(loaded.settings, temperature=fitted.scaling)
-    splits = {"validation": data.validation, "test": data.test}
-    evaluations = {
-        name: evaluate_model(loaded, sentences, n_worst=10)
-        for name, sentences in splits.items()
-        if sentences is not None
-    }
+    evaluations = {"validation": evaluate_model(loaded, data.validation, n_worst=10, logits=validation)}
+    if data.test is not None:
+        evaluations["test"] = evaluate_model(loaded, data.test, n_worst=10)
     state = trainer.state
     seconds = time.monotonic() - started
     run = NerRun(
