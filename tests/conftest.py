@@ -11,6 +11,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import checkpoints
+from ner_checkpoints import build_ner
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -108,3 +109,13 @@ def openvino_int8_export(sensitive_bert, tmp_path_factory) -> Path:
         threshold=0,
     )
     return output
+
+
+@pytest.fixture(scope="session")
+def ner_bert(tmp_path_factory) -> Path:
+    return build_ner(tmp_path_factory.mktemp("ner") / "bert", "bert")
+
+
+@pytest.fixture(scope="session")
+def ner_roberta(tmp_path_factory) -> Path:
+    return build_ner(tmp_path_factory.mktemp("ner") / "roberta", "roberta")

@@ -19,7 +19,7 @@ from clearpipe.errors import InputError
 from clearpipe.onnx.agreement import AccuracyError, compare_tokens, require
 from clearpipe.onnx.export import check_export, export_onnx
 from cli.helpers import SRC, run
-from conftest import build_ner
+from ner_checkpoints import build_ner
 
 TEXTS = [
     "the film was great, cafe worldly market price!",

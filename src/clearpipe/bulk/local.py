@@ -8,6 +8,10 @@ manifest matches this run, reuses the parts whose recorded sha256 still matches,
 every other chunk again and carries on, so every input row appears exactly once, in order, in
 the assembled output, and the row counts reported are those of the parts assembled.
 
+A token classifier (named entities) goes the same way, resumable alike: its rows get an
+`entities` column, or become one row per entity (`bulk.entities`); a part then records the input
+rows it covers beside the rows it holds.
+
 An empty text (nothing but whitespace, or for a pair both texts) has nothing to classify: its
 row keeps its place but gets no label and no score (null, or an empty cell), and the summary
 counts such rows. A very long text is cut before it reaches the tokenizer (the tokenizer stage's
@@ -24,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from clearpipe.bulk import entities
 from clearpipe.bulk.parts import PartRecord, commit, open_parts, part_name
 from clearpipe.errors import InputError, where
 from clearpipe.inputs import TextInput
@@ -64,6 +69,8 @@ class PredictJob:
     header: bool = True  # False: a CSV/TSV input starts with data; columns "1", "2", ...
     min_score: float | None = None  # adds a "decided" column; checked by `Classifier.check_min_score`
     zero_shot: dict[str, Any] | None = None  # `FixedLabels.record()`: no pair column, kept for --resume
+    one_row_per_entity: bool = False  # a token classifier: one output row per entity
+    aggregation_strategy: str | None = None  # a token classifier's; None: its default
 
 
 @dataclass(frozen=True)
@@ -77,8 +84,8 @@ class Plan:
     text_column: str
     pair_column: str | None
     columns: list[str]
-    label_column: str
-    score_column: str
+    label_column: str | None  # None for a token classifier, as score_column
+    score_column: str | None
     top_k_column: str | None
     windows_column: str | None
     top_k: int | str | None
@@ -89,15 +96,28 @@ class Plan:
     decided_column: str | None = None  # with a min_score: whether the best score reaches it
     min_score: float | None = None
     zero_shot: dict[str, Any] | None = None  # the candidate labels, template and multi-label switch
+    entities: str | None = None  # a token classifier's output: `bulk.entities.COLUMN` or `ROWS`
+    aggregation_strategy: str | None = None
 
 
 @dataclass(frozen=True)
 class Summary:
-    rows: int
-    resumed_rows: int
+    rows: int  # written (with one row per entity: entities)
+    resumed_rows: int  # input rows whose parts the interrupted run had written
     output: Path
     undecided: int | None = None  # rows below min_score; None without one
     empty: int = 0  # rows whose text was empty: written without label and score
+    input_rows: int | None = None  # with one row per entity: the input rows they came from
+
+
+@dataclass(frozen=True)
+class ChunkRows:
+    """What one chunk of input became: its output rows and the counts its part records."""
+
+    rows: list[Row]
+    input_rows: int
+    empty: int = 0
+    undecided: int = 0
 
 
 Progress = Callable[[Chunk], None]
@@ -129,10 +149,11 @@ def predict_file(clf: BulkClassifier, job: PredictJob, on_chunk: Progress | None
     shutil.rmtree(parts_dir)
     return Summary(
         rows=sum(r.rows for r in records),
-        resumed_rows=sum(r.rows for r, reused in done if reused),
+        resumed_rows=sum(r.covers() for r, reused in done if reused),
         output=job.output,
         undecided=None if plan.decided_column is None else sum(r.undecided for r in records),
         empty=sum(r.empty for r in records),
+        input_rows=sum(r.covers() for r in records) if plan.entities == entities.ROWS else None,
     )
 
 
@@ -148,7 +169,7 @@ def _write_parts(
     done = []
     for index, chunk in enumerate(read_chunks(job.input, job.chunk_rows, job.encoding, job.header)):
         old = intact.get(part_name(index, PART_SUFFIX[plan.output_format]))
-        if old is not None and old.rows == len(chunk.rows):
+        if old is not None and old.covers() == len(chunk.rows):
             done.append((old, True))
         else:
             done.append(
@@ -166,11 +187,27 @@ def _write_parts(
 
 def _new_part(clf: BulkClassifier, chunk: Chunk, plan: Plan, job: PredictJob, path: Path) -> PartRecord:
     """Classify `chunk`, write its part durably, then record it: a record always names a whole part."""
-    rows = classify_chunk(clf, chunk, plan, job)
-    digest = write_part(rows, plan.columns, plan.output_format, path)
-    record = PartRecord(path.name, len(rows), digest, count_empty(rows, plan), count_undecided(rows, plan))
+    done = predict_chunk(clf, chunk, plan, job)
+    digest = write_part(done.rows, plan.columns, plan.output_format, path)
+    covers = done.input_rows if plan.entities == entities.ROWS else None
+    record = PartRecord(path.name, len(done.rows), digest, done.empty, done.undecided, covers)
     commit(path.parent, record)
     return record
+
+
+def predict_chunk(clf: Any, chunk: Chunk, plan: Plan, job: PredictJob) -> ChunkRows:
+    """The output rows of `chunk` and their counts, for a classifier or a token classifier: the
+    one place `predict_file` and `bulk.ray`'s workers turn a chunk into a part's rows.
+
+    >>> predict_chunk(clf, chunk, plan, job).rows[0]  # doctest: +SKIP
+    {'id': '1', 'review': 'Great phone.', 'label': 'positive', 'score': 0.98}
+    """
+    if plan.entities is None:
+        rows = classify_chunk(clf, chunk, plan, job)
+        return ChunkRows(rows, len(chunk.rows), count_empty(rows, plan), count_undecided(rows, plan))
+    texts = chunk_items(chunk, plan, job.input)
+    rows = entities.entity_rows(clf, chunk, texts, plan.entities, plan.aggregation_strategy)  # type: ignore[arg-type]
+    return ChunkRows(rows, len(chunk.rows), sum(1 for text in texts if is_empty(text)))
 
 
 def count_undecided(records: list[Row], plan: Plan) -> int:
@@ -220,6 +257,8 @@ def plan_for(
     'review'
     """
     text = pick_column(found, job.text_column, TEXT_NAMES, "text", "--text-column", job.input)
+    if entities.is_entities(clf):
+        return _entity_plan(clf, job, found, text, out_fmt, input, size, mtime_ns)
     # Zero-shot compares one text with the labels: a column that looks like a pair stays a column.
     pair = (
         None
@@ -255,6 +294,32 @@ def plan_for(
         decided_column=added["decided"],
         min_score=job.min_score,
         zero_shot=job.zero_shot,
+    )
+
+
+def _entity_plan(
+    clf: Any, job: PredictJob, found: list[str], text: str, out_fmt: str, input: str, size: int, mtime_ns: int
+) -> Plan:
+    """A token classifier's plan: the text column, then `entities` or one row per entity."""
+    added = entities.check_clash(found, job.one_row_per_entity, job.aggregation_strategy, job.input)
+    return Plan(
+        input=input,
+        input_size=size,
+        input_mtime_ns=mtime_ns,
+        output_format=out_fmt,
+        text_column=text,
+        pair_column=None,
+        columns=[*found, *added],
+        label_column=None,
+        score_column=None,
+        top_k_column=None,
+        windows_column=None,
+        top_k=None,
+        chunk_rows=job.chunk_rows,
+        encoding=job.encoding,
+        model=clf.source,
+        entities=entities.ROWS if job.one_row_per_entity else entities.COLUMN,
+        aggregation_strategy=job.aggregation_strategy,
     )
 
 

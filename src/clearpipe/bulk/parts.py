@@ -37,6 +37,11 @@ class PartRecord:
     sha256: str
     empty: int = 0  # rows whose text was empty: no label, no score
     undecided: int = 0  # rows whose best score is below the plan's min_score
+    input_rows: int | None = None  # the input rows it covers, where that is not `rows` (one row per entity)
+
+    def covers(self) -> int:
+        """The input rows this part was made from."""
+        return self.rows if self.input_rows is None else self.input_rows
 
 
 def part_name(index: int, suffix: str) -> str:
@@ -151,6 +156,7 @@ def _record(line: bytes) -> PartRecord | None:
         isinstance(record.file, str)
         and _PART.fullmatch(record.file) is not None  # a part of this folder, never a path elsewhere
         and all(isinstance(n, int) and n >= 0 for n in (record.rows, record.empty, record.undecided))
+        and (record.input_rows is None or (isinstance(record.input_rows, int) and record.input_rows >= 0))
         and isinstance(record.sha256, str)
     )
     return record if valid else None

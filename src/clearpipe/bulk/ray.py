@@ -5,10 +5,12 @@ file decodes and parses), cuts the input into units (`bulk.units`) and hands the
 `map_batches` with a callable class runs a fixed pool of actors, each holding one `Classifier`
 built by `clearpipe.load` with the local path's options (with `--lite`, a `clearpipe.lite`
 classifier of an export folder, and no torch in the workers), so each unit goes through the same
-engine and the same output rows (`bulk.local.classify_chunk`) as `clearpipe predict` on one
+engine and the same output rows (`bulk.local.predict_chunk`) as `clearpipe predict` on one
 machine, and is written as one staged part (`bulk.staging`). Ray restarts an actor that dies and
 retries its task; the part it rewrites has the same name. When every unit is done the driver
 counts the rows of every part against the input's and publishes. Ray is imported only here.
+A token classifier (named entities) runs the same way; with one row per entity a part holds as
+many rows as its unit has entities, so it is checked to be whole rather than counted.
 """
 
 from __future__ import annotations
@@ -28,16 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from clearpipe.bulk import staging
+from clearpipe.bulk import entities, staging
 from clearpipe.bulk.files import InputFile, filesystem, fingerprint, list_inputs, local_copy, named_as
 from clearpipe.bulk.local import (
     Plan,
     PredictJob,
     chunk_items,
-    classify_chunk,
-    count_empty,
-    count_undecided,
     plan_for,
+    predict_chunk,
 )
 from clearpipe.bulk.units import Reading, Unit, cut_units, read_unit
 from clearpipe.contract import TextClassifier
@@ -89,13 +89,14 @@ class WorkerStats:
 
 @dataclass(frozen=True)
 class RaySummary:
-    rows: int
+    rows: int  # written (with one row per entity: entities)
     resumed_rows: int
     parts: int
     output: str
     workers: list[WorkerStats]
     undecided: int | None = None  # rows classified by this run below min_score; None without one
     empty: int = 0  # rows classified by this run whose text was empty
+    input_rows: int | None = None  # with one row per entity: the input rows they came from
 
 
 @dataclass(frozen=True)
@@ -135,13 +136,14 @@ def predict_on_ray(
     staged = staging.inspect(out, run_id, identity, job.predict.resume)
     if staged.manifest is not None:  # --resume of a run that was published already
         rows = int(staged.manifest["rows"])
-        return RaySummary(rows, rows, len(staged.manifest["parts"]), job.output, [])
+        covered = int(staged.manifest.get("input_rows", rows))
+        return RaySummary(rows, covered, len(staged.manifest["parts"]), job.output, [], input_rows=covered)
     units = [Unit(**u) for u in staged.record["units"]] if staged.record else _cut(files, plan, job)
     if staged.record is None:
         record = {"run_id": run_id, "identity": identity, "units": [asdict(u) for u in units]}
         staging.begin(out, run_id, record)
     suffix = plan.output_format
-    finished = _whole_parts(out, run_id, units, staged.finished, suffix)
+    finished = _whole_parts(out, run_id, units, staged.finished, plan)
     todo = [u for u in units if u.part(suffix) not in finished]
     model = _portable(job.model, clf)
     spec = WorkerSpec(
@@ -157,7 +159,8 @@ def predict_on_ray(
     staging.publish(out, run_id, manifest)
     undecided = None if plan.decided_column is None else sum(s.undecided for s in stats)
     empty = sum(s.empty for s in stats)
-    return RaySummary(manifest["rows"], resumed, len(units), job.output, stats, undecided, empty)
+    covered = manifest["input_rows"] if plan.entities == entities.ROWS else None
+    return RaySummary(manifest["rows"], resumed, len(units), job.output, stats, undecided, empty, covered)
 
 
 def require_ray() -> None:
@@ -231,21 +234,28 @@ def _cut(files: list[InputFile], plan: Plan, job: RayJob) -> list[Unit]:
 
 
 def _whole_parts(
-    out: staging.Output, run_id: str, units: list[Unit], finished: set[str], fmt: str
+    out: staging.Output, run_id: str, units: list[Unit], finished: set[str], plan: Plan
 ) -> set[str]:
     """The interrupted run's parts that hold their unit's rows, counted from the parts. A part
     that does not (cut short or damaged by a crash) is deleted, so that its unit is redone."""
     whole = set()
     for unit in units:
-        name = unit.part(fmt)
+        name = unit.part(plan.output_format)
         if name not in finished:
             continue
         folder = _folder_of(out, run_id, name)
-        if staging.count_rows(out, folder, name, fmt) == unit.rows:
+        if _holds_unit(staging.count_rows(out, folder, name, plan.output_format), unit, plan):
             whole.add(name)
         else:
             out.fs.delete_file(f"{folder}/{name}")
     return whole
+
+
+def _holds_unit(rows: int | None, unit: Unit, plan: Plan) -> bool:
+    """Whether a part holding `rows` (None: not a whole part) is its unit's output: one row per
+    input row, or with one row per entity any whole part (parts are written whole or not at all;
+    how many entities a unit has is known only from its part)."""
+    return rows is not None if plan.entities == entities.ROWS else rows == unit.rows
 
 
 def _folder_of(out: staging.Output, run_id: str, name: str) -> str:
@@ -301,20 +311,27 @@ def _manifest(
         name = unit.part(plan.output_format)
         folder = _folder_of(out, run_id, name)
         rows = staging.count_rows(out, folder, name, plan.output_format)
-        if rows != unit.rows:
+        if rows is None or not _holds_unit(rows, unit, plan):
             held = "is missing or not a whole part" if rows is None else f"holds {rows} rows"
             raise ClearpipeError(
                 f"{out.uri}: {name} {held} where its input has {unit.rows} rows; nothing was published: "
                 "rerun with --resume to redo it"
             )
         parts.append(
-            {"file": name, "rows": rows, "input": files[unit.file].name, "first_row": unit.first_row}
+            {
+                "file": name,
+                "rows": rows,
+                "input": files[unit.file].name,
+                "first_row": unit.first_row,
+                "input_rows": unit.rows,
+            }
         )
     return {
         "clearpipe": __version__,
         "run_id": run_id,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "rows": sum(p["rows"] for p in parts),
+        "input_rows": sum(p["input_rows"] for p in parts),
         "format": plan.output_format,
         "columns": plan.columns,
         "model": plan.model,
@@ -482,9 +499,10 @@ class Predictor:
                 raise self.error
             return self.classify(unit)
         except ClearpipeError as exc:
-            failed = {"part": unit.part(self.spec.suffix), "rows": 0, "worker": self.worker, "seconds": 0.0}
+            failed = {"part": unit.part(self.spec.suffix), "rows": 0, "written": 0, "worker": self.worker}
             return {
                 **failed,
+                "seconds": 0.0,
                 "peak_rss_mib": _peak_rss_mib(),
                 "undecided": 0,
                 "empty": 0,
@@ -498,17 +516,18 @@ class Predictor:
         file = self.spec.files[unit.file]
         job = self.spec.job
         chunk, types = read_unit(file, unit, Reading(job.chunk_rows, job.encoding, job.header))
-        rows = classify_chunk(self.clf, chunk, self.spec.plan, replace(job, input=Path(file.name)))
+        done = predict_chunk(self.clf, chunk, self.spec.plan, replace(job, input=Path(file.name)))
         name = unit.part(self.spec.suffix)
-        staging.put_part(self.spec.staging, name, rows, self.spec.plan.columns, self.spec.suffix, types)
+        staging.put_part(self.spec.staging, name, done.rows, self.spec.plan.columns, self.spec.suffix, types)
         return {
             "part": name,
-            "rows": len(rows),
+            "rows": done.input_rows,
+            "written": len(done.rows),
             "worker": self.worker,
             "seconds": time.perf_counter() - start,
             "peak_rss_mib": _peak_rss_mib(),
-            "undecided": count_undecided(rows, self.spec.plan),
-            "empty": count_empty(rows, self.spec.plan),
+            "undecided": done.undecided,
+            "empty": done.empty,
             "error": "",
             "message": "",
         }

@@ -28,7 +28,7 @@ from typing import Any
 from clearpipe.bulk.files import filesystem, is_local
 from clearpipe.errors import InputError
 from clearpipe.tables.read import Row
-from clearpipe.tables.write import durable, sync_folder, write_part
+from clearpipe.tables.write import arrow_table, durable, sync_folder, write_part
 
 STAGING = "_staging"
 MANIFEST = "_manifest.json"
@@ -204,7 +204,7 @@ def _write_part(rows: Sequence[Row], columns: Sequence[str], fmt: str, path: Pat
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist(list(rows))
+    table = arrow_table(rows, columns)
     if types is not None:
         fields = [types.field(n) if n in types.names else table.schema.field(n) for n in table.column_names]
         table = table.cast(pa.schema(fields))

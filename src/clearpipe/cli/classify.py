@@ -35,6 +35,7 @@ def classify(
     labels: options.Labels = None,
     template: options.Template = None,
     multi_label: options.MultiLabel = False,
+    aggregation: options.Aggregation = None,
 ) -> None:
     """Classify TEXT arguments (or stdin lines) and print label, score and text. An empty text
     gets no label and no score (null with --json), and stderr says how many there were."""
@@ -48,9 +49,10 @@ def classify(
         return
     clf = from_flags(LoadFlags, locals(), lite=use_lite).load()
     startup.resume_collector()
+    aggregation = entities.check_aggregation(aggregation, clf)
     if entities.is_entities(clf):  # a token-classification model: the texts' named entities
         entities.refuse(**{"--top-k": top_k is not None})
-        entities.classify(clf, list(texts), as_json)
+        entities.classify(clf, list(texts), as_json, aggregation)
         return
     results = clf(list(texts), top_k=k)
     results = _without_empty(texts, results)

@@ -1,15 +1,13 @@
 """The CLI's named entities: `classify` and `predict` with a token-classification model.
 
 `classify` prints each text with its entities marked (rich), or with `--json` one JSON list of
-entities per line; `predict` writes an `entities` column, or one row per entity
-(`clearpipe.bulk.entities`).
+entities per line; `predict` (`clearpipe.cli.predict`) writes an `entities` column, or one row per
+entity, through the classifiers' bulk path (`clearpipe.bulk.entities`).
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 from clearpipe.errors import InputError
 
@@ -17,9 +15,22 @@ STYLES = ("bold cyan", "bold magenta", "bold green", "bold yellow", "bold blue",
 
 
 def is_entities(clf: object) -> bool:
-    """Whether a loaded classifier finds entities (a `clearpipe.entities.TokenClassifier`, or with
-    `--lite` a `clearpipe.lite.entities.LiteTokenClassifier`): its `task` says so."""
-    return getattr(clf, "task", None) == "token-classification"
+    """Whether a loaded classifier finds entities (see `clearpipe.bulk.entities.is_entities`)."""
+    from clearpipe.bulk.entities import is_entities as finds_entities
+
+    return finds_entities(clf)
+
+
+def check_aggregation(strategy: str | None, clf: object) -> str | None:
+    """`--aggregation` as the strategy's name; refused for a model that finds no entities, or a
+    strategy that does not exist."""
+    if strategy is None:
+        return None
+    if not is_entities(clf):
+        raise InputError("--aggregation needs a token-classification (NER) model")
+    from clearpipe.entities.aggregation import check_strategy
+
+    return check_strategy(strategy)
 
 
 def refuse(**given: bool) -> None:
@@ -29,9 +40,9 @@ def refuse(**given: bool) -> None:
             raise InputError(f"{flag} does not apply to a token-classification (NER) model")
 
 
-def classify(clf: object, texts: list[str], as_json: bool) -> None:
+def classify(clf: object, texts: list[str], as_json: bool, strategy: str | None = None) -> None:
     """Print every text's entities: marked in the text, or one JSON list per line."""
-    results = clf(list(texts)) if texts else []
+    results = clf(list(texts), aggregation_strategy=strategy) if texts else []
     if as_json:
         for found in results:
             print(json.dumps(found, ensure_ascii=False))
@@ -64,22 +75,3 @@ def marked(text: str, found: list[dict], kinds: dict[str, str]) -> object:
         at = max(at, entity["end"])
     out.append(text[at:])
     return out
-
-
-def predict(
-    clf: object,
-    input: Path,
-    output: Path,
-    text_column: str | None,
-    one_row_per_entity: bool,
-    chunk_rows: int,
-    encoding: str,
-    header: bool,
-) -> None:
-    """`predict` with a token classifier: see `clearpipe.bulk.entities`."""
-    from clearpipe.bulk.entities import EntityJob, predict_entities_file
-
-    job = EntityJob(input, output, text_column, one_row_per_entity, chunk_rows, encoding, header)
-    rows = predict_entities_file(clf, job)  # type: ignore[arg-type]
-    what = "entity rows" if one_row_per_entity else "rows"
-    print(f"wrote {rows} {what} to {output}", file=sys.stderr)

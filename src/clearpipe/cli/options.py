@@ -116,6 +116,15 @@ Template = Annotated[
         help='Zero-shot: the label prompt, with {} for the label. Default: "The topic is {}."',
     ),
 ]
+Aggregation = Annotated[
+    str | None,
+    typer.Option(
+        "--aggregation",
+        help='NER models: how tokens become entities, as transformers\' aggregation_strategy: "none", '
+        '"simple", "first", "average", "max", or "word" (the default: whole words, never split '
+        "across types).",
+    ),
+]
 MultiLabel = Annotated[
     bool,
     typer.Option("--multi-label", help="Zero-shot: score each label on its own (several may apply)."),

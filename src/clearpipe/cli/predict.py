@@ -111,10 +111,12 @@ def predict(
             "end) instead of an entities column holding a JSON list.",
         ),
     ] = False,
+    aggregation: options.Aggregation = None,
 ) -> None:
     """Classify INPUT into OUTPUT, keeping INPUT's columns and adding label and score (and for a
     multi-label model, labels: those that apply; with --min-score, decided). With --labels, no
     model is trained: each text is compared with the labels (zero-shot; --multi-label: labels).
+    A NER model adds an entities column (JSON), or with --one-row-per-entity writes one row per entity.
 
     The output is written to a temporary file and renamed into place at the end; an interrupted
     run continues with --resume, and every input row appears exactly once in the output.
@@ -158,10 +160,11 @@ def predict(
     # With GPU workers this process only checks the model and plans, so it needs no GPU itself.
     clf = (dataclasses.replace(flags, device="cpu") if gpus_per_worker else flags).load()
     startup.resume_collector()
+    aggregation = entities.check_aggregation(aggregation, clf)
     if entities.is_entities(clf) or one_row_per_entity:
-        _predict_entities(clf, job, engine, top_k, resume, text_pair_column, one_row_per_entity)
-        return
-    clf.check_min_score(min_score)  # a multi-label model decides by thresholds instead
+        job = _entity_job(clf, job, one_row_per_entity, aggregation)
+    else:
+        clf.check_min_score(min_score)  # a multi-label model decides by thresholds instead
     if engine == "ray":
         from clearpipe.bulk.ray import RayJob
 
@@ -177,7 +180,7 @@ def predict(
             gpus_per_worker,  # 0 with --lite, refused above
             lite=use_lite,
         )
-        _predict_on_ray(clf, ray_job)
+        _predict_on_ray(clf, ray_job, job.one_row_per_entity)
         return
     _predict_here(clf, job)
 
@@ -224,7 +227,9 @@ def _predict_here(clf: BulkClassifier, job: PredictJob) -> None:
     finally:
         progress.close()
     resumed = f" ({summary.resumed_rows} from the interrupted run)" if summary.resumed_rows else ""
-    print(f"wrote {summary.rows} rows{resumed} to {summary.output}{_empty(summary.empty)}", file=sys.stderr)
+    rows = _rows(summary.rows, summary.input_rows)
+    empty = _empty(summary.empty, found=job.one_row_per_entity or summary.input_rows is not None)
+    print(f"wrote {rows}{resumed} to {summary.output}{empty}", file=sys.stderr)
     if summary.undecided is not None:
         print(
             f"{summary.undecided} rows not decided (best score below --min-score {job.min_score})",
@@ -232,30 +237,32 @@ def _predict_here(clf: BulkClassifier, job: PredictJob) -> None:
         )
 
 
-def _predict_entities(
-    clf: object,
-    job: PredictJob,
-    engine: str,
-    top_k: str | None,
-    resume: bool,
-    pair: str | None,
-    per_entity: bool,
-) -> None:
-    """`predict` with a token-classification model: an entities column, or one row per entity."""
+def _entity_job(clf: object, job: PredictJob, per_entity: bool, aggregation: str | None) -> PredictJob:
+    """The job of a token-classification (NER) model, refusing what means nothing to one."""
+    from clearpipe.errors import InputError
+    from clearpipe.postprocess import BEST
+
     if not entities.is_entities(clf):
-        from clearpipe.errors import InputError
-
         raise InputError("--one-row-per-entity needs a token-classification (NER) model")
-    flags = {"--engine ray": engine == "ray", "--top-k": top_k is not None, "--resume": resume}
-    entities.refuse(**flags, **{"--text-pair-column": pair is not None})
-    entities.predict(
-        clf, job.input, job.output, job.text_column, per_entity, job.chunk_rows, job.encoding, job.header
+    entities.refuse(
+        **{
+            "--top-k": job.top_k is not BEST,
+            "--text-pair-column": job.pair_column is not None,
+            "--min-score": job.min_score is not None,
+        }
     )
+    return dataclasses.replace(job, one_row_per_entity=per_entity, aggregation_strategy=aggregation)
 
 
-def _empty(count: int, scope: str = "") -> str:
-    """The summary's note on empty texts, which get no label and no score."""
-    return f"; {count} rows{scope} had an empty text: no label or score" if count else ""
+def _rows(rows: int, input_rows: int | None) -> str:
+    """'120 rows', or with one row per entity '310 entity rows for 120 input rows'."""
+    return f"{rows} rows" if input_rows is None else f"{rows} entity rows for {input_rows} input rows"
+
+
+def _empty(count: int, scope: str = "", found: bool = False) -> str:
+    """The summary's note on empty texts, which get no label and no score (`found`: no entities)."""
+    what = "no entities" if found else "no label or score"
+    return f"; {count} rows{scope} had an empty text: {what}" if count else ""
 
 
 def _check_engine(
@@ -273,7 +280,7 @@ def _check_engine(
         require_ray()  # before the model loads: a missing extra is the first thing to say
 
 
-def _predict_on_ray(clf, ray_job) -> None:
+def _predict_on_ray(clf, ray_job, per_entity: bool = False) -> None:
     from clearpipe.bulk.ray import predict_on_ray
 
     progress = _RayProgress(sys.stderr)
@@ -283,9 +290,10 @@ def _predict_on_ray(clf, ray_job) -> None:
         progress.close()
     resumed = f" ({summary.resumed_rows} from the interrupted run)" if summary.resumed_rows else ""
     scope = " classified now" if summary.resumed_rows else ""
+    found = per_entity or entities.is_entities(clf)
     print(
-        f"wrote {summary.rows} rows{resumed} in {summary.parts} parts to {summary.output}"
-        f"{_empty(summary.empty, scope)}",
+        f"wrote {_rows(summary.rows, summary.input_rows)}{resumed} in {summary.parts} parts to "
+        f"{summary.output}{_empty(summary.empty, scope, found)}",
         file=sys.stderr,
     )
     if summary.undecided is not None:

@@ -43,10 +43,9 @@ def write_part(
     """
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "parquet":
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(list(rows)), tmp)
+        pq.write_table(arrow_table(rows, columns), tmp)
     else:
         with open(tmp, "w", encoding="utf-8", newline="") as out:
             if header:
@@ -56,6 +55,20 @@ def write_part(
     os.replace(tmp, path)
     sync_folder(path.parent)
     return digest
+
+
+def arrow_table(rows: Sequence[Row], columns: Sequence[str]) -> Any:
+    """`rows` as an Arrow table; with no rows, still with `columns` (typed null, which the parts'
+    schemas unify with), as a chunk without entities writes with one row per entity.
+
+    >>> arrow_table([], ["text", "row"]).column_names
+    ['text', 'row']
+    """
+    import pyarrow as pa
+
+    if not rows:
+        return pa.table({name: pa.array([], pa.null()) for name in columns})
+    return pa.Table.from_pylist(list(rows))
 
 
 def durable(path: Path) -> str:

@@ -1,11 +1,10 @@
 """Tiny random token-classification checkpoints (BERT WordPiece, RoBERTa byte-level BPE) for the
-named-entity tests, built once per session from the tiny sequence classifiers' tokenizers."""
+named-entity tests, built from the tiny sequence classifiers' tokenizers (`checkpoints`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 from transformers import (
     AutoTokenizer,
@@ -56,13 +55,3 @@ def build_ner(folder: Path, kind: str, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
-
-
-@pytest.fixture(scope="session")
-def ner_bert(tmp_path_factory) -> Path:
-    return build_ner(tmp_path_factory.mktemp("ner") / "bert", "bert")
-
-
-@pytest.fixture(scope="session")
-def ner_roberta(tmp_path_factory) -> Path:
-    return build_ner(tmp_path_factory.mktemp("ner") / "roberta", "roberta")
