@@ -19,6 +19,7 @@ entity (`Aggregated`), for `clearpipe trace`. Torch-free: `clearpipe.lite` runs 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -35,13 +36,30 @@ Decode = Callable[[list[str]], str]
 """The tokenizer's `convert_tokens_to_string`: token strings -> the word they spell."""
 
 
+def cached(decode: Decode, size: int = 1 << 16) -> Decode:
+    """`decode` remembering its last `size` answers: the word strategies decode every word, and
+    most words of a corpus are words seen before (the decoder is a pure function of its tokens).
+
+    >>> calls = []
+    >>> spell = cached(lambda tokens: calls.append(tokens) or "".join(tokens))
+    >>> spell(["ada", "##m"]), spell(["ada", "##m"]), len(calls)
+    ('ada##m', 'ada##m', 1)
+    """
+
+    @functools.lru_cache(maxsize=size)
+    def spelled(tokens: tuple[str, ...]) -> str:
+        return decode(list(tokens))
+
+    return lambda tokens: spelled(tuple(tokens))
+
+
 @dataclass(frozen=True)
 class Aggregation:
     """How stage 3 turns one input's token probabilities into entities.
 
     `labels` in label-id order; `word_aware`: the tokenizer marks sub-tokens (a WordPiece "##"),
     else transformers' space heuristic finds words; `unk_id`: the unknown token, whose word is the
-    text it covers; `decode`: the tokenizer's `convert_tokens_to_string`.
+    text it covers; `decode`: the tokenizer's `convert_tokens_to_string`, wrapped by `cached`.
     """
 
     labels: Sequence[str]
@@ -272,7 +290,18 @@ def _group(
             continue
         start, end = group[0].start, group[-1].end
         word = text[start:end] if text is not None else decode([item.word for item in group])
-        score = float(np.mean(np.nanmean([item.score for item in group])))
+        score = _mean([item.score for item in group])
         tokens = tuple(token for item in group for token in item.tokens)
         out.append((Entity(label, score, word, start, end), tokens))
     return out
+
+
+def _mean(scores: list[float]) -> float:
+    """The mean of the scores that are not NaN (NaN if none), as transformers' `np.nanmean`;
+    in Python, since the lists are a few words long and numpy's call costs more than the sum.
+
+    >>> _mean([0.5, float("nan"), 1.0])
+    0.75
+    """
+    kept = [score for score in scores if score == score]  # NaN is the one value not equal to itself
+    return sum(kept) / len(kept) if kept else float("nan")

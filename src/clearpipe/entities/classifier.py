@@ -70,7 +70,7 @@ class TokenClassifier(Tagger):
             labels=settings.labels,
             word_aware=bool(getattr(prefix, "continuing_subword_prefix", None)),
             unk_id=self.tokenizer.unk_token_id,
-            decode=self.tokenizer.convert_tokens_to_string,
+            decode=aggregation.cached(self.tokenizer.convert_tokens_to_string),
         )
 
     @property

@@ -66,10 +66,17 @@ def spans(
     for row, item in enumerate(inputs):
         text, starts = joined(item) if is_split_into_words else (item, None)
         words = enc.word_ids(row)
-        offsets = [
-            offset(text, start, end, None if starts is None or word is None else starts[word])
-            for (start, end), word in zip(enc["offset_mapping"][row], words, strict=True)
-        ]
+        pairs = enc["offset_mapping"][row]
+        if starts is None:  # a text: most tokens start on a character that is no space
+            offsets = [
+                pair if pair[0] >= pair[1] or not text[pair[0]].isspace() else offset(text, *pair, None)
+                for pair in map(tuple, pairs)
+            ]
+        else:
+            offsets = [
+                offset(text, start, end, None if word is None else starts[word])
+                for (start, end), word in zip(pairs, words, strict=True)
+            ]
         ids = enc["input_ids"][row]
         out.append(
             Spans(

@@ -49,7 +49,7 @@ class LiteTokenClassifier(Tagger):
             labels=settings.labels,
             word_aware=bool(getattr(tokenizer.model, "continuing_subword_prefix", None)),
             unk_id=_unk_id(tokenizer, Path(source)),
-            decode=_decoder(tokenizer),
+            decode=aggregation.cached(_decoder(tokenizer)),
         )
 
     @property
