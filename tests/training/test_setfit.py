@@ -5,6 +5,7 @@ oracle, and every loader and command takes it."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -148,6 +149,35 @@ def test_pairs_are_one_positive_and_one_negative_per_row_and_iteration(labels, i
     assert len(pairs) == 2 * iterations * len(labels)
     assert np.array_equal(pairs[:, 2], (y[pairs[:, 0]] == y[pairs[:, 1]]).astype(int))
     assert np.array_equal(np.bincount(pairs[:, 0], minlength=len(y)), np.full(len(y), 2 * iterations))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(0, 3), min_size=2, max_size=30).filter(lambda y: len(set(y)) > 1),
+    st.integers(1, 200),
+    st.integers(1, 8),
+    st.integers(0, 5),
+)
+def test_grouping_by_length_keeps_every_pair_and_makes_batches_of_similar_length(
+    labels, longest, batch, seed
+):
+    rng = np.random.default_rng(seed)
+    pairs = setfit.sample_pairs(labels, 2, rng)
+    lengths = rng.integers(1, longest + 1, size=len(labels))
+    grouped = setfit.by_length(pairs, lengths, batch, np.random.default_rng(seed))
+    assert sorted(map(tuple, grouped.tolist())) == sorted(map(tuple, pairs.tolist()))
+    # Each batch covers one stretch of the pairs sorted by their longer row: no two batches'
+    # ranges of lengths overlap, so no batch pads more than the length sort makes it.
+    spans = sorted(
+        (int(one.min()), int(one.max()))
+        for one in (
+            np.maximum(lengths[b[:, 0]], lengths[b[:, 1]])
+            for b in np.split(grouped, range(batch, len(grouped), batch))
+        )
+    )
+    assert all(high <= low for (_, high), (low, _) in itertools.pairwise(spans))
+    again = setfit.by_length(pairs, lengths, batch, np.random.default_rng(seed))
+    assert np.array_equal(grouped, again)
 
 
 def test_auto_picks_setfit_below_the_documented_rows_per_class():
