@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import clearpipe
+import clearpipe.lite
 from clearpipe.bulk.local import PredictJob, predict_file
 from cli.helpers import assert_user_error, run
 
@@ -157,6 +158,18 @@ def test_aggregation_is_refused_where_it_means_nothing(ner_bert, tiny_bert, tmp_
         result = run("predict", source, "-o", tmp_path / "o.csv", "--model", ner_bert, *flags)
         assert_user_error(result, named)
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_predict_lite_runs_an_exported_tagger_without_torch(ner_bert, tmp_path):
+    from clearpipe.onnx.export import export_onnx
+
+    folder = tmp_path / "onnx"
+    export_onnx(str(ner_bert), folder, texts=[t for t in _texts() if t], check_name="the test's texts")
+    texts = _texts(12)
+    source, out = _csv(tmp_path / "in.csv", texts), tmp_path / "out.jsonl"
+    result = run("predict", source, "-o", out, "--model", folder, "--lite", "--chunk-rows", CHUNK)
+    assert result.returncode == 0, result.stderr
+    assert _got(_read(out), False) == _expected(clearpipe.lite.load(folder), texts, False)
 
 
 @pytest.mark.slow
