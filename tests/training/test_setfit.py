@@ -5,7 +5,6 @@ oracle, and every loader and command takes it."""
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +19,7 @@ from transformers import AutoModel, AutoTokenizer
 
 import clearpipe
 import clearpipe.lite
-from clearpipe import pooled
+from clearpipe import pooled, preprocess
 from clearpipe.errors import InputError
 from clearpipe.training import fewshot, setfit
 from clearpipe.training.train import TrainConfig, train
@@ -151,33 +150,26 @@ def test_pairs_are_one_positive_and_one_negative_per_row_and_iteration(labels, i
     assert np.array_equal(np.bincount(pairs[:, 0], minlength=len(y)), np.full(len(y), 2 * iterations))
 
 
-@settings(max_examples=50, deadline=None)
-@given(
-    st.lists(st.integers(0, 3), min_size=2, max_size=30).filter(lambda y: len(set(y)) > 1),
-    st.integers(1, 200),
-    st.integers(1, 8),
-    st.integers(0, 5),
-)
-def test_grouping_by_length_keeps_every_pair_and_makes_batches_of_similar_length(
-    labels, longest, batch, seed
-):
-    rng = np.random.default_rng(seed)
-    pairs = setfit.sample_pairs(labels, 2, rng)
-    lengths = rng.integers(1, longest + 1, size=len(labels))
-    grouped = setfit.by_length(pairs, lengths, batch, np.random.default_rng(seed))
-    assert sorted(map(tuple, grouped.tolist())) == sorted(map(tuple, pairs.tolist()))
-    # Each batch covers one stretch of the pairs sorted by their longer row: no two batches'
-    # ranges of lengths overlap, so no batch pads more than the length sort makes it.
-    spans = sorted(
-        (int(one.min()), int(one.max()))
-        for one in (
-            np.maximum(lengths[b[:, 0]], lengths[b[:, 1]])
-            for b in np.split(grouped, range(batch, len(grouped), batch))
-        )
-    )
-    assert all(high <= low for (_, high), (low, _) in itertools.pairwise(spans))
-    again = setfit.by_length(pairs, lengths, batch, np.random.default_rng(seed))
-    assert np.array_equal(grouped, again)
+@pytest.mark.parametrize("pieces", [1, 3, 64])
+def test_pooling_in_pieces_by_length_is_one_batchs_pooling_and_gradient(student_base, pieces):
+    tokenizer, encoder = setfit.load_encoder(str(student_base))
+    texts = [" ".join(POSITIVE[: 1 + i % 7]) for i in range(10)]
+    tokenized = preprocess.tokenize(tokenizer, texts, 64, False)
+    rows = np.array([3, 0, 9, 3, 5, 1, 8, 2])  # a row may appear twice, as in pairs
+    torch.manual_seed(0)
+    encoder.eval()  # no dropout: both ways must agree to the last bits of float32
+
+    def grads(pooled):
+        encoder.zero_grad()
+        pooled.pow(2).sum().backward()
+        return [p.grad.clone() for p in encoder.parameters() if p.grad is not None]
+
+    whole = setfit._pooled(encoder, preprocess.collate(tokenized, rows, 0), encoder.device)
+    expected = grads(whole)
+    split = setfit.pooled_rows(encoder, tokenized, rows, 0, pieces)
+    torch.testing.assert_close(split, whole, atol=1e-5, rtol=1e-4)
+    for got, want in zip(grads(split), expected, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
 
 
 def test_auto_picks_setfit_below_the_documented_rows_per_class():
