@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import checkpoints
 import clearpipe
@@ -64,3 +64,30 @@ def test_trace_of_a_bf16_classifier_records_attention_and_switches_back(tiny):
     assert all(layer.first_attends is not None for layer in trace.model.layers)
     assert clf.model.config._attn_implementation == attention.NAME
     assert trace.prediction.label == clf("the film was good")["label"]
+
+
+def test_a_bf16_model_with_its_own_attention_code_keeps_it(tmp_path):
+    # MPNet computes attention itself. The pooled classifier SetFit writes from `--base
+    # mpnet-base` accepted the switch, then got a float32 mask for bf16 scores, and its forward
+    # failed in bf16, the CPU default: every command failed on such a folder.
+    from transformers import MPNetConfig, MPNetModel
+
+    from clearpipe import pooled
+
+    source = checkpoints.build(tmp_path / "bert", "bert")  # its WordPiece tokenizer
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    config = MPNetConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=37, max_position_embeddings=80, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    encoder = MPNetModel(config, add_pooling_layer=False)
+    model = pooled.from_encoder(encoder, torch.randn(2, 32) * 5, torch.zeros(2), ["neg", "pos"])
+    model.save_pretrained(tmp_path / "mpnet")
+    tokenizer.save_pretrained(tmp_path / "mpnet")
+    clf = clearpipe.load(tmp_path / "mpnet", dtype="bfloat16", device="cpu")
+    assert clf.model.config._attn_implementation != attention.NAME
+    encoded = clf.preprocess(TEXTS)  # padded rows: the mask is what went wrong
+    with torch.inference_mode():
+        expected = model(input_ids=encoded.input_ids, attention_mask=encoded.attention_mask).logits
+    torch.testing.assert_close(clf.forward(encoded), expected, rtol=3e-2, atol=3e-2)  # bf16 against fp32

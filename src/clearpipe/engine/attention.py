@@ -87,6 +87,11 @@ def use_cpu_attention(model: torch.nn.Module) -> bool:
     """
     if not isinstance(model, PreTrainedModel) or model.device.type != "cpu" or model.dtype not in _REDUCED:
         return False
+    # A model whose attention is its own code (MPNet) accepts the switch, then gets its mask in
+    # float32 from `_float32_mask` and adds it to bf16 scores: its softmax and V disagree in
+    # dtype and the forward fails. Only models that call the attention interface switch.
+    if not getattr(model, "_supports_attention_backend", False):
+        return False
     try:
         model.set_attn_implementation(NAME)
     except (ValueError, ImportError):  # a model without the attention interface refuses
