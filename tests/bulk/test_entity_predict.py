@@ -18,6 +18,9 @@ from clearpipe.bulk.local import PredictJob, predict_file
 from cli.helpers import assert_user_error, run
 
 N, CHUNK, DONE = 40, 6, 3  # rows, rows per part, parts the interrupted run finished
+# Each CLI run starts two Ray workers that import torch and load the model: 30 s on a quiet
+# 2-core machine, over 120 s (the CLI helper's default) on a busy one.
+RAY_TIMEOUT = 600
 WORDS = ["the film", "new company in the world market", "cafe worldly market price!", "", "a story"]
 
 
@@ -182,6 +185,7 @@ def test_ray_writes_the_entities_the_local_path_writes(ray_cluster, ner, ner_ber
     result = run(
         "predict", source, "-o", out, "--model", ner_bert, "--dtype", "float32", "--chunk-rows", CHUNK,
         "--engine", "ray", "--address", ray_cluster, "--workers", 2, "--output-format", fmt, *flags,
+        timeout=RAY_TIMEOUT,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "_manifest.json").read_text(encoding="utf-8"))
@@ -198,5 +202,6 @@ def test_ray_writes_the_entities_the_local_path_writes(ray_cluster, ner, ner_ber
     again = run(
         "predict", source, "-o", out, "--model", ner_bert, "--dtype", "float32", "--chunk-rows", CHUNK,
         "--engine", "ray", "--address", ray_cluster, "--workers", 2, "--output-format", fmt, "--resume", *flags,
+        timeout=RAY_TIMEOUT,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr  # a published run resumes to itself
