@@ -311,7 +311,7 @@ def _manifest(
         name = unit.part(plan.output_format)
         folder = _folder_of(out, run_id, name)
         rows = staging.count_rows(out, folder, name, plan.output_format)
-        if rows is None or not _holds_unit(rows, unit, plan):
+        if not _holds_unit(rows, unit, plan):
             held = "is missing or not a whole part" if rows is None else f"holds {rows} rows"
             raise ClearpipeError(
                 f"{out.uri}: {name} {held} where its input has {unit.rows} rows; nothing was published: "
