@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -82,16 +82,17 @@ class Plan:
     input_mtime_ns: int
     output_format: str
     text_column: str
-    pair_column: str | None
     columns: list[str]
-    label_column: str | None  # None for a token classifier, as score_column
-    score_column: str | None
-    top_k_column: str | None
-    windows_column: str | None
-    top_k: int | str | None
     chunk_rows: int
     encoding: str
     model: str
+    # A sequence classifier's added columns and options; None for a token classifier.
+    pair_column: str | None = None
+    label_column: str | None = None
+    score_column: str | None = None
+    top_k_column: str | None = None
+    windows_column: str | None = None
+    top_k: int | str | None = None
     labels_column: str | None = None  # a multi-label model's labels that apply, by their thresholds
     decided_column: str | None = None  # with a min_score: whether the best score reaches it
     min_score: float | None = None
@@ -257,14 +258,36 @@ def plan_for(
     'review'
     """
     text = pick_column(found, job.text_column, TEXT_NAMES, "text", "--text-column", job.input)
+    # What every task's plan records; each task then adds its own columns.
+    shared = Plan(
+        input=input,
+        input_size=size,
+        input_mtime_ns=mtime_ns,
+        output_format=out_fmt,
+        text_column=text,
+        columns=list(found),
+        chunk_rows=job.chunk_rows,
+        encoding=job.encoding,
+        model=clf.source,
+    )
     if entities.is_entities(clf):
-        return _entity_plan(clf, job, found, text, out_fmt, input, size, mtime_ns)
+        return _entity_plan(shared, job)
+    return _classifier_plan(shared, clf, job)
+
+
+def _classifier_plan(shared: Plan, clf: BulkClassifier, job: PredictJob) -> Plan:
+    """A sequence classifier's plan: the pair column, then label, score and the optional columns."""
+    found = shared.columns
     # Zero-shot compares one text with the labels: a column that looks like a pair stays a column.
     pair = (
         None
         if job.zero_shot is not None
         else pick_optional_column(
-            [c for c in found if c != text], job.pair_column, PAIR_NAMES, "--text-pair-column", job.input
+            [c for c in found if c != shared.text_column],
+            job.pair_column,
+            PAIR_NAMES,
+            "--text-pair-column",
+            job.input,
         )
     )
     added = _added_columns(
@@ -274,12 +297,8 @@ def plan_for(
         labels=clf.thresholds is not None,
         decided=job.min_score is not None,
     )
-    return Plan(
-        input=input,
-        input_size=size,
-        input_mtime_ns=mtime_ns,
-        output_format=out_fmt,
-        text_column=text,
+    return replace(
+        shared,
         pair_column=pair,
         columns=[*found, *(c for c in added.values() if c)],
         label_column=added["label"],
@@ -287,9 +306,6 @@ def plan_for(
         top_k_column=added["top_k"],
         windows_column=added["windows"],
         top_k="best" if job.top_k is BEST else job.top_k,
-        chunk_rows=job.chunk_rows,
-        encoding=job.encoding,
-        model=clf.source,
         labels_column=added["labels"],
         decided_column=added["decided"],
         min_score=job.min_score,
@@ -297,27 +313,12 @@ def plan_for(
     )
 
 
-def _entity_plan(
-    clf: Any, job: PredictJob, found: list[str], text: str, out_fmt: str, input: str, size: int, mtime_ns: int
-) -> Plan:
+def _entity_plan(shared: Plan, job: PredictJob) -> Plan:
     """A token classifier's plan: the text column, then `entities` or one row per entity."""
-    added = entities.check_clash(found, job.one_row_per_entity, job.aggregation_strategy, job.input)
-    return Plan(
-        input=input,
-        input_size=size,
-        input_mtime_ns=mtime_ns,
-        output_format=out_fmt,
-        text_column=text,
-        pair_column=None,
-        columns=[*found, *added],
-        label_column=None,
-        score_column=None,
-        top_k_column=None,
-        windows_column=None,
-        top_k=None,
-        chunk_rows=job.chunk_rows,
-        encoding=job.encoding,
-        model=clf.source,
+    added = entities.check_clash(shared.columns, job.one_row_per_entity, job.aggregation_strategy, job.input)
+    return replace(
+        shared,
+        columns=[*shared.columns, *added],
         entities=entities.ROWS if job.one_row_per_entity else entities.COLUMN,
         aggregation_strategy=job.aggregation_strategy,
     )
