@@ -9,7 +9,6 @@ best entity F1 on `valid.txt` and scores `test.txt` once at the end:
    fine-tuned the same way. Without it installed, this step and the next are skipped.
 3. `distilled`: minilm-l6 again, learning each word's tags from the teacher's softened
    distribution as well as from the gold tags (`clearpipe train --teacher`, `ner.distill`).
-
 The step with the best validation F1 among `student` and `distilled` is installed into
 src/clearpipe/default_ner/ (float16 safetensors, its tokenizer and model card) as the model that
 `clearpipe.pipeline("ner")` loads; the test split never chooses.
@@ -23,14 +22,25 @@ Every step writes its own folder under --work and is skipped once its metrics.js
 that was interrupted resumes from its last epoch's checkpoint, and the teacher's word logits are
 cached in the distilled step's folder. The text is Reuters news (RCV1), distributed for research:
 the model cards say so.
+
+An experiment, run only by `--only cased` and never installed: `cased`, step 3 on minilm-l6 given a
+cased vocabulary (`recipes/cased_vocab.py`; capitals are the strongest cue a tagger has, and both
+encoders on PyPI are uncased), its training file with `--lowercase-share` of the sentences
+lowercased so that text written without capitals is still tagged. On 2026-12-07 it matched the
+uncased `distilled` on CoNLL test (86.24 against 86.26) and fell behind it on lowercased text
+(85.66); without lowercased sentences it gained half a point on test (86.73) and lost six on
+lowercased text (79.88). docs/NER.md has the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 from pathlib import Path
+
+import cased_vocab
 
 from clearpipe.bases import BASES, find
 from clearpipe.training.distill import Distillation
@@ -43,7 +53,8 @@ DEST = REPO / "src" / "clearpipe" / "default_ner"
 SPLITS = ("train", "valid", "test")
 SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md")
 SHIPPED_FIGURES = ("metrics.json", "training_config.json", "trace.json")
-STEPS = ("student", "teacher", "distilled")
+STEPS = ("student", "teacher", "distilled", "cased")
+CANDIDATES = ("student", "distilled")  # the steps that may be installed (`cased` is an experiment)
 
 
 def main() -> None:
@@ -59,9 +70,17 @@ def main() -> None:
     parser.add_argument("--distilled-epochs", type=float, default=6.0)
     parser.add_argument("--distill-temperature", type=float, default=2.0)
     parser.add_argument("--distill-weight", type=float, default=0.5)
+    parser.add_argument(
+        "--lowercase-share",
+        type=float,
+        default=0.25,
+        help="Share of the cased step's training sentences lowercased.",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
-        "--only", choices=STEPS, help="Run one step (its earlier steps must be done for 'distilled')."
+        "--only",
+        choices=STEPS,
+        help="Run one step (the teacher must be done for 'distilled' and 'cased'; 'cased' runs only so).",
     )
     parser.add_argument("--dest", type=Path, default=DEST)
     parser.add_argument("--install-only", action="store_true", help="Only install a finished --work run.")
@@ -76,7 +95,7 @@ def main() -> None:
     (args.work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     for name, m in summary.items():
         print(f"{name}: validation entity F1 {m['validation']['f1']:.4f}, test {m['test']['f1']:.4f}")
-    candidates = [name for name in ("student", "distilled") if name in summary]
+    candidates = [name for name in CANDIDATES if name in summary]
     if candidates and (args.install_only or (args.only is None and not args.no_install)):
         best = max(candidates, key=lambda name: summary[name]["validation"]["f1"])
         install(args.work / best, args.dest, summary)
@@ -93,12 +112,52 @@ def run_steps(args: argparse.Namespace) -> None:
         return
     if args.only in (None, "teacher"):
         step("teacher", "mpnet-base", files, args, args.teacher_epochs, args.teacher_learning_rate)
+    if args.only not in (None, "distilled", "cased"):
+        return
+    teacher = args.work / "teacher"
+    if not (teacher / "metrics.json").is_file():
+        raise SystemExit(
+            f"{args.only or 'distilled'}: the teacher in {teacher} is not trained yet (--only teacher)"
+        )
+    distillation = Distillation((str(teacher),), args.distill_temperature, args.distill_weight)
     if args.only in (None, "distilled"):
-        teacher = args.work / "teacher"
-        if not (teacher / "metrics.json").is_file():
-            raise SystemExit(f"distilled: the teacher in {teacher} is not trained yet (--only teacher)")
-        distillation = Distillation((str(teacher),), args.distill_temperature, args.distill_weight)
         step("distilled", "minilm-l6", files, args, args.distilled_epochs, args.learning_rate, distillation)
+    if args.only == "cased":
+        base = cased_base(args.work / "minilm-cased")
+        mixed = {**files, "train": lowercased(files["train"], args.lowercase_share, args.seed, args.work)}
+        step("cased", str(base), mixed, args, args.distilled_epochs, args.learning_rate, distillation)
+
+
+def cased_base(folder: Path) -> Path:
+    """minilm-l6 with a cased vocabulary (`recipes/cased_vocab.py`, its defaults), built once."""
+    if not (folder / "cased_vocab.json").is_file():
+        added = cased_vocab.make(Path(find(BASES["minilm-l6"]).source), folder)
+        print(f"cased: {added} cased entries added to minilm-l6's vocabulary in {folder}", flush=True)
+    return folder
+
+
+def lowercased(train: Path, share: float, seed: int, work: Path) -> Path:
+    """`train` with `share` of its sentences (drawn with `seed`) written in lower case, once, under
+    work/data/conll2003/ (the folder name tells the card the data's terms).
+
+    A cased tagger trained on cased text only learns that a name starts with a capital, and then
+    misses names in text typed without them; mixing lowercased copies in keeps it usable there
+    (Mayhew et al., 2019, "NER and POS when nothing is capitalized"). The uncased teacher gives
+    a lowercased sentence the same logits, so distillation is unchanged."""
+    path = work / "data" / "conll2003" / f"{train.stem}-lower{round(share * 100)}.txt"
+    if path.is_file():
+        return path
+    rng = random.Random(seed)
+    sentences = read_ner(train).sentences
+    blocks = []
+    for s in sentences:
+        words = [w.lower() for w in s.words] if rng.random() < share else list(s.words)
+        blocks.append("\n".join(f"{w} {t}" for w, t in zip(words, s.tags, strict=True)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    partial.rename(path)
+    return path
 
 
 def data_files(data_dir: Path, work: Path, limit: int | None) -> dict[str, Path]:
