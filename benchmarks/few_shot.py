@@ -2,7 +2,7 @@
 
     HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/few_shot.py [--k 8,64] [--seeds 5]
         [--datasets sst2,agnews] [--methods setfit,finetune,zeroshot] [--base minilm-l6]
-        [--results benchmarks/results/few_shot_runs.jsonl]
+        [--sst2-pool sentences] [--results benchmarks/results/few_shot_runs.jsonl]
 
 For each dataset, k rows per class and seed, k rows per class are sampled from the train split
 (the seed picks them), written to a table, and trained on by `clearpipe.training.train` with
@@ -10,6 +10,15 @@ For each dataset, k rows per class and seed, k rows per class are sampled from t
 runs); the saved model is scored once on the full test split (SST-2 872 rows, AG News 7,600):
 accuracy and ECE (15 bins, of the calibrated scores), and the run's wall time. Zero-shot (the
 datasets' label names, clearpipe's default template) needs no rows and runs once per dataset.
+
+SST-2's train split is GLUE's: the treebank's training sentences and every phrase of their parse
+trees (60,614 rows, median 7 words, many of one to three: "favored", "crime expertly"), while the
+test split and the published few-shot figures (SetFit's `SetFit/sst2`) are whole sentences.
+`--sst2-pool sentences` (the default) samples from the rows that are no part of another train or
+dev row, the sentences (6,884 rows); `--sst2-pool phrases` samples from every row, as runs before
+2026-12-07 did. A sample of phrases can teach length instead of sentiment: one mpnet-base seed
+drew eight whole negative sentences and eight positive fragments, and its model called 79% of
+the test sentences negative (50.8% accuracy) while scoring 87.5% on its own folds.
 
 Each finished run is appended to `--results` as one JSON line and skipped when the script runs
 again, so a long sweep survives interruption; the summary (mean and standard deviation over
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import statistics
 import tempfile
@@ -45,9 +55,26 @@ def read(dataset: str, split: str) -> tuple[list[str], list[str]]:
     return frame[TEXT[dataset]].tolist(), labels
 
 
-def sample(dataset: str, k: int, seed: int) -> list[tuple[str, str]]:
-    """k rows per class from the train split, drawn by `seed`."""
+@functools.cache
+def sst2_sentences() -> frozenset[str]:
+    """SST-2 train rows that are whole sentences: no part of a longer train or dev row (every
+    phrase of the treebank is a contiguous part of its sentence, which sits in train or dev)."""
+    texts = [t.strip() for split in ("train", "dev") for t in read("sst2", split)[0]]
+    everything = "\n" + "\n".join(texts) + "\n"
+    copies: dict[str, int] = {}
+    for text in texts:
+        copies[text] = copies.get(text, 0) + 1
+    return frozenset(t for t in copies if everything.count(t) == copies[t])
+
+
+def sample(dataset: str, k: int, seed: int, pool: str = "sentences") -> list[tuple[str, str]]:
+    """k rows per class from the train split (for SST-2 with pool "sentences", from its whole
+    sentences), drawn by `seed`."""
     texts, labels = read(dataset, "train")
+    if dataset == "sst2" and pool == "sentences":
+        whole = sst2_sentences()
+        kept = [i for i, t in enumerate(texts) if t.strip() in whole]
+        texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
     rng = np.random.default_rng(seed)
     y = np.asarray(labels)
     rows = []
@@ -70,11 +97,11 @@ def test_table(dataset: str, folder: Path) -> Path:
     return write_table(folder / f"{dataset}_test.tsv", list(zip(texts, labels, strict=True)))
 
 
-def trained(dataset: str, k: int, seed: int, method: str, base: str | None, folder: Path) -> dict:
+def trained(dataset: str, k: int, seed: int, method: str, base: str | None, folder: Path, pool: str) -> dict:
     """One training run by `clearpipe train`'s own function, scored on the full test split."""
     from clearpipe.training.train import TrainConfig, train
 
-    data = write_table(folder / f"{dataset}_{k}_{seed}.tsv", sample(dataset, k, seed))
+    data = write_table(folder / f"{dataset}_{k}_{seed}.tsv", sample(dataset, k, seed, pool))
     started = time.perf_counter()
     result = train(
         TrainConfig(
@@ -115,23 +142,32 @@ def done(path: Path) -> dict[tuple, dict]:
     if not path.is_file():
         return {}
     runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(r["dataset"], r["k"], r["seed"], r["method"], r["base"]): r for r in runs}
+    return {(r["dataset"], r["k"], r["seed"], r["method"], r["base"], pool_of(r)): r for r in runs}
+
+
+def pool_of(run: dict) -> str:
+    """Which rows a run sampled from: SST-2 runs written before the pool was recorded used all."""
+    if run["dataset"] != "sst2" or run["method"] == "zeroshot":
+        return "-"
+    return run.get("pool", "phrases")
 
 
 def summary(runs: list[dict]) -> None:
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
-        groups.setdefault((run["base"], run["dataset"], run["k"], run["method"]), []).append(run)
+        groups.setdefault((run["base"], run["dataset"], pool_of(run), run["k"], run["method"]), []).append(
+            run
+        )
     print(
-        "\n| base | dataset | k/class | method | seeds | accuracy (mean ± sd) | ECE (mean ± sd) | s per run |"
+        "\n| base | dataset | pool | k/class | method | seeds | accuracy (mean ± sd) | ECE (mean ± sd) | s per run |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for (base, dataset, k, method), group in sorted(groups.items(), key=str):
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (base, dataset, pool, k, method), group in sorted(groups.items(), key=str):
         acc = [r["accuracy"] for r in group]
         ece = [r["ece"] for r in group]
         sd = statistics.stdev if len(group) > 1 else (lambda _: 0.0)
         print(
-            f"| {base} | {dataset} | {k if method != 'zeroshot' else '-'} | {method} | {len(group)} | "
+            f"| {base} | {dataset} | {pool} | {k if method != 'zeroshot' else '-'} | {method} | {len(group)} | "
             f"{np.mean(acc):.2%} ± {sd(acc):.2%} | {np.mean(ece):.2%} ± {sd(ece):.2%} | "
             f"{np.mean([r['seconds'] for r in group]):.0f} |"
         )
@@ -146,6 +182,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--methods", default="setfit,finetune,zeroshot")
     parser.add_argument("--base", default=None, help="a named base or folder; default minilm-l6")
+    parser.add_argument(
+        "--sst2-pool",
+        choices=("sentences", "phrases"),
+        default="sentences",
+        help="SST-2 samples from whole sentences, or from every row (phrases too)",
+    )
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/few_shot_runs.jsonl"))
     args = parser.parse_args()
     base_name = args.base or "minilm-l6"
@@ -160,15 +202,18 @@ def main() -> None:
             for k in (int(v) for v in args.k.split(",")):
                 plan += [(dataset, k, seed, method) for seed in range(args.seeds)]
     for dataset, k, seed, method in plan:
-        key = (dataset, k, seed, method, base_name)
+        pool = args.sst2_pool if dataset == "sst2" and method != "zeroshot" else "-"
+        key = (dataset, k, seed, method, base_name, pool)
         if key in finished:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             if method == "zeroshot":
                 figures = zero_shot(dataset, args.base)
             else:
-                figures = trained(dataset, k, seed, method, args.base, Path(tmp))
+                figures = trained(dataset, k, seed, method, args.base, Path(tmp), args.sst2_pool)
         run = {"dataset": dataset, "k": k, "seed": seed, "method": method, "base": base_name, **figures}
+        if pool != "-":
+            run["pool"] = pool
         print(json.dumps(run), flush=True)
         with args.results.open("a", encoding="utf-8") as f:
             f.write(json.dumps(run) + "\n")
