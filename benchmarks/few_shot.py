@@ -34,6 +34,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -61,10 +62,8 @@ def sst2_sentences() -> frozenset[str]:
     phrase of the treebank is a contiguous part of its sentence, which sits in train or dev)."""
     texts = [t.strip() for split in ("train", "dev") for t in read("sst2", split)[0]]
     everything = "\n" + "\n".join(texts) + "\n"
-    copies: dict[str, int] = {}
-    for text in texts:
-        copies[text] = copies.get(text, 0) + 1
-    return frozenset(t for t in copies if everything.count(t) == copies[t])
+    copies = Counter(texts)  # a row met only as itself (and its duplicates) is a whole sentence
+    return frozenset(t for t, n in copies.items() if everything.count(t) == n)
 
 
 def sample(dataset: str, k: int, seed: int, pool: str = "sentences") -> list[tuple[str, str]]:

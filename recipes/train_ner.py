@@ -38,6 +38,7 @@ import argparse
 import json
 import random
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import cased_vocab
@@ -141,23 +142,30 @@ def lowercased(train: Path, share: float, seed: int, work: Path) -> Path:
     work/data/conll2003/ (the folder name tells the card the data's terms).
 
     A cased tagger trained on cased text only learns that a name starts with a capital, and then
-    misses names in text typed without them; mixing lowercased copies in keeps it usable there
+    misses names in text typed without them; lowercasing some of its sentences keeps it usable there
     (Mayhew et al., 2019, "NER and POS when nothing is capitalized"). The uncased teacher gives
     a lowercased sentence the same logits, so distillation is unchanged."""
     path = work / "data" / "conll2003" / f"{train.stem}-lower{round(share * 100)}.txt"
     if path.is_file():
         return path
     rng = random.Random(seed)
-    sentences = read_ner(train).sentences
-    blocks = []
-    for s in sentences:
-        words = [w.lower() for w in s.words] if rng.random() < share else list(s.words)
-        blocks.append("\n".join(f"{w} {t}" for w, t in zip(words, s.tags, strict=True)))
+    sentences = [
+        ([w.lower() for w in s.words] if rng.random() < share else list(s.words), s.tags)
+        for s in read_ner(train).sentences
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
-    partial.rename(path)
+    write_conll(path, sentences)
     return path
+
+
+def write_conll(path: Path, sentences: list[tuple[Sequence[str], Sequence[str]]]) -> None:
+    """(words, tags) per sentence as CoNLL columns, whole or absent (an interrupted write is redone)."""
+    text = "\n\n".join(
+        "\n".join(f"{w} {t}" for w, t in zip(words, tags, strict=True)) for words, tags in sentences
+    )
+    partial = path.with_suffix(".partial")
+    partial.write_text(text + "\n", encoding="utf-8")
+    partial.rename(path)
 
 
 def data_files(data_dir: Path, work: Path, limit: int | None) -> dict[str, Path]:
@@ -171,12 +179,7 @@ def data_files(data_dir: Path, work: Path, limit: int | None) -> dict[str, Path]
     for split, path in files.items():
         if not path.is_file():
             sentences = read_ner(data_dir / f"{split}.txt").sentences[:limit]
-            text = "\n\n".join(
-                "\n".join(f"{w} {t}" for w, t in zip(s.words, s.tags, strict=True)) for s in sentences
-            )
-            partial = path.with_suffix(".partial")
-            partial.write_text(text + "\n", encoding="utf-8")
-            partial.rename(path)  # whole or absent, so an interrupted write is redone
+            write_conll(path, [(s.words, s.tags) for s in sentences])
     return files
 
 
