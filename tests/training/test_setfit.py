@@ -4,7 +4,9 @@ oracle, and every loader and command takes it."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -70,11 +72,14 @@ def few_shot(student_base, tmp_path_factory) -> Path:
         folder / "test.csv", [(t, "positive") for t in POSITIVE[8:]] + [(t, "negative") for t in NEGATIVE[8:]]
     )
     out = folder / "model"
-    train(
-        TrainConfig(
-            data=str(data), test=str(test), output=str(out), base=str(student_base), setfit_iterations=3
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        train(
+            TrainConfig(
+                data=str(data), test=str(test), output=str(out), base=str(student_base), setfit_iterations=3
+            )
         )
-    )
+    (folder / "printed.txt").write_text(printed.getvalue())
     return out
 
 
@@ -109,6 +114,11 @@ def test_training_writes_cross_validated_figures_and_a_temperature(few_shot):
     config = json.loads((few_shot / "config.json").read_text())
     assert config[pooled.HEAD_KEY] == pooled.HEAD and "clearpipe_calibration" in config
     assert json.loads((few_shot / "training_config.json").read_text())["resolved"]["method"] == "setfit"
+    printed = (few_shot.parent / "printed.txt").read_text()
+    # the data report lists a 10% validation split; the training log says it was given back
+    assert "validation 10% of" in printed
+    assert "validation rows split off go back into training" in printed
+    assert "cross-validated on 3 folds" in printed
 
 
 def test_a_pooled_model_runs_in_every_dtype_and_through_an_export(few_shot, tmp_path):

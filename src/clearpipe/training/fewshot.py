@@ -114,6 +114,13 @@ def train_few_shot(config, data: TrainingData, started: float, bf16: bool) -> Fe
         f"then a logistic-regression head",
         flush=True,
     )
+    if len(rows) > len(data.train):
+        # the data report above listed a validation split; say where its rows went
+        print(
+            f"  the {len(data.validation)} validation rows split off go back into training (too few to hold "
+            f"out); the temperature is cross-validated on {setfit.fold_count(rows.labels, settings)} folds instead",
+            flush=True,
+        )
     prompt_names = list(names) if config.label_prior else None
     tuned = setfit.train_split(source, rows, prompt_names, lengths.max_length, settings, config.seed)
     print(f"encoder tuned: {tuned.steps} steps, pair loss {tuned.loss:.4f}", flush=True)

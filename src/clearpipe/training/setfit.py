@@ -306,6 +306,16 @@ def train_split(
     return Tuned(encoder, x, prompts, steps, loss)
 
 
+def fold_count(labels: Sequence[int], settings: SetFitSettings) -> int:
+    """How many stratified folds the cross-validated temperature uses: `settings.folds`, or fewer
+    when a class has fewer rows (each fold must hold one row of every class).
+
+    >>> fold_count([0, 0, 1, 1, 1], SetFitSettings())
+    2
+    """
+    return min(settings.folds, int(np.unique(np.asarray(labels), return_counts=True)[1].min()))
+
+
 def held_out_logits(
     source: str,
     split: Split,
@@ -324,7 +334,7 @@ def held_out_logits(
 
     y = np.asarray(split.labels)
     num_labels = len(names) if names is not None else int(y.max()) + 1
-    folds = min(settings.folds, int(np.unique(y, return_counts=True)[1].min()))
+    folds = fold_count(y, settings)
     if folds < 2:
         raise InputError("a cross-validated temperature needs 2 rows or more in every class")
     logits: dict = {}
