@@ -118,3 +118,23 @@ def test_the_default_encoder_reads_labels_offline(minilm_dir):
         candidate_labels="Sports,Business=business and finance news",
     )
     assert [o["labels"][0] for o in out] == ["Sports", "Business"]
+
+
+def test_each_named_base_gets_the_scoring_measured_for_it(minilm_dir, tiny_encoder, tmp_path, monkeypatch):
+    from clearpipe import bases
+    from clearpipe.zeroshot.classifier import scoring_for
+    from clearpipe.zeroshot.scoring import MEASURED
+
+    assert scoring_for(str(minilm_dir)) == MEASURED["minilm-l6"] == Similarity()
+    assert scoring_for("sentence-transformers/all-mpnet-base-v2") == MEASURED["mpnet-base"]
+    assert MEASURED["mpnet-base"] != Similarity()
+    # an installed mpnet-base is recognised by its folder, whatever path names it
+    monkeypatch.setenv("CLEARPIPE_BASES", str(tmp_path))
+    folder = tmp_path / bases.BASES["mpnet-base"].folder
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert scoring_for(str(tmp_path / "." / folder.name)) == MEASURED["mpnet-base"]
+    # any other encoder gets the defaults
+    assert scoring_for(str(tiny_encoder)) == Similarity()
+    clf = clearpipe.pipeline("zero-shot-classification", model=tiny_encoder)
+    assert clf.scoring == Similarity()

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from clearpipe.bases import BASES
+from clearpipe.bases import BASES, find
 from clearpipe.classifier import Classifier, load
 from clearpipe.errors import CheckpointError, InputError
 from clearpipe.loading import load_config, resolve_source
@@ -28,6 +28,7 @@ from clearpipe.zeroshot.embedder import Embedder, check_texts, load_embedder, no
 from clearpipe.zeroshot.labels import CandidateLabels, Label, as_labels, check_template
 from clearpipe.zeroshot.scoring import (
     DEFAULT_TEMPLATE,
+    MEASURED,
     NLI_TEMPLATE,
     Similarity,
     ZeroShotOutput,
@@ -323,7 +324,25 @@ def load_zero_shot(
     embedder = load_embedder(
         model, device=device, dtype=dtype, max_length=max_length, max_tokens=max_tokens, batch_size=batch_size
     )
-    return ZeroShotClassifier(embedder)
+    return ZeroShotClassifier(embedder, scoring_for(embedder.source))
+
+
+def scoring_for(source: str) -> Similarity:
+    """The scoring measured for the named base at `source` (its folder or hub id), else the
+    defaults (all-MiniLM-L6-v2's): temperatures depend on how widely an encoder's similarities
+    spread.
+
+    >>> scoring_for("sentence-transformers/all-mpnet-base-v2").temperature
+    0.046
+    """
+    for name, scoring in MEASURED.items():
+        base = BASES[name]
+        if source == base.hub_id:
+            return scoring
+        folder = find(base).source
+        if folder is not None and os.path.realpath(folder) == os.path.realpath(source):
+            return scoring
+    return Similarity()
 
 
 def _refuse_classifier(source: str, config) -> None:

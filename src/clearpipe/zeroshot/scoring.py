@@ -62,6 +62,16 @@ class Similarity:
         return _softmax(sims / (self.described_temperature if described else self.temperature))
 
 
+MEASURED: dict[str, Similarity] = {
+    "minilm-l6": Similarity(),
+    "mpnet-base": Similarity(temperature=0.046, scale=9.4, threshold=0.19, described_temperature=0.023),
+}
+"""Each named base's scoring, fitted on the same held-out rows by `benchmarks/zero_shot.py --part
+select --model NAME` (docs/ZERO_SHOT.md). Both chose the same template; mpnet-base's similarities
+spread wider, so MiniLM's temperatures left its AG News scores 8 points of ECE off. Any other
+encoder gets MiniLM's (the defaults)."""
+
+
 def nli_scores(logits: np.ndarray, entailment: int, contradiction: int, multi_label: bool) -> np.ndarray:
     """An NLI model's logits (texts, labels, classes) -> (texts, labels) probabilities.
 
