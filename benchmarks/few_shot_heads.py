@@ -16,7 +16,9 @@ there (`{dataset}_{k}_{seed}.npz`: the training rows, the label prompts and the 
 the tuned encoder, and each fold's rows and embeddings), so that a new head can be tried on them.
 
 One JSON line per (dataset, k, seed) is appended to `--results`, and skipped when the script
-runs again.
+runs again. `--replay DIR` fits the heads of `setfit.HEADS` again on the embeddings saved in DIR
+and prints each head's test accuracy and the held-out choice's, without training: how a new
+candidate head is judged.
 """
 
 from __future__ import annotations
@@ -98,6 +100,41 @@ def run(dataset: str, k: int, seed: int, base: str | None, logits_dir: Path | No
     return {"chosen": chosen, "heads": heads, "seconds": round(time.perf_counter() - started, 1)}
 
 
+def replay(folder: Path, dataset: str, k: int) -> None:
+    """Every head in `setfit.HEADS`, and the held-out choice among them, fitted again on the
+    embeddings a run saved (`--logits`): test accuracy per seed, no training."""
+    from clearpipe.training import setfit
+    from clearpipe.training.calibration import fit
+
+    settings = setfit.SetFitSettings()
+    found: dict = {}
+    chosen = []
+    for path in sorted(folder.glob(f"{dataset}_{k}_*.npz")):
+        saved = np.load(path)
+        y, y_test = saved["y"], saved["y_test"]
+        labels = int(max(y.max(), y_test.max())) + 1
+        oof: dict = {}
+        for i in range(settings.folds):
+            kept, held = saved[f"fold{i}_kept"], saved[f"fold{i}_held"]
+            tuned = setfit.Tuned(None, saved[f"fold{i}_x"], saved[f"fold{i}_prompts"], 0, 0.0)
+            for c, (w, b) in setfit.heads(
+                tuned, y[kept], labels, settings, int(path.stem.rsplit("_", 1)[1])
+            ).items():
+                oof.setdefault(c, np.zeros((len(y), labels)))[held] = saved[f"fold{i}_x_held"] @ w.T + b
+        tuned = setfit.Tuned(None, saved["x"], saved["prompts"], 0, 0.0)
+        seed = int(path.stem.rsplit("_", 1)[1])
+        accuracy = {}
+        for c, (w, b) in setfit.heads(tuned, y, labels, settings, seed).items():
+            accuracy[c] = float(((saved["x_test"] @ w.T + b).argmax(1) == y_test).mean())
+            found.setdefault(c, []).append(accuracy[c])
+        best = min(oof, key=lambda c: fit(oof[c], y, "out-of-fold", "temperature").nll_after)
+        chosen.append(accuracy[best])
+    print(f"{dataset}, k = {k}, {len(chosen)} seeds: test accuracy, mean (per seed)")
+    for c, values in found.items():
+        print(f"  head {c!s:8} {np.mean(values):.4f}  ({' '.join(f'{v:.3f}' for v in values)})")
+    print(f"  held-out choice {np.mean(chosen):.4f}  ({' '.join(f'{v:.3f}' for v in chosen)})")
+
+
 def tokenizer_of(source: str):
     from transformers import AutoTokenizer
 
@@ -114,7 +151,12 @@ def main() -> None:
     parser.add_argument("--base", default=None, help="a named base or folder; default minilm-l6")
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/few_shot_heads.jsonl"))
     parser.add_argument("--logits", type=Path, default=None, help="save each run's embeddings here")
+    parser.add_argument("--replay", type=Path, default=None, help="re-fit the heads on embeddings saved here")
     args = parser.parse_args()
+    if args.replay is not None:
+        for dataset in args.datasets.split(","):
+            replay(args.replay, dataset, args.k)
+        return
     base = args.base or "minilm-l6"
     finished = set()
     if args.results.exists():
