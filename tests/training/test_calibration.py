@@ -183,3 +183,14 @@ def test_nll_of_a_uniform_prediction_is_log_of_the_label_count():
 def _rows(path: Path) -> tuple[list[str], list[int], list[int]]:
     lines = [line.split("\t") for line in path.read_text().splitlines()[1:]]
     return [t for t, _ in lines], [int(label) for _, label in lines], list(range(1, len(lines) + 1))
+
+
+def test_auto_fit_on_logits_that_separate_every_row_keeps_the_plain_temperature():
+    # a barely regularised few-shot head on easy rows: held-out NLL rounds to 0 (was 0/0)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 60)
+    logits = np.where(np.eye(2)[y] == 1, 400.0, -400.0) + rng.normal(0, 1, (60, 2))
+    found = fit(logits, y, "easy rows", "auto")
+    assert found.held_out_nll["temperature"] == 0.0
+    assert found.scaling.power == 1.0  # the plain temperature, not the margin one
+    assert found.nll_after == 0.0

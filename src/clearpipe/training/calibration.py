@@ -234,7 +234,10 @@ def fit(logits: np.ndarray, y: np.ndarray, fitted_on: str, method: str = "auto")
     y = np.asarray(y)
     compared = held_out_nll(logits, y) if method == "auto" else None
     if compared is not None:
-        gain = 1 - compared["margin_temperature"] / compared["temperature"]
+        # a temperature that already predicts every held-out row (NLL rounds to 0: logits that
+        # separate the classes by hundreds, as a barely regularised head's can) leaves nothing to gain
+        plain = compared["temperature"]
+        gain = 1 - compared["margin_temperature"] / plain if plain > 0 else 0.0
         method = "margin_temperature" if gain > MIN_GAIN else "temperature"
     scaling = _fit_method(logits, y, method)
     rejected = None
