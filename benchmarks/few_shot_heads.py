@@ -58,16 +58,16 @@ def run(dataset: str, k: int, seed: int, base: str | None, logits_dir: Path | No
     fitted = setfit.heads(tuned, split.labels, len(names), settings, seed)
     y = np.asarray(split.labels)
     saved = {"y": y, "y_test": y_test, "x": tuned.x, "prompts": tuned.prompts}
-    oof: dict = {}
-    for i, fold in enumerate(setfit.folds(source, split, names, 256, settings, seed)):
-        for candidate, (weight, bias) in setfit.heads(
-            fold.tuned, y[fold.kept], len(names), settings, seed
-        ).items():
-            oof.setdefault(candidate, np.zeros((len(y), len(names))))[fold.held] = (
-                fold.x_held @ weight.T + bias
-            )
-        saved.update({f"fold{i}_kept": fold.kept, f"fold{i}_held": fold.held, f"fold{i}_x": fold.tuned.x})
-        saved.update({f"fold{i}_x_held": fold.x_held, f"fold{i}_prompts": fold.tuned.prompts})
+
+    def saving(trained):  # each fold's rows and embeddings go into `saved` as it passes
+        for i, fold in enumerate(trained):
+            saved.update({f"fold{i}_kept": fold.kept, f"fold{i}_held": fold.held, f"fold{i}_x": fold.tuned.x})
+            saved.update({f"fold{i}_x_held": fold.x_held, f"fold{i}_prompts": fold.tuned.prompts})
+            yield fold
+
+    oof = setfit.out_of_fold(
+        saving(setfit.folds(source, split, names, 256, settings, seed)), y, len(names), settings, seed
+    )
     tokenizer = tokenizer_of(source)
     use_types = uses_token_type_ids(tuned.encoder, tokenizer)
     pad = tokenizer.pad_token_id or 0
@@ -113,16 +113,18 @@ def replay(folder: Path, dataset: str, k: int) -> None:
         saved = np.load(path)
         y, y_test = saved["y"], saved["y_test"]
         labels = int(max(y.max(), y_test.max())) + 1
-        oof: dict = {}
-        for i in range(settings.folds):
-            kept, held = saved[f"fold{i}_kept"], saved[f"fold{i}_held"]
-            tuned = setfit.Tuned(None, saved[f"fold{i}_x"], saved[f"fold{i}_prompts"], 0, 0.0)
-            for c, (w, b) in setfit.heads(
-                tuned, y[kept], labels, settings, int(path.stem.rsplit("_", 1)[1])
-            ).items():
-                oof.setdefault(c, np.zeros((len(y), labels)))[held] = saved[f"fold{i}_x_held"] @ w.T + b
-        tuned = setfit.Tuned(None, saved["x"], saved["prompts"], 0, 0.0)
         seed = int(path.stem.rsplit("_", 1)[1])
+        trained = [
+            setfit.Fold(
+                saved[f"fold{i}_kept"],
+                saved[f"fold{i}_held"],
+                setfit.Tuned(None, saved[f"fold{i}_x"], saved[f"fold{i}_prompts"], 0, 0.0),
+                saved[f"fold{i}_x_held"],
+            )
+            for i in range(settings.folds)
+        ]
+        oof = setfit.out_of_fold(trained, y, labels, settings, seed)
+        tuned = setfit.Tuned(None, saved["x"], saved["prompts"], 0, 0.0)
         accuracy = {}
         for c, (w, b) in setfit.heads(tuned, y, labels, settings, seed).items():
             accuracy[c] = float(((saved["x_test"] @ w.T + b).argmax(1) == y_test).mean())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -379,8 +379,20 @@ def held_out_logits(
     """
     y = np.asarray(split.labels)
     num_labels = len(names) if names is not None else int(y.max()) + 1
+    return out_of_fold(folds(source, split, names, max_length, settings, seed), y, num_labels, settings, seed)
+
+
+def out_of_fold(
+    trained: Iterable[Fold], y: np.ndarray, num_labels: int, settings: SetFitSettings, seed: int
+) -> dict:
+    """Every candidate head fitted on each fold's kept rows and applied to its held-out rows:
+    {candidate: (N, labels)}, each row's logits from the fold that never saw it.
+
+    >>> out_of_fold(folds(...), np.array(labels), 4, SetFitSettings(), 42)[None].shape  # doctest: +SKIP
+    (32, 4)
+    """
     logits: dict = {}
-    for fold in folds(source, split, names, max_length, settings, seed):
+    for fold in trained:
         for candidate, (weight, bias) in heads(fold.tuned, y[fold.kept], num_labels, settings, seed).items():
             logits.setdefault(candidate, np.zeros((len(y), num_labels)))[fold.held] = (
                 fold.x_held @ weight.T + bias
