@@ -23,6 +23,21 @@ _BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
 @functools.cache
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags as the Linux kernel lists them in /proc/cpuinfo (`avx512_bf16`,
+    `amx_bf16`, ...), or None where there is no such file (macOS, Windows).
+
+    >>> "avx2" in (cpu_flags() or ())  # doctest: +SKIP
+    True
+    """
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    return None
+
+
 def cpu_has_native_bf16() -> bool:
     """True when this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX).
 
@@ -32,14 +47,11 @@ def cpu_has_native_bf16() -> bool:
     >>> cpu_has_native_bf16()  # doctest: +SKIP
     True
     """
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("flags"):
-                return bool(_BF16_FLAGS & set(line.split(":", 1)[1].split()))
-    return torch.backends.cpu.get_cpu_capability() == "AVX512_BF16" or "AMX" in (
-        torch.backends.cpu.get_cpu_capability()
-    )
+    flags = cpu_flags()
+    if flags is not None:
+        return bool(_BF16_FLAGS & flags)
+    capability = torch.backends.cpu.get_cpu_capability()
+    return capability == "AVX512_BF16" or "AMX" in capability
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> str:

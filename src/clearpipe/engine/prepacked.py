@@ -9,7 +9,9 @@ step `torch.compile`'s CPU freezing pass takes) and calling oneDNN's linear on i
 float32 twice as fast, with bit-identical bf16 logits and float32 ones within 1e-5.
 
 These are private PyTorch operators: `available` checks that this build has them, and models
-keep plain `nn.Linear` layers where it has not. The packed copy costs the linear weights' size
+keep plain `nn.Linear` layers where it has not. oneDNN also refuses to lay out a bf16 weight on a
+CPU without AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT (AMD Zen 3, say: "bf16 path needs the cpu
+support ..."): there a bf16 model keeps `nn.Linear`, which PyTorch emulates. The packed copy costs the linear weights' size
 again in memory (21 MB for the embedded model in bf16).
 """
 
@@ -17,9 +19,11 @@ from __future__ import annotations
 
 import torch
 
-from clearpipe.engine import linears
+from clearpipe.engine import linears, precision
 
 _DTYPES = (torch.float32, torch.bfloat16)  # fp16 on most CPUs is emulated: no gain to be had
+# What oneDNN's bf16 weight reorder asks of the CPU: all three of these, or AVX-NE-CONVERT.
+_BF16_REORDER_FLAGS = frozenset({"avx512bw", "avx512vl", "avx512dq"})
 
 
 def available() -> bool:
@@ -32,6 +36,20 @@ def available() -> bool:
     return torch.backends.mkldnn.is_available() and all(
         hasattr(ops, name) for name in ("_reorder_linear_weight", "_linear_pointwise")
     )
+
+
+def packs_bf16() -> bool:
+    """True when oneDNN can lay out bf16 weights on this CPU (see the module's docstring); read
+    from the kernel's CPU flags, else from the instruction set torch dispatched to.
+
+    >>> packs_bf16()  # doctest: +SKIP
+    True
+    """
+    flags = precision.cpu_flags()
+    if flags is not None:
+        return flags >= _BF16_REORDER_FLAGS or "avx_ne_convert" in flags
+    capability = torch.backends.cpu.get_cpu_capability()
+    return capability.startswith("AVX512") or "AMX" in capability
 
 
 class PrepackedLinear(torch.nn.Linear, linears.KernelLinear):
@@ -104,8 +122,9 @@ class PrepackedLinear(torch.nn.Linear, linears.KernelLinear):
 def prepack_model(model: torch.nn.Module) -> bool:
     """Swap, in place, every `nn.Linear` of a float32 or bf16 CPU `model` for a `PrepackedLinear`.
 
-    Returns True when the model was changed. Models on other devices or in other dtypes, and
-    PyTorch builds without the operators, keep their layers.
+    Returns True when the model was changed. Models on other devices or in other dtypes, bf16
+    models on a CPU where oneDNN cannot lay out bf16 weights, and PyTorch builds without the
+    operators, keep their layers.
 
     >>> prepack_model(AutoModelForSequenceClassification.from_pretrained(path).eval())  # doctest: +SKIP
     True
@@ -114,5 +133,7 @@ def prepack_model(model: torch.nn.Module) -> bool:
     if not layers or not available():
         return False
     if any(m.weight.device.type != "cpu" or m.weight.dtype not in _DTYPES for m in layers):
+        return False
+    if any(m.weight.dtype == torch.bfloat16 for m in layers) and not packs_bf16():
         return False
     return linears.replace(model, torch.nn.Linear, PrepackedLinear, exact=True) > 0
