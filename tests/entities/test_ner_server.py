@@ -84,3 +84,40 @@ def test_explain_answers_the_token_trace(ner_bert, ner_url):
     jsonschema.Draft202012Validator(json_schema()).validate(data)
     assert data["task"] == "token-classification"
     assert data["entities"] == clearpipe.load(ner_bert, dtype="float32")(TEXTS[0])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"aggregation_strategy": "none"},
+        {"aggregation_strategy": "simple", "ignore_labels": []},
+        {"aggregation_strategy": "max", "ignore_labels": ["O", "PER"]},
+        {"ignore_labels": []},
+    ],
+)
+def test_aggregation_strategy_and_ignore_labels_answer_as_the_python_api(ner_bert, ner_url, options):
+    expected = clearpipe.load(ner_bert, dtype="float32")(TEXTS, **options)
+    response = httpx.post(f"{ner_url}/classify", json={"inputs": TEXTS, **options}, timeout=30)
+    assert response.status_code == 200, response.text
+    got = response.json()
+    assert [[{k: v for k, v in e.items() if k != "score"} for e in x] for x in got] == [
+        [{k: v for k, v in e.items() if k != "score"} for e in x] for x in expected
+    ]
+    scores = [e["score"] for x in got for e in x]
+    assert scores == pytest.approx([e["score"] for x in expected for e in x], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"aggregation_strategy": "longest"},
+            "unknown aggregation_strategy 'longest': use one of none, simple",
+        ),
+        ({"ignore_labels": "O"}, "ignore_labels"),
+    ],
+)
+def test_a_bad_strategy_or_ignore_list_gets_422_naming_it(ner_url, options, message):
+    response = httpx.post(f"{ner_url}/classify", json={"inputs": TEXTS, **options}, timeout=30)
+    assert response.status_code == 422, response.text
+    assert message in response.json()["error"]

@@ -144,3 +144,12 @@ def test_an_int8_server_answers_like_the_python_api_close_calls_included(tiny_be
     url = serve(int8)
     for body in ({"inputs": TEXTS, "top_k": None}, {"inputs": "a good film"}):
         assert post(url, body).json() == python_api(int8, body)
+
+
+def test_a_text_classifier_refuses_the_entity_options(url):
+    body = {"inputs": ["a fine film"], "aggregation_strategy": "simple", "ignore_labels": []}
+    response = post(url, body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == (
+        "aggregation_strategy, ignore_labels: only for a token-classification (NER) model"
+    )

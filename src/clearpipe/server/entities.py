@@ -15,6 +15,8 @@ from typing import Any
 
 import anyio
 
+from clearpipe.entities.aggregation import check_strategy
+from clearpipe.entities.tagger import check_ignore
 from clearpipe.errors import InputError
 from clearpipe.server import schemas
 from clearpipe.server.batcher import Batcher
@@ -25,6 +27,9 @@ _INLINE_TOKENIZE_CHARS = 4096
 
 SEQUENCE_FIELDS = ("top_k", "function_to_apply", "long_text", "min_score")
 """Request fields that mean something to sequence classifiers only."""
+
+TOKEN_FIELDS = ("aggregation_strategy", "ignore_labels")
+"""Request fields that mean something to token classifiers only (transformers' call options)."""
 
 
 def finds_entities(classifier: object) -> bool:
@@ -56,6 +61,9 @@ async def classify_entities(
             raise InputError(f"input {i}: a NER model takes texts, not pairs")
         if len(text) > config.max_chars:
             raise InputError(f"input {i} has {len(text)} characters, the limit is {config.max_chars}")
+    # Checked before the engine runs, with the Python API's messages.
+    strategy = check_strategy(body.aggregation_strategy) if body.aggregation_strategy is not None else None
+    ignored = check_ignore(body.ignore_labels) if body.ignore_labels is not None else None
     found: list[Any] = []
     if texts:
         if sum(len(text) for text in texts) <= _INLINE_TOKENIZE_CHARS:
@@ -63,16 +71,19 @@ async def classify_entities(
         else:
             cut = await anyio.to_thread.run_sync(classifier.tokenize, texts)
         batcher.check_tokens(cut.tokenized)  # before the engine thread: 413, never held
-        found = await batcher.run_exclusive(_entities, classifier, cut)
+        found = await batcher.run_exclusive(_entities, classifier, cut, strategy, ignored)
     headers = {"X-Total-Time": f"{(time.monotonic() - started) * 1000:.3f}"}
     return (found[0] if single else found), headers
 
 
-def _entities(classifier: Any, cut: Any) -> list[list[dict[str, object]]]:
-    """Stages 2-3 of tokenized texts (`Tagger.tokenize`'s windows): each text's entity dicts, the
-    classifier's default strategy and ignored labels, as `classifier(texts)` answers."""
+def _entities(
+    classifier: Any, cut: Any, strategy: str | None, ignored: tuple[str, ...] | None
+) -> list[list[dict[str, object]]]:
+    """Stages 2-3 of tokenized texts (`Tagger.tokenize`'s windows): each text's entity dicts, with
+    the request's strategy and ignored labels (None: the classifier's defaults), as
+    `classifier(texts, aggregation_strategy=..., ignore_labels=...)` answers."""
     logits = classifier.logits(cut)
     return [
-        [entity.to_dict() for entity in classifier.postprocess(spans, one)]
+        [entity.to_dict() for entity in classifier.postprocess(spans, one, strategy, ignored)]
         for spans, one in zip(cut.inputs, logits, strict=True)
     ]

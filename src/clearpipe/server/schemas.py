@@ -78,6 +78,16 @@ class ClassifyRequest(BaseModel):
         description='Results whose score is below it get "decided": false (abstention), those at or '
         'above it "decided": true; single-label models. Default: the server\'s --min-score, else none.',
     )
+    aggregation_strategy: StrictStr | None = Field(
+        default=None,
+        description="NER models: how tokens become entities, as transformers' aggregation_strategy: "
+        '"none", "simple", "first", "average", "max", or clearpipe\'s "word" (the default: whole words, '
+        "never split between two entities).",
+    )
+    ignore_labels: list[StrictStr] | None = Field(
+        default=None,
+        description='NER models: labels dropped after grouping (default ["O"]; [] keeps the O stretches).',
+    )
 
 
 class ExplainRequest(BaseModel):

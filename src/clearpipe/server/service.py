@@ -26,7 +26,7 @@ from clearpipe.postprocess import BEST, Activation, TopK, check_top_k, parse_act
 from clearpipe.server import schemas
 from clearpipe.server.batcher import Batcher
 from clearpipe.server.config import ServerConfig
-from clearpipe.server.entities import classify_entities, finds_entities
+from clearpipe.server.entities import TOKEN_FIELDS, classify_entities, finds_entities
 from clearpipe.server.metrics import Metrics
 
 if TYPE_CHECKING:  # only named: `serve --lite` runs without torch
@@ -115,6 +115,9 @@ class Service:
         for i, item in enumerate(batch.items):
             for text in (item,) if isinstance(item, str) else item:
                 check_text(text, self.config.max_chars, where=f"input {i}")
+        given = sorted(name for name in TOKEN_FIELDS if name in body.model_fields_set)
+        if given:
+            raise InputError(f"{', '.join(given)}: only for a token-classification (NER) model")
         labels = len(self.classifier.labels)
         top_k = check_top_k(body.top_k, labels) if "top_k" in body.model_fields_set else BEST
         activation = self.classifier.settings.activation
