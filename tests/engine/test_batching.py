@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,8 +13,8 @@ from hypothesis import strategies as st
 import clearpipe
 import clearpipe.tokens
 from clearpipe.engine import batching as engine
+from clearpipe.engine import cpu, loop, precision
 from clearpipe.engine import int8 as int8_kernels
-from clearpipe.engine import loop, precision
 from clearpipe.errors import InputError
 from clearpipe.preprocess import Tokenized
 from devices import GPUS
@@ -175,11 +177,11 @@ def test_the_default_dtype_on_the_gpu_gives_the_cpus_float32_scores(tiny, device
 
 
 def test_cpu_flags_are_read_from_proc_cpuinfo():
-    cpuinfo = precision.Path("/proc/cpuinfo")
+    cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.is_file():
         pytest.skip("no /proc/cpuinfo here")
     flags = cpuinfo.read_text()
-    precision.cpu_has_native_bf16.cache_clear()
+    cpu.flags.cache_clear()
     assert precision.cpu_has_native_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
 
 

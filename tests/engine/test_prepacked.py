@@ -28,7 +28,7 @@ def test_it_computes_what_nn_linear_computes(bias, shape):
     x = torch.randn(*shape)
     with torch.inference_mode():
         torch.testing.assert_close(layer(x), linear(x), rtol=1e-5, atol=1e-5)
-        if prepacked.packs_bf16():  # else prepack_model never makes a bf16 PrepackedLinear (below)
+        if prepacked.cpu.packs_bf16():  # else prepack_model never makes a bf16 PrepackedLinear (below)
             # The same bf16 product up to one bf16 rounding (assert_close's bf16 tolerance): on
             # CPUs with AVX-512 BF16 the two calls reach the same oneDNN kernel and agree to the
             # bit, but without it nn.Linear takes another bf16 kernel, whose sums may round the
@@ -97,17 +97,15 @@ def test_only_float32_and_bf16_cpu_models_are_prepacked(monkeypatch):
 def test_a_bf16_model_keeps_plain_layers_where_onednn_cannot_lay_out_bf16_weights(monkeypatch):
     # AMD Zen 3 and other CPUs without AVX-512 BW/VL/DQ or AVX-NE-CONVERT: oneDNN's reorder
     # raises "bf16 path needs the cpu support ...", so the model runs PyTorch's bf16 linear.
-    monkeypatch.setattr(prepacked.precision, "cpu_flags", lambda: frozenset({"avx2", "fma", "f16c"}))
-    assert not prepacked.packs_bf16()
+    monkeypatch.setattr(prepacked.cpu, "flags", lambda: frozenset({"avx2", "fma", "f16c"}))
+    assert not prepacked.cpu.packs_bf16()
     model = torch.nn.Sequential(torch.nn.Linear(4, 2).to(torch.bfloat16))
     assert not prepacked.prepack_model(model) and type(model[0]) is torch.nn.Linear
     assert prepacked.prepack_model(torch.nn.Sequential(torch.nn.Linear(4, 2)))  # float32 still is
-    monkeypatch.setattr(prepacked.precision, "cpu_flags", lambda: frozenset({"avx2", "avx_ne_convert"}))
-    assert prepacked.packs_bf16()
-    monkeypatch.setattr(
-        prepacked.precision, "cpu_flags", lambda: frozenset({"avx512bw", "avx512vl", "avx512dq"})
-    )
-    assert prepacked.packs_bf16()
+    monkeypatch.setattr(prepacked.cpu, "flags", lambda: frozenset({"avx2", "avx_ne_convert"}))
+    assert prepacked.cpu.packs_bf16()
+    monkeypatch.setattr(prepacked.cpu, "flags", lambda: frozenset({"avx512bw", "avx512vl", "avx512dq"}))
+    assert prepacked.cpu.packs_bf16()
 
 
 def test_a_bf16_classifier_runs_on_any_cpu(tiny):
@@ -125,7 +123,7 @@ def test_a_bf16_classifier_runs_on_any_cpu(tiny):
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_a_loaded_classifier_runs_prepacked_and_still_saves_a_plain_checkpoint(tiny, tmp_path, dtype):
-    if dtype == "bfloat16" and not prepacked.packs_bf16():
+    if dtype == "bfloat16" and not prepacked.cpu.packs_bf16():
         pytest.skip("oneDNN lays out no bf16 weights on this CPU (no AVX-512 BW/VL/DQ or AVX-NE-CONVERT)")
     folder = tiny("bert", 2)
     clf = clearpipe.load(folder, dtype=dtype, device="cpu")

@@ -9,49 +9,23 @@ speed, so users ask for it.
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import torch
 
+from clearpipe.engine import cpu
 from clearpipe.errors import InputError
 
 DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 _TORCH = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# Flags in /proc/cpuinfo that mean bf16 matrix multiplies run in hardware.
-_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
-
-
-@functools.cache
-def cpu_flags() -> frozenset[str] | None:
-    """The CPU's feature flags as the Linux kernel lists them in /proc/cpuinfo (`avx512_bf16`,
-    `amx_bf16`, ...), or None where there is no such file (macOS, Windows).
-
-    >>> "avx2" in (cpu_flags() or ())  # doctest: +SKIP
-    True
-    """
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    return None
 
 
 def cpu_has_native_bf16() -> bool:
-    """True when this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX).
-
-    Reads the kernel's CPU flags; where there are none (macOS, Windows) asks torch which
-    instruction set its kernels were dispatched to.
+    """True when this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX): see
+    `clearpipe.engine.cpu.native_bf16`.
 
     >>> cpu_has_native_bf16()  # doctest: +SKIP
     True
     """
-    flags = cpu_flags()
-    if flags is not None:
-        return bool(_BF16_FLAGS & flags)
-    capability = torch.backends.cpu.get_cpu_capability()
-    return capability == "AVX512_BF16" or "AMX" in capability
+    return cpu.native_bf16()
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> str:

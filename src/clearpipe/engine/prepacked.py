@@ -11,7 +11,7 @@ float32 twice as fast, with bit-identical bf16 logits and float32 ones within 1e
 These are private PyTorch operators: `available` checks that this build has them, and models
 keep plain `nn.Linear` layers where it has not. oneDNN also refuses to lay out a bf16 weight on a
 CPU without AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT (AMD Zen 3, say: "bf16 path needs the cpu
-support ..."): there a bf16 model keeps `nn.Linear`, which PyTorch emulates. The packed copy costs the linear weights' size
+support ..."): there a bf16 model keeps `nn.Linear`, which PyTorch emulates (`cpu.packs_bf16`). The packed copy costs the linear weights' size
 again in memory (21 MB for the embedded model in bf16).
 """
 
@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import torch
 
-from clearpipe.engine import linears, precision
+from clearpipe.engine import cpu, linears
 
 _DTYPES = (torch.float32, torch.bfloat16)  # fp16 on most CPUs is emulated: no gain to be had
-# What oneDNN's bf16 weight reorder asks of the CPU: all three of these, or AVX-NE-CONVERT.
-_BF16_REORDER_FLAGS = frozenset({"avx512bw", "avx512vl", "avx512dq"})
 
 
 def available() -> bool:
@@ -36,20 +34,6 @@ def available() -> bool:
     return torch.backends.mkldnn.is_available() and all(
         hasattr(ops, name) for name in ("_reorder_linear_weight", "_linear_pointwise")
     )
-
-
-def packs_bf16() -> bool:
-    """True when oneDNN can lay out bf16 weights on this CPU (see the module's docstring); read
-    from the kernel's CPU flags, else from the instruction set torch dispatched to.
-
-    >>> packs_bf16()  # doctest: +SKIP
-    True
-    """
-    flags = precision.cpu_flags()
-    if flags is not None:
-        return flags >= _BF16_REORDER_FLAGS or "avx_ne_convert" in flags
-    capability = torch.backends.cpu.get_cpu_capability()
-    return capability.startswith("AVX512") or "AMX" in capability
 
 
 class PrepackedLinear(torch.nn.Linear, linears.KernelLinear):
@@ -134,6 +118,6 @@ def prepack_model(model: torch.nn.Module) -> bool:
         return False
     if any(m.weight.device.type != "cpu" or m.weight.dtype not in _DTYPES for m in layers):
         return False
-    if any(m.weight.dtype == torch.bfloat16 for m in layers) and not packs_bf16():
+    if any(m.weight.dtype == torch.bfloat16 for m in layers) and not cpu.packs_bf16():
         return False
     return linears.replace(model, torch.nn.Linear, PrepackedLinear, exact=True) > 0

@@ -1,0 +1,85 @@
+"""What this CPU's instruction set lets the engine's kernels do, read once from its flags.
+
+x86-64 CPUs differ in exactly the features the fast paths lean on: AMD Zen 4 and Intel Xeons
+with AMX compute bf16 and int8 dot products in hardware; an AMD Zen 3 (AVX2, no AVX-512) does
+neither, and oneDNN then refuses some layouts or takes kernels with other arithmetic. Each
+predicate here names one such feature, so that `precision`, `prepacked` and `int8` ask the same
+source and a test can pretend to be another CPU by replacing `flags`.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+_BF16_MATH = frozenset({"avx512_bf16", "amx_bf16"})
+"""Flags that mean bf16 matrix multiplies run in hardware."""
+_BF16_REORDER = frozenset({"avx512bw", "avx512vl", "avx512dq"})
+"""What oneDNN's bf16 weight reorder asks of the CPU: all three of these, or AVX-NE-CONVERT."""
+_INT8_DOT = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+"""Flags of the u8 x s8 dot-product instructions that sum into int32 (VNNI, AMX)."""
+
+
+@functools.cache
+def flags() -> frozenset[str] | None:
+    """The CPU's feature flags as the Linux kernel lists them in /proc/cpuinfo (`avx512_bf16`,
+    `amx_bf16`, ...), or None where there is no such file (macOS, Windows).
+
+    >>> "avx2" in (flags() or ())  # doctest: +SKIP
+    True
+    """
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    return None
+
+
+def native_bf16() -> bool:
+    """True when this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX). Without
+    /proc/cpuinfo, asks torch which instruction set its kernels were dispatched to.
+
+    >>> native_bf16()  # doctest: +SKIP
+    True
+    """
+    found = flags()
+    if found is not None:
+        return bool(_BF16_MATH & found)
+    capability = torch.backends.cpu.get_cpu_capability()
+    return capability == "AVX512_BF16" or "AMX" in capability
+
+
+def packs_bf16() -> bool:
+    """True when oneDNN can lay out bf16 weights for its kernels here (AVX-512 BW/VL/DQ or
+    AVX-NE-CONVERT); elsewhere `torch.ops.mkldnn._reorder_linear_weight` raises "bf16 path needs
+    the cpu support ...".
+
+    >>> packs_bf16()  # doctest: +SKIP
+    True
+    """
+    found = flags()
+    if found is not None:
+        return found >= _BF16_REORDER or "avx_ne_convert" in found
+    capability = torch.backends.cpu.get_cpu_capability()
+    return capability.startswith("AVX512") or "AMX" in capability
+
+
+def int8_dot_products() -> bool:
+    """True when u8 x s8 products sum straight into int32 (AVX-512 VNNI, AVX-VNNI or AMX).
+
+    Without them (AVX2 alone, or AVX-512 before VNNI) oneDNN multiplies with `vpmaddubsw`, which
+    adds each pair of u8 x s8 products into a saturating int16: 255 x 127 x 2 overflows it, and on
+    a Zen 3 a full-range int8 layer was 33% off its float32 output. Unknown CPUs count as lacking
+    them. `clearpipe.engine.int8` keeps its weights within 64 levels there, so no pair overflows.
+
+    >>> int8_dot_products()  # doctest: +SKIP
+    True
+    """
+    found = flags()
+    if found is not None:
+        return bool(_INT8_DOT & found)
+    capability = torch.backends.cpu.get_cpu_capability()
+    return "VNNI" in capability or "AMX" in capability or capability == "AVX512_BF16"
