@@ -76,7 +76,8 @@ def test_copies_and_pickles_pack_their_own_weights():
             torch.testing.assert_close(other(x), layer(x))
 
 
-def test_restore_gives_back_plain_layers_on_the_same_parameters():
+def test_restore_gives_back_plain_layers_on_the_same_parameters(monkeypatch):
+    monkeypatch.setattr(prepacked, "_pays", lambda dtype: True)  # as on an AVX-512 CPU
     model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     weights = [model[0].weight, model[2].weight]
     assert prepacked.prepack_model(model)
@@ -94,18 +95,22 @@ def test_only_float32_and_bf16_cpu_models_are_prepacked(monkeypatch):
     assert not prepacked.prepack_model(model) and type(model[0]) is torch.nn.Linear
 
 
-def test_a_bf16_model_keeps_plain_layers_where_onednn_cannot_lay_out_bf16_weights(monkeypatch):
-    # AMD Zen 3 and other CPUs without AVX-512 BW/VL/DQ or AVX-NE-CONVERT: oneDNN's reorder
-    # raises "bf16 path needs the cpu support ...", so the model runs PyTorch's bf16 linear.
+def test_without_avx512_models_keep_plain_layers(monkeypatch):
+    # AMD Zen 3 and other CPUs without AVX-512: oneDNN's bf16 reorder raises "bf16 path needs the
+    # cpu support ..." (the model runs PyTorch's bf16 linear), and its AVX2 float32 kernel lost to
+    # MKL's, so neither dtype is packed.
     monkeypatch.setattr(prepacked.cpu, "flags", lambda: frozenset({"avx2", "fma", "f16c"}))
-    assert not prepacked.cpu.packs_bf16()
-    model = torch.nn.Sequential(torch.nn.Linear(4, 2).to(torch.bfloat16))
-    assert not prepacked.prepack_model(model) and type(model[0]) is torch.nn.Linear
-    assert prepacked.prepack_model(torch.nn.Sequential(torch.nn.Linear(4, 2)))  # float32 still is
+    assert not prepacked.cpu.packs_bf16() and not prepacked.cpu.avx512()
+    for dtype in (torch.bfloat16, torch.float32):
+        model = torch.nn.Sequential(torch.nn.Linear(4, 2).to(dtype))
+        assert not prepacked.prepack_model(model) and type(model[0]) is torch.nn.Linear
     monkeypatch.setattr(prepacked.cpu, "flags", lambda: frozenset({"avx2", "avx_ne_convert"}))
-    assert prepacked.cpu.packs_bf16()
-    monkeypatch.setattr(prepacked.cpu, "flags", lambda: frozenset({"avx512bw", "avx512vl", "avx512dq"}))
-    assert prepacked.cpu.packs_bf16()
+    assert prepacked.cpu.packs_bf16() and not prepacked.cpu.avx512()
+    avx512 = frozenset({"avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq"})
+    monkeypatch.setattr(prepacked.cpu, "flags", lambda: avx512)
+    assert prepacked.cpu.packs_bf16() and prepacked.cpu.avx512()
+    for dtype in (torch.bfloat16, torch.float32):
+        assert prepacked.prepack_model(torch.nn.Sequential(torch.nn.Linear(4, 2).to(dtype)))
 
 
 def test_a_bf16_classifier_runs_on_any_cpu(tiny):
@@ -123,8 +128,8 @@ def test_a_bf16_classifier_runs_on_any_cpu(tiny):
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_a_loaded_classifier_runs_prepacked_and_still_saves_a_plain_checkpoint(tiny, tmp_path, dtype):
-    if dtype == "bfloat16" and not prepacked.cpu.packs_bf16():
-        pytest.skip("oneDNN lays out no bf16 weights on this CPU (no AVX-512 BW/VL/DQ or AVX-NE-CONVERT)")
+    if not prepacked.cpu.avx512():
+        pytest.skip("no AVX-512 on this CPU: models keep plain linear layers")
     folder = tiny("bert", 2)
     clf = clearpipe.load(folder, dtype=dtype, device="cpu")
     assert any(isinstance(m, prepacked.PrepackedLinear) for m in clf.model.modules())

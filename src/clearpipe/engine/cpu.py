@@ -16,8 +16,8 @@ import torch
 
 _BF16_MATH = frozenset({"avx512_bf16", "amx_bf16"})
 """Flags that mean bf16 matrix multiplies run in hardware."""
-_BF16_REORDER = frozenset({"avx512bw", "avx512vl", "avx512dq"})
-"""What oneDNN's bf16 weight reorder asks of the CPU: all three of these, or AVX-NE-CONVERT."""
+_AVX512 = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq"})
+"""The AVX-512 subsets oneDNN's AVX-512 kernels (and its bf16 weight reorder) ask of the CPU."""
 _INT8_DOT = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 """Flags of the u8 x s8 dot-product instructions that sum into int32 (VNNI, AMX)."""
 
@@ -52,6 +52,18 @@ def native_bf16() -> bool:
     return capability == "AVX512_BF16" or "AMX" in capability
 
 
+def avx512() -> bool:
+    """True when the CPU has the AVX-512 subsets oneDNN's AVX-512 kernels need (F, BW, VL, DQ).
+
+    >>> avx512()  # doctest: +SKIP
+    True
+    """
+    found = flags()
+    if found is not None:
+        return found >= _AVX512
+    return torch.backends.cpu.get_cpu_capability().startswith(("AVX512", "AMX"))
+
+
 def packs_bf16() -> bool:
     """True when oneDNN can lay out bf16 weights for its kernels here (AVX-512 BW/VL/DQ or
     AVX-NE-CONVERT); elsewhere `torch.ops.mkldnn._reorder_linear_weight` raises "bf16 path needs
@@ -61,10 +73,7 @@ def packs_bf16() -> bool:
     True
     """
     found = flags()
-    if found is not None:
-        return found >= _BF16_REORDER or "avx_ne_convert" in found
-    capability = torch.backends.cpu.get_cpu_capability()
-    return capability.startswith("AVX512") or "AMX" in capability
+    return avx512() or (found is not None and "avx_ne_convert" in found)
 
 
 def int8_dot_products() -> bool:
