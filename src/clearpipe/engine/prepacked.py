@@ -12,9 +12,10 @@ These are private PyTorch operators: `available` checks that this build has them
 keep plain `nn.Linear` layers where it has not. The gains above are an AVX-512 CPU's (AMD Zen 4).
 Without AVX-512 the weights stay plain: oneDNN refuses to lay out a bf16 weight there ("bf16 path
 needs the cpu support ...", unless the CPU has AVX-NE-CONVERT; PyTorch emulates bf16 instead),
-and its AVX2 float32 kernel lost to MKL's on an AMD Zen 3: in four alternating passes each,
-float32 with plain layers ran the embedded model 7% faster on SST-2 (best pass 274 against 257
-texts/s), 6% on AG News (147 against 139) and the NER model 5% on CoNLL-2003 (299 against 285). The packed copy costs the linear weights' size
+and its AVX2 float32 kernel lost to MKL's on an AMD Zen 3 (`benchmarks/prepacked_ab.py`, best of
+four alternating passes each): float32 with plain layers ran the embedded model 11% faster on
+SST-2 (287 against 260 texts/s), 12% on AG News (160 against 144) and the NER model 10% on
+CoNLL-2003 (323 against 294 sentences/s). The packed copy costs the linear weights' size
 again in memory (21 MB for the embedded model in bf16).
 """
 
