@@ -20,10 +20,13 @@ no entity can run across a sentence boundary and the count is conlleval's over `
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 from pathlib import Path
 
-from clearpipe.training.ner.read import DOCSTART
+from train_ner import write_conll
+
+from clearpipe.training.ner.read import DOCSTART, read_ner
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "valid", "test")
@@ -32,24 +35,16 @@ Sentence = tuple[list[str], list[str]]
 
 
 def documents(path: Path) -> list[list[Sentence]]:
-    """The file's articles, each a list of (words, tags) sentences, in file order."""
-    docs: list[list[Sentence]] = [[]]
-    words: list[str] = []
-    tags: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        columns = line.split()
-        if columns and columns[0] != DOCSTART:
-            words.append(columns[0])
-            tags.append(columns[-1])
-            continue
-        if words:
-            docs[-1].append((words, tags))
-            words, tags = [], []
-        if columns and docs[-1]:  # a -DOCSTART- line starts the next article
-            docs.append([])
-    if words:
-        docs[-1].append((words, tags))
-    return [doc for doc in docs if doc]
+    """The file's articles, each a list of (words, tags) sentences as `read_ner` reads them (IOB2,
+    checked), split wherever a -DOCSTART- line falls between two sentences."""
+    with path.open(encoding="utf-8") as handle:
+        starts = [number for number, line in enumerate(handle, start=1) if line.startswith(DOCSTART)]
+    articles: dict[int, list[Sentence]] = {}
+    for sentence in read_ner(path).sentences:
+        articles.setdefault(bisect.bisect(starts, sentence.line), []).append(
+            (list(sentence.words), list(sentence.tags))
+        )
+    return list(articles.values())
 
 
 def chunks(doc: list[Sentence], limit: int) -> list[list[Sentence]]:
@@ -67,19 +62,18 @@ def chunks(doc: list[Sentence], limit: int) -> list[list[Sentence]]:
     return groups
 
 
+def joined(group: list[Sentence]) -> Sentence:
+    """A chunk's sentences as one: their words and their tags end to end."""
+    return [w for words, _ in group for w in words], [t for _, tags in group for t in tags]
+
+
 def write_chunks(source: Path, target: Path, limit: int) -> list[list[int]]:
     """`source` rewritten as chunks (one CoNLL "sentence" each) into `target`; returns every
     chunk's sentence lengths, to cut its tags back into sentences."""
-    blocks, lengths = [], []
-    for doc in documents(source):
-        for group in chunks(doc, limit):
-            blocks.append(
-                "\n".join(f"{w} {t}" for words, tags in group for w, t in zip(words, tags, strict=True))
-            )
-            lengths.append([len(words) for words, _ in group])
+    groups = [group for doc in documents(source) for group in chunks(doc, limit)]
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
-    return lengths
+    write_conll(target, [joined(group) for group in groups])
+    return [[len(words) for words, _ in group] for group in groups]
 
 
 def per_sentence_scores(model: Path, chunked: Path, lengths: list[list[int]]) -> dict:
@@ -87,7 +81,6 @@ def per_sentence_scores(model: Path, chunked: Path, lengths: list[list[int]]) ->
     as conlleval does (`clearpipe.training.ner.metrics`)."""
     import clearpipe
     from clearpipe.training.ner.metrics import score_entities
-    from clearpipe.training.ner.read import read_ner
 
     rows = read_ner(chunked).sentences
     tagger = clearpipe.load(str(model))

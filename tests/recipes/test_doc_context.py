@@ -10,6 +10,7 @@ from pathlib import Path
 from clearpipe.training.ner.read import read_ner
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+sys.path.insert(0, str(RECIPES))  # doc_context writes with train_ner's write_conll, as a script would
 spec = importlib.util.spec_from_file_location("doc_context", RECIPES / "doc_context.py")
 doc_context = importlib.util.module_from_spec(spec)
 sys.modules["doc_context"] = doc_context
