@@ -10,6 +10,7 @@ source and a test can pretend to be another CPU by replacing `flags`.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -45,11 +46,7 @@ def native_bf16() -> bool:
     >>> native_bf16()  # doctest: +SKIP
     True
     """
-    found = flags()
-    if found is not None:
-        return bool(_BF16_MATH & found)
-    capability = torch.backends.cpu.get_cpu_capability()
-    return capability == "AVX512_BF16" or "AMX" in capability
+    return _has(lambda found: bool(_BF16_MATH & found), ("AVX512_BF16", "AMX"))
 
 
 def avx512() -> bool:
@@ -58,10 +55,7 @@ def avx512() -> bool:
     >>> avx512()  # doctest: +SKIP
     True
     """
-    found = flags()
-    if found is not None:
-        return found >= _AVX512
-    return torch.backends.cpu.get_cpu_capability().startswith(("AVX512", "AMX"))
+    return _has(lambda found: found >= _AVX512, ("AVX512", "AMX"))
 
 
 def packs_bf16() -> bool:
@@ -87,8 +81,14 @@ def int8_dot_products() -> bool:
     >>> int8_dot_products()  # doctest: +SKIP
     True
     """
+    return _has(lambda found: bool(_INT8_DOT & found), ("VNNI", "AMX", "AVX512_BF16"))
+
+
+def _has(wanted: Callable[[frozenset[str]], bool], dispatched: tuple[str, ...]) -> bool:
+    """`wanted(flags())` where the kernel lists the CPU's flags; elsewhere (macOS, Windows)
+    whether the instruction set torch dispatched to names any of `dispatched`."""
     found = flags()
     if found is not None:
-        return bool(_INT8_DOT & found)
+        return wanted(found)
     capability = torch.backends.cpu.get_cpu_capability()
-    return "VNNI" in capability or "AMX" in capability or capability == "AVX512_BF16"
+    return any(name in capability for name in dispatched)
