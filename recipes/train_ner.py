@@ -23,6 +23,11 @@ that was interrupted resumes from its last epoch's checkpoint, and the teacher's
 cached in the distilled step's folder. The text is Reuters news (RCV1), distributed for research:
 the model cards say so.
 
+An experiment, run only by `--only transfer` (installed, as the others, if its validation F1 is
+the best): `transfer`, step 3 with unlabelled news as well (`--transfer-data`, AG News train by
+default, `recipes/news_transfer.py`), every word of which the student learns from the teacher
+alone (`clearpipe train --unlabeled`).
+
 An experiment, run only by `--only cased` and never installed: `cased`, step 3 on minilm-l6 given a
 cased vocabulary (`recipes/cased_vocab.py`; capitals are the strongest cue a tagger has, and both
 encoders on PyPI are uncased), its training file with `--lowercase-share` of the sentences
@@ -42,6 +47,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import cased_vocab
+import news_transfer
 
 from clearpipe.bases import BASES, find
 from clearpipe.training.distill import Distillation
@@ -54,8 +60,12 @@ DEST = REPO / "src" / "clearpipe" / "default_ner"
 SPLITS = ("train", "valid", "test")
 SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md")
 SHIPPED_FIGURES = ("metrics.json", "training_config.json", "trace.json")
-STEPS = ("student", "teacher", "distilled", "cased")
-CANDIDATES = ("student", "distilled")  # the steps that may be installed (`cased` is an experiment)
+STEPS = ("student", "teacher", "distilled", "cased", "transfer")
+CANDIDATES = (
+    "student",
+    "distilled",
+    "transfer",
+)  # the steps that may be installed (`cased` is an experiment)
 
 
 def main() -> None:
@@ -77,6 +87,13 @@ def main() -> None:
         default=0.25,
         help="Share of the cased step's training sentences lowercased.",
     )
+    parser.add_argument(
+        "--transfer-data",
+        type=Path,
+        default=REPO.parent / "shared" / "data" / "agnews" / "train.tsv",
+        help="The transfer step's unlabelled news (a TSV with a text column).",
+    )
+    parser.add_argument("--transfer-epochs", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--only",
@@ -113,7 +130,7 @@ def run_steps(args: argparse.Namespace) -> None:
         return
     if args.only in (None, "teacher"):
         step("teacher", "mpnet-base", files, args, args.teacher_epochs, args.teacher_learning_rate)
-    if args.only not in (None, "distilled", "cased"):
+    if args.only not in (None, "distilled", "cased", "transfer"):
         return
     teacher = args.work / "teacher"
     if not (teacher / "metrics.json").is_file():
@@ -123,10 +140,30 @@ def run_steps(args: argparse.Namespace) -> None:
     distillation = Distillation((str(teacher),), args.distill_temperature, args.distill_weight)
     if args.only in (None, "distilled"):
         step("distilled", "minilm-l6", files, args, args.distilled_epochs, args.learning_rate, distillation)
+    if args.only == "transfer":
+        news = transfer_rows(args.transfer_data, args.work / "data", args.limit)
+        step(
+            "transfer", "minilm-l6", files, args, args.transfer_epochs, args.learning_rate, distillation, news
+        )
     if args.only == "cased":
         base = cased_base(args.work / "minilm-cased")
         mixed = {**files, "train": lowercased(files["train"], args.lowercase_share, args.seed, args.work)}
         step("cased", str(base), mixed, args, args.distilled_epochs, args.learning_rate, distillation)
+
+
+def transfer_rows(tsv: Path, folder: Path, limit: int | None) -> Path:
+    """`tsv`'s texts as CoNLL-style tokens (`recipes/news_transfer.py`), written once under `folder`;
+    with `limit`, its first rows only (a smoke run)."""
+    path = folder / f"{tsv.parent.name}-{tsv.stem}-transfer{'' if limit is None else f'-{limit}'}.jsonl"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = news_transfer.write(tsv, path)
+        if limit is not None:
+            kept = path.read_text(encoding="utf-8").splitlines(keepends=True)[:limit]
+            path.write_text("".join(kept), encoding="utf-8")
+            rows = len(kept)
+        print(f"transfer: {rows} unlabelled rows of {tsv} in {path}", flush=True)
+    return path
 
 
 def cased_base(folder: Path) -> Path:
@@ -191,6 +228,7 @@ def step(
     epochs: float,
     learning_rate: float,
     distillation: Distillation | None = None,
+    unlabeled: Path | None = None,
 ) -> dict:
     """Train one tagger into work/NAME, or read its figures when it is done already."""
     output = args.work / name
@@ -209,6 +247,7 @@ def step(
         batch_size=args.batch_size,
         seed=args.seed,
         distillation=distillation,
+        unlabeled=None if unlabeled is None else str(unlabeled),
         save_dtype="float32" if name == "teacher" else "float16",  # the figures are the shipped weights'
         # An interrupted run continues from its last epoch (a teacher's cached logits count too).
         resume=(output / CHECKPOINTS).is_dir() or (output / "teacher_logits").is_dir(),

@@ -130,7 +130,11 @@ def train(
     ] = 0.0,
     unlabeled: Annotated[
         Path | None,
-        typer.Option("--unlabeled", help="Texts without labels, learnt from the --teacher alone."),
+        typer.Option(
+            "--unlabeled",
+            help="Texts without labels, learnt from the --teacher alone (named entities: a .txt "
+            "with one text a line, CoNLL words, or .jsonl with tokens or text).",
+        ),
     ] = None,
     method: Annotated[
         str,

@@ -5,8 +5,10 @@ The teacher and the student may split words differently (mpnet-base's and MiniLM
 so the teacher speaks per word: its logits at each word's first sub-token
 (`Tagger.predict_word_logits`), the token the student is trained and scored on
 (`features.per_token` lays them there). They are computed once through clearpipe's engine and
-cached beside the run in parts, as for classification. A word's loss is `weight * KD + (1 - weight) * CE`, KD being the KL divergence at temperature T
-(times T²); a word the teacher has no tokens for learns from its label alone.
+cached beside the run in parts, as for classification. A word's loss is
+`weight * KD + (1 - weight) * CE`, KD being the KL divergence at temperature T (times T²); a word
+the teacher has no tokens for learns from its label alone, and a word of an `--unlabeled`
+sentence (label `UNLABELED`) from the teacher alone.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from transformers import Trainer
 from clearpipe.loading import load_config, resolve_source
 from clearpipe.training import distill
 from clearpipe.training.distill import Distillation
-from clearpipe.training.ner.features import IGNORED
+from clearpipe.training.ner.features import IGNORED, UNLABELED
 from clearpipe.training.ner.read import Sentence
 
 CHUNK_SENTENCES = 4096
@@ -29,14 +31,19 @@ CHUNK_SENTENCES = 4096
 
 
 def teacher_word_logits(
-    distillation: Distillation, sentences: Sequence[Sentence], tags: Sequence[str], run: Path
+    distillation: Distillation,
+    sentences: Sequence[Sentence],
+    tags: Sequence[str],
+    run: Path,
+    unlabeled: Sequence[Sequence[str]] = (),
 ) -> list[np.ndarray]:
-    """The teachers' mean logits per word, (words, tags) per sentence in the student's tag order.
+    """The teachers' mean logits per word, (words, tags) per sentence in the student's tag order:
+    one array per sentence, then one per `unlabeled` word list.
 
     >>> teacher_word_logits(Distillation(("runs/teacher",)), data.train, data.tags, out)[0].shape  # doctest: +SKIP
     (9, 9)
     """
-    words = [list(s.words) for s in sentences]
+    words = [list(s.words) for s in sentences] + [list(u) for u in unlabeled]
     each = [_one_teacher(teacher, words, tags, run) for teacher in distillation.teachers]
     return [np.mean(per_teacher, axis=0, dtype=np.float32) for per_teacher in zip(*each, strict=True)]
 
@@ -85,12 +92,17 @@ class TokenDistillationTrainer(Trainer):
         outputs = model(**inputs)
         kept = labels != IGNORED
         student = outputs.logits.float()[kept]  # (words, tags)
+        gold = labels[kept]
         soft = teacher.float()[kept]
         known = ~torch.isnan(soft).any(dim=1)
+        labelled = gold != UNLABELED
         # Where the teacher has no row, the student stands in for it: that word's KD term is zero.
         soft = torch.where(known[:, None], soft, student.detach())
-        hard = torch.nn.functional.cross_entropy(student, labels[kept], reduction="none")
+        hard = torch.nn.functional.cross_entropy(student, gold.clamp(min=0), reduction="none")
         kd = distill.soft_loss(student, soft, self.distillation.temperature)
         w = self.distillation.weight
-        loss = torch.where(known, w * kd + (1 - w) * hard, hard).mean()
+        per_word = torch.where(known, torch.where(labelled, w * kd + (1 - w) * hard, kd), hard)
+        # A word with neither a tag nor a teacher's row (no teacher tokens) teaches nothing.
+        counted = labelled | known
+        loss = (per_word * counted).sum() / counted.sum().clamp(min=1)
         return (loss, outputs) if return_outputs else loss

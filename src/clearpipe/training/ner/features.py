@@ -13,6 +13,7 @@ from clearpipe.errors import InputError
 from clearpipe.training.ner.read import Sentence
 
 IGNORED = -100  # the label of special tokens and of every sub-token after a word's first
+UNLABELED = -1  # the label of a word without a gold tag (`--unlabeled`): the teacher alone teaches it
 
 
 def to_dataset(
@@ -21,9 +22,12 @@ def to_dataset(
     tags: Sequence[str],
     max_length: int,
     teacher: Sequence[np.ndarray] | None = None,
+    unlabeled: Sequence[Sequence[str]] = (),
 ):
     """A `datasets.Dataset` of input ids, labels and lengths (the length-grouping column), and with
     `teacher` (each sentence's word logits, `ner.distill`) a `teacher_logits` column per token.
+    The `unlabeled` word lists follow the sentences, their words labelled `UNLABELED`; `teacher`
+    then covers both, sentences first.
 
     >>> to_dataset(tokenizer, data.train, data.tags, 256).column_names  # doctest: +SKIP
     ['input_ids', 'token_type_ids', 'attention_mask', 'labels', 'length']
@@ -34,14 +38,14 @@ def to_dataset(
         raise InputError(
             "named-entity training needs a fast tokenizer (word ids per token); this base has none"
         )
+    if unlabeled and teacher is None:
+        raise InputError("--unlabeled sentences learn from a teacher: pass --teacher too")
     ids = {tag: i for i, tag in enumerate(tags)}
-    encoded = tokenizer(
-        [list(s.words) for s in sentences], is_split_into_words=True, truncation=True, max_length=max_length
-    )
-    labels = [
-        _first_token_labels(encoded.word_ids(i), [ids.get(t, 0) for t in s.tags])  # unseen types: O
-        for i, s in enumerate(sentences)
-    ]
+    words = [list(s.words) for s in sentences] + [list(u) for u in unlabeled]
+    word_labels = [[ids.get(t, 0) for t in s.tags] for s in sentences]  # unseen types: O
+    word_labels += [[UNLABELED] * len(u) for u in unlabeled]
+    encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+    labels = [_first_token_labels(encoded.word_ids(i), row) for i, row in enumerate(word_labels)]
     columns = dict(encoded) | {"labels": labels, "length": [len(x) for x in encoded["input_ids"]]}
     if teacher is not None:
         columns["teacher_logits"] = [
@@ -73,11 +77,11 @@ def _first_token_labels(word_ids: Sequence[int | None], word_labels: Sequence[in
     return out
 
 
-def truncated(dataset, sentences: Sequence[Sentence]) -> int:
-    """How many sentences lost words to the length limit."""
+def truncated(dataset, words: Sequence[Sequence[str]]) -> int:
+    """How many sentences (the word lists the dataset was made from) lost words to the length limit."""
     return sum(
-        sum(label != IGNORED for label in row) < len(s.words)
-        for row, s in zip(dataset["labels"], sentences, strict=True)
+        sum(label != IGNORED for label in row) < len(w)
+        for row, w in zip(dataset["labels"], words, strict=True)
     )
 
 

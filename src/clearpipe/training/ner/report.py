@@ -122,6 +122,7 @@ def model_card(output: Path, run: NerRun) -> str:
                 "saved as": cfg["save_dtype"],
                 "wall time (s)": round(run.seconds),
                 **_teacher_rows(cfg.get("distillation")),
+                **_unlabeled_rows(cfg.get("unlabeled"), run.resolved.get("unlabeled_sentences", 0)),
             }.items()
         ],
         "",
@@ -155,6 +156,12 @@ def _teacher_rows(distillation: dict | None) -> dict[str, object]:
         "distillation": f"per word: {distillation['weight']} x KL at temperature "
         f"{distillation['temperature']} + {1 - distillation['weight']:g} x cross-entropy",
     }
+
+
+def _unlabeled_rows(source: str | None, sentences: int) -> dict[str, object]:
+    if not source:
+        return {}
+    return {"unlabeled sentences": f"{sentences} from `{source}`, tagged by the teacher alone"}
 
 
 def _terms(data: NerData) -> list[str]:

@@ -4,9 +4,10 @@ entity F1 on validation, and writes the checkpoint with its metrics and model ca
 
 It shares `TrainConfig` and the run's plumbing (output checks, resume, arguments, saving) with
 sequence classification in `clearpipe.training.train`; the settings that only mean something
-there (label columns, class weights, unlabelled rows, hidden-state distillation, SetFit's
---method setfit, --setfit-iterations and --label-prior) are refused by name. `--teacher` works:
-the student learns each word's tags from the teacher's (`ner.distill`).
+there (label columns, class weights, hidden-state distillation, SetFit's --method setfit,
+--setfit-iterations and --label-prior) are refused by name. `--teacher` works: the student
+learns each word's tags from the teacher's (`ner.distill`), on the labelled sentences and on
+`--unlabeled` ones (`ner.unlabeled`), which the teacher alone tags.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from clearpipe.training.ner.evaluation import evaluate_model, labelled_words
 from clearpipe.training.ner.metrics import score_entities
 from clearpipe.training.ner.report import EpochTable, NerRun, write_run
 from clearpipe.training.ner.tags import OUTSIDE
+from clearpipe.training.ner.unlabeled import read_unlabeled_words
 
 # The run's plumbing is shared with sequence classification rather than copied.
 from clearpipe.training.train import (
@@ -62,6 +64,8 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
     0.89
     """
     refuse_unused(config)
+    if config.unlabeled and config.distillation is None:
+        raise InputError("--unlabeled sentences learn from a teacher: pass --teacher too")
     output = Path(config.output)
     _check_output(output, config.resume)
     with _cleaned_on_failure(output):
@@ -94,7 +98,6 @@ def refuse_unused(config: TrainConfig, given: Collection[str] = ()) -> None:
         "--metric (entity F1 picks the epoch)": config.metric != defaults.metric,
         "--distill-hidden (words are taught by their logits)": config.distillation is not None
         and config.distillation.hidden_weight > 0,
-        "--unlabeled": config.unlabeled is not None,
         f"--method {config.method} (a tagger is fine-tuned whole)": config.method not in ("auto", "finetune"),
         "--setfit-iterations": "setfit_iterations" in given
         or config.setfit_iterations != defaults.setfit_iterations,
@@ -118,14 +121,24 @@ def _train(config: TrainConfig, callbacks: list[TrainerCallback] | None) -> Trai
     set_seed(config.seed)  # the new tagging head is drawn from the global generator
     tokenizer, model = _load_base(source, data.tags)
     max_length = _max_length(config, model, tokenizer)
+    extra = read_unlabeled_words(config.unlabeled, config.data_options.encoding) if config.unlabeled else None
+    unlabeled = extra.sentences if extra else []
+    if main and extra:
+        print(
+            f"  unlabeled  {extra.source} ({extra.format}): {len(unlabeled)} sentences, {extra.tokens} "
+            "tokens, tagged by the teacher alone",
+            flush=True,
+        )
     teacher = None
     if config.distillation is not None:
         config.distillation.check()
-        teacher = ner_distill.teacher_word_logits(config.distillation, data.train, data.tags, output)
-    train_ds = features.to_dataset(tokenizer, data.train, data.tags, max_length, teacher)
+        teacher = ner_distill.teacher_word_logits(
+            config.distillation, data.train, data.tags, output, unlabeled
+        )
+    train_ds = features.to_dataset(tokenizer, data.train, data.tags, max_length, teacher, unlabeled)
     val_ds = features.to_dataset(tokenizer, data.validation, data.tags, max_length)
     if main:
-        cut = features.truncated(train_ds, data.train)
+        cut = features.truncated(train_ds, [s.words for s in data.train] + unlabeled)
         print(f"max length {max_length} tokens; {cut} training sentences truncated", flush=True)
     table = EpochTable(enabled=main)
     trainer_class, extra = Trainer, {}
@@ -148,7 +161,7 @@ def _train(config: TrainConfig, callbacks: list[TrainerCallback] | None) -> Trai
         trainer.train(resume_from_checkpoint=_resume_point(output, config.resume))
     if not trainer.is_world_process_zero():
         return TrainResult(output, trainer.state.global_step, None, {}, time.monotonic() - started)
-    return _finish(config, trainer, data, table, max_length, started)
+    return _finish(config, trainer, data, table, max_length, started, len(unlabeled))
 
 
 def _load_base(source: str, tags: list[str]):
@@ -208,7 +221,7 @@ def _metrics_fn(tags: list[str]):
 
 
 def _finish(
-    config: TrainConfig, trainer: Trainer, data: NerData, table, max_length: int, started
+    config: TrainConfig, trainer: Trainer, data: NerData, table, max_length: int, started, unlabeled: int
 ) -> TrainResult:
     output = Path(config.output)
     with quiet_transformers():
@@ -237,6 +250,7 @@ def _finish(
             "device": str(trainer.args.device),
             "optimizer_steps": state.max_steps,
             "teachers": [] if config.distillation is None else list(config.distillation.teachers),
+            "unlabeled_sentences": unlabeled,
         },
         data=data,
         epochs=table.rows,
