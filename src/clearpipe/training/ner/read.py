@@ -173,29 +173,37 @@ def _conll_raw(path: Path, words: list[str], tags: list[str], lines: list[int]) 
 
 
 def _jsonl_sentences(path: Path, encoding: str, kind: str) -> Iterator[_Raw]:
+    for number, row, place in json_objects(path, encoding, str(path)):
+        words, tags = _tokens_row(row, place) if kind == TOKENS else _spans_row(row, place)
+        yield _Raw(words, tags, number, lambda i, p=place: f"{p}, tag {i + 1}")
+
+
+def json_objects(path: Path, encoding: str, name: str) -> Iterator[tuple[int, dict, str]]:
+    """(row number, object, "NAME, row N") for each non-blank line of a JSONL file; a line that is
+    not a JSON object is refused naming its row."""
     with path.open(encoding=encoding) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            place = f"{path}, row {number}"
+            place = f"{name}, row {number}"
             try:
                 row = json.loads(line)
             except ValueError as exc:
                 raise InputError(f"{place}: not a JSON object ({exc})") from None
             if not isinstance(row, dict):
                 raise InputError(f"{place}: not a JSON object")
-            words, tags = _tokens_row(row, place) if kind == TOKENS else _spans_row(row, place)
-            yield _Raw(words, tags, number, lambda i, p=place: f"{p}, tag {i + 1}")
+            yield number, row, place
 
 
 def _tokens_row(row: dict, place: str) -> tuple[list[str], list[str]]:
-    words, tags = _strings(row, "tokens", place), _strings(row, "tags", place)
+    words, tags = strings(row, "tokens", place), strings(row, "tags", place)
     if len(words) != len(tags):
         raise InputError(f"{place}: {len(words)} tokens but {len(tags)} tags")
     return words, tags
 
 
-def _strings(row: dict, key: str, place: str) -> list[str]:
+def strings(row: dict, key: str, place: str) -> list[str]:
+    """`row[key]` when it is a list of strings; else an error naming `place` and the field."""
     value = row.get(key)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InputError(f'{place}, field "{key}": expected a list of strings')

@@ -12,12 +12,11 @@ read and whose tags are not; `.jsonl` rows with `tokens` (a list of words) or `t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from clearpipe.errors import InputError
-from clearpipe.training.ner.read import CONLL, ner_format, read_ner
+from clearpipe.training.ner.read import CONLL, json_objects, ner_format, read_ner, strings
 from clearpipe.training.ner.words import split_words
 
 
@@ -68,26 +67,12 @@ def _lines(path: Path, encoding: str) -> list[tuple[str, ...]]:
 
 
 def _rows(path: Path, encoding: str) -> list[tuple[str, ...]]:
-    out = []
-    with path.open(encoding=encoding) as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                out.append(_row(line, f"--unlabeled {path}, row {number}"))
-    return out
+    return [_row(row, place) for _, row, place in json_objects(path, encoding, f"--unlabeled {path}")]
 
 
-def _row(line: str, place: str) -> tuple[str, ...]:
-    try:
-        row = json.loads(line)
-    except ValueError as exc:
-        raise InputError(f"{place}: not a JSON object ({exc})") from None
-    if not isinstance(row, dict):
-        raise InputError(f"{place}: not a JSON object")
-    tokens, text = row.get("tokens"), row.get("text")
-    if tokens is not None:
-        if not isinstance(tokens, list) or not all(isinstance(t, str) and t.strip() for t in tokens):
-            raise InputError(f'{place}, field "tokens": expected a list of non-empty strings')
-        return tuple(tokens)
-    if isinstance(text, str):
-        return tuple(w.text for w in split_words(text))
+def _row(row: dict, place: str) -> tuple[str, ...]:
+    if "tokens" in row:
+        return tuple(strings(row, "tokens", place))
+    if isinstance(row.get("text"), str):
+        return tuple(w.text for w in split_words(row["text"]))
     raise InputError(f'{place}: expected "tokens" (a list of words) or "text" (a string)')
