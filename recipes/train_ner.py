@@ -23,10 +23,9 @@ that was interrupted resumes from its last epoch's checkpoint, and the teacher's
 cached in the distilled step's folder. The text is Reuters news (RCV1), distributed for research:
 the model cards say so.
 
-An experiment, run only by `--only transfer` (installed, as the others, if its validation F1 is
-the best): `transfer`, step 3 with unlabelled news as well (`--transfer-data`, AG News train by
-default, `recipes/news_transfer.py`), every word of which the student learns from the teacher
-alone (`clearpipe train --unlabeled`).
+An experiment, run only by `--only transfer` and never installed: `transfer`, step 3 with
+unlabelled news as well (`--transfer-data`, AG News train by default, `recipes/news_transfer.py`),
+every word of which the student learns from the teacher alone (`clearpipe train --unlabeled`).
 
 An experiment, run only by `--only cased` and never installed: `cased`, step 3 on minilm-l6 given a
 cased vocabulary (`recipes/cased_vocab.py`; capitals are the strongest cue a tagger has, and both
@@ -98,7 +97,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         choices=STEPS,
-        help="Run one step (the teacher must be done for 'distilled' and 'cased'; 'cased' runs only so).",
+        help="Run one step (the teacher must be done for 'distilled', 'cased' and 'transfer'; the last two run only so).",
     )
     parser.add_argument("--dest", type=Path, default=DEST)
     parser.add_argument("--install-only", action="store_true", help="Only install a finished --work run.")
