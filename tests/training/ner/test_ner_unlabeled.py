@@ -181,3 +181,14 @@ def test_the_cli_asks_for_a_teacher(ner_files, tmp_path):
     result = run("train", ner_files["train"], "--unlabeled", words, "--output", tmp_path / "m")
     assert_user_error(result, "--unlabeled", "--teacher")
     assert not (tmp_path / "m").exists()
+
+
+def test_a_bad_unlabeled_row_is_one_error_line_and_leaves_no_folder(ner_files, ner_base, tmp_path):
+    rows = tmp_path / "news.jsonl"
+    rows.write_text('{"tokens": ["Mary", "lives"]}\n{"tokens": "Rome"}\n')
+    result = run(
+        "train", ner_files["train"], "--base", ner_base, "--teacher", ner_base, "--unlabeled", rows,
+        "--output", tmp_path / "m",
+    )  # fmt: skip
+    assert_user_error(result, "news.jsonl, row 2", '"tokens"')
+    assert not (tmp_path / "m").exists()

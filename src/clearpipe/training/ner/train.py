@@ -115,20 +115,21 @@ def _train(config: TrainConfig, callbacks: list[TrainerCallback] | None) -> Trai
     data = read_ner_data(
         config.data, config.validation, config.test, config.data_options.encoding, config.data_options.seed
     )
+    # Read before the base loads, so a bad file fails at once.
+    more = read_unlabeled_words(config.unlabeled, config.data_options.encoding) if config.unlabeled else None
+    unlabeled = more.sentences if more else []
     if main:
         print_report(data)
+    if main and more:
+        print(
+            f"  unlabeled  {more.source} ({more.format}): {len(unlabeled)} sentences, {more.tokens} "
+            "tokens, tagged by the teacher alone",
+            flush=True,
+        )
     source = resolve_source(bases.resolve_base(config.base))
     set_seed(config.seed)  # the new tagging head is drawn from the global generator
     tokenizer, model = _load_base(source, data.tags)
     max_length = _max_length(config, model, tokenizer)
-    extra = read_unlabeled_words(config.unlabeled, config.data_options.encoding) if config.unlabeled else None
-    unlabeled = extra.sentences if extra else []
-    if main and extra:
-        print(
-            f"  unlabeled  {extra.source} ({extra.format}): {len(unlabeled)} sentences, {extra.tokens} "
-            "tokens, tagged by the teacher alone",
-            flush=True,
-        )
     teacher = None
     if config.distillation is not None:
         config.distillation.check()
