@@ -50,3 +50,18 @@ def ner_files(tmp_path_factory) -> dict[str, Path]:
         "valid": conll(folder / "valid.conll", 40, 2),
         "test": conll(folder / "test.conll", 40, 3),
     }
+
+
+@pytest.fixture(scope="session")
+def teacher(ner_base, ner_files, tmp_path_factory) -> Path:
+    """A tagger trained on `ner_files` to distil from (here it overrides the classification
+    teacher of tests/training/conftest.py)."""
+    from clearpipe.training.ner.train import train
+    from clearpipe.training.train import TrainConfig
+
+    output = tmp_path_factory.mktemp("ner-teacher") / "teacher"
+    config = TrainConfig(
+        data=str(ner_files["train"]), validation=str(ner_files["valid"]), base=str(ner_base),
+        output=str(output), epochs=2, batch_size=16, learning_rate=5e-3, bf16=False, patience=None,
+    )  # fmt: skip
+    return train(config).output

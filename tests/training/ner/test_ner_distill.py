@@ -15,22 +15,12 @@ import clearpipe
 from clearpipe.errors import InputError
 from clearpipe.training.distill import Distillation
 from clearpipe.training.ner import distill
-from clearpipe.training.ner.features import Collator, to_dataset
+from clearpipe.training.ner.features import UNLABELED, Collator, to_dataset
 from clearpipe.training.ner.read import read_ner
 from clearpipe.training.ner.train import train
 from clearpipe.training.train import TrainConfig
 
 FAST = {"batch_size": 16, "learning_rate": 5e-3, "bf16": False, "patience": None}
-
-
-@pytest.fixture(scope="module")
-def teacher(ner_base, ner_files, tmp_path_factory):
-    output = tmp_path_factory.mktemp("ner-teacher") / "teacher"
-    config = TrainConfig(
-        data=str(ner_files["train"]), validation=str(ner_files["valid"]), base=str(ner_base),
-        output=str(output), epochs=2, **FAST,
-    )  # fmt: skip
-    return train(config).output
 
 
 def test_word_logits_are_the_first_sub_tokens_of_transformers_forward(teacher):
@@ -111,6 +101,24 @@ def test_the_loss_mixes_kl_and_cross_entropy_per_labelled_word():
     missing = teacher.clone()
     missing[0, 1] = float("nan")  # a word the teacher has no tokens for learns from its tag alone
     expected = torch.cat([ce[:1], 0.3 * kl[1:] + 0.7 * ce[1:]]).mean()
+    torch.testing.assert_close(_loss(missing, student, labels, 0.3), expected)
+
+
+def test_an_unlabeled_word_learns_from_the_teacher_alone_whatever_the_weight():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(1, 6, 3), torch.randn(1, 6, 3)
+    labels = torch.tensor([[-100, 2, 0, UNLABELED, UNLABELED, -100]])
+    teacher[labels == -100] = float("nan")
+    kept = labels != -100
+    p = torch.softmax(teacher[kept] / 2, dim=1)
+    kl = (p * (torch.log(p) - torch.log_softmax(student[kept] / 2, dim=1))).sum(dim=1) * 4
+    ce = torch.nn.functional.cross_entropy(student[kept][:2], labels[kept][:2], reduction="none")
+    for w in (0.0, 0.3, 1.0):
+        per_word = torch.cat([w * kl[:2] + (1 - w) * ce, kl[2:]])
+        torch.testing.assert_close(_loss(teacher, student, labels, w), per_word.mean())
+    missing = teacher.clone()
+    missing[0, 4] = float("nan")  # no tag and no teacher row: that word teaches nothing
+    expected = torch.cat([0.3 * kl[:2] + 0.7 * ce, kl[2:3]]).mean()
     torch.testing.assert_close(_loss(missing, student, labels, 0.3), expected)
 
 

@@ -8,12 +8,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from transformers import AutoTokenizer
 
 from clearpipe.errors import InputError
 from clearpipe.training.distill import Distillation
-from clearpipe.training.ner import distill
 from clearpipe.training.ner.features import IGNORED, UNLABELED, to_dataset
 from clearpipe.training.ner.read import read_ner
 from clearpipe.training.ner.train import train
@@ -93,47 +91,6 @@ def test_unlabeled_words_carry_the_teachers_rows_and_no_gold_tag(ner_base, ner_f
     assert all(label >= 0 for label in dataset[0]["labels"] if label != IGNORED)
     with pytest.raises(InputError, match="--unlabeled sentences learn from a teacher"):
         to_dataset(tokenizer, sentences, tags, 64, None, unlabeled)
-
-
-def _loss(teacher_logits, student_logits, labels, weight):
-    trainer = distill.TokenDistillationTrainer.__new__(distill.TokenDistillationTrainer)
-    trainer.distillation = Distillation(("t",), temperature=2.0, weight=weight)
-
-    class Model:
-        def __call__(self, **inputs):
-            return type("Out", (), {"logits": student_logits})()
-
-    return trainer.compute_loss(
-        Model(), {"input_ids": torch.zeros(1), "labels": labels, "teacher_logits": teacher_logits}
-    )
-
-
-def test_an_unlabeled_word_learns_from_the_teacher_alone_whatever_the_weight():
-    torch.manual_seed(0)
-    student, teacher = torch.randn(1, 6, 3), torch.randn(1, 6, 3)
-    labels = torch.tensor([[-100, 2, 0, UNLABELED, UNLABELED, -100]])
-    teacher[labels == -100] = float("nan")
-    kept = labels != -100
-    p = torch.softmax(teacher[kept] / 2, dim=1)
-    kl = (p * (torch.log(p) - torch.log_softmax(student[kept] / 2, dim=1))).sum(dim=1) * 4
-    ce = torch.nn.functional.cross_entropy(student[kept][:2], labels[kept][:2], reduction="none")
-    for w in (0.0, 0.3, 1.0):
-        per_word = torch.cat([w * kl[:2] + (1 - w) * ce, kl[2:]])
-        torch.testing.assert_close(_loss(teacher, student, labels, w), per_word.mean())
-    missing = teacher.clone()
-    missing[0, 4] = float("nan")  # no tag and no teacher row: that word teaches nothing
-    expected = torch.cat([0.3 * kl[:2] + 0.7 * ce, kl[2:3]]).mean()
-    torch.testing.assert_close(_loss(missing, student, labels, 0.3), expected)
-
-
-@pytest.fixture(scope="module")
-def teacher(ner_base, ner_files, tmp_path_factory):
-    output = tmp_path_factory.mktemp("ner-teacher-u") / "teacher"
-    config = TrainConfig(
-        data=str(ner_files["train"]), validation=str(ner_files["valid"]), base=str(ner_base),
-        output=str(output), epochs=2, **FAST,
-    )  # fmt: skip
-    return train(config).output
 
 
 def _few(ner_files, tmp_path, n: int):
