@@ -57,14 +57,14 @@ def conll_tokens(text: str) -> list[str]:
     return TOKEN.findall(text)
 
 
-def write(tsv: Path, out: Path, column: str = "text") -> int:
-    """One JSONL row of tokens for each non-empty text of `tsv` (header row first), written whole or
-    not at all; returns the rows written."""
+def write(tsv: Path, out: Path, column: str = "text", limit: int | None = None) -> int:
+    """One JSONL row of tokens for each non-empty text of `tsv` (header row first), the first
+    `limit` of them if given, written whole or not at all; returns the rows written."""
     with tsv.open(encoding="utf-8") as lines:
         header = next(lines).rstrip("\n").split("\t")
         at = header.index(column)
         rows = [conll_tokens(clean(line.rstrip("\n").split("\t")[at])) for line in lines if line.strip()]
-    rows = [r for r in rows if r]
+    rows = [r for r in rows if r][:limit]
     partial = out.with_suffix(".partial")
     partial.write_text("".join(json.dumps({"tokens": r}, ensure_ascii=False) + "\n" for r in rows), "utf-8")
     partial.replace(out)

@@ -60,11 +60,7 @@ SPLITS = ("train", "valid", "test")
 SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md")
 SHIPPED_FIGURES = ("metrics.json", "training_config.json", "trace.json")
 STEPS = ("student", "teacher", "distilled", "cased", "transfer")
-CANDIDATES = (
-    "student",
-    "distilled",
-    "transfer",
-)  # the steps that may be installed (`cased` is an experiment)
+CANDIDATES = ("student", "distilled")  # the steps that may be installed (`cased`, `transfer`: experiments)
 
 
 def main() -> None:
@@ -156,11 +152,7 @@ def transfer_rows(tsv: Path, folder: Path, limit: int | None) -> Path:
     path = folder / f"{tsv.parent.name}-{tsv.stem}-transfer{'' if limit is None else f'-{limit}'}.jsonl"
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        rows = news_transfer.write(tsv, path)
-        if limit is not None:
-            kept = path.read_text(encoding="utf-8").splitlines(keepends=True)[:limit]
-            path.write_text("".join(kept), encoding="utf-8")
-            rows = len(kept)
+        rows = news_transfer.write(tsv, path, limit=limit)
         print(f"transfer: {rows} unlabelled rows of {tsv} in {path}", flush=True)
     return path
 

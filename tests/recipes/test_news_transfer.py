@@ -44,3 +44,5 @@ def test_write_gives_one_row_of_tokens_per_text_that_the_trainer_reads(tmp_path)
     ]
     assert read_unlabeled_words(out).sentences == [tuple(r["tokens"]) for r in rows]
     assert not list(tmp_path.glob("*.partial"))
+    assert news_transfer.write(tsv, tmp_path / "one.jsonl", limit=1) == 1
+    assert (tmp_path / "one.jsonl").read_text().splitlines() == out.read_text().splitlines()[:1]
