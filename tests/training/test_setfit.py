@@ -24,6 +24,7 @@ import clearpipe.lite
 from clearpipe import pooled, preprocess
 from clearpipe.errors import InputError
 from clearpipe.training import fewshot, setfit
+from clearpipe.training.distill import Distillation
 from clearpipe.training.train import TrainConfig, train
 
 POSITIVE = [
@@ -260,3 +261,37 @@ def test_the_temperature_is_cross_validated_when_too_few_rows_would_be_held_out(
     assert fewshot.cross_validates(_data(64, 13))  # 64 per class: a 10% split keeps 13 < MIN_ROWS
     assert not fewshot.cross_validates(_data(300, 60))  # enough rows for a split's temperature
     assert not fewshot.cross_validates(_data(8, 2, from_split=False))  # --validation given
+
+
+@pytest.mark.slow
+def test_with_a_teacher_auto_fine_tunes_and_a_setfit_folder_teaches(few_shot, student_base, tmp_path, capsys):
+    """A few rows plus unlabelled texts scored by a few-shot teacher: `--method auto` distils
+    into a fine-tuned classifier (SetFit cannot distil), and the SetFit folder is the teacher."""
+    assert not setfit.uses_setfit("auto", [0] * 8 + [1] * 8, multi_label=False, teacher=True)
+    data = _table(
+        tmp_path / "rows.csv",
+        [(t, "positive") for t in POSITIVE[:8]] + [(t, "negative") for t in NEGATIVE[:8]],
+    )
+    unlabeled = tmp_path / "texts.txt"
+    unlabeled.write_text("\n".join(POSITIVE[8:] + NEGATIVE[8:]) + "\n", encoding="utf-8")
+    out = tmp_path / "student"
+    train(
+        TrainConfig(
+            data=str(data),
+            output=str(out),
+            base=str(student_base),
+            distillation=Distillation((str(few_shot),)),
+            unlabeled=str(unlabeled),
+            epochs=1,
+            batch_size=8,
+            max_length=16,
+            bf16=False,
+        )
+    )
+    assert "fine-tuning with distillation (SetFit cannot distil)" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert "clearpipe_head" not in config  # a plain sequence classifier, not a pooled SetFit folder
+    assert config["architectures"][0].endswith("ForSequenceClassification")
+    resolved = json.loads((out / "training_config.json").read_text())["resolved"]
+    assert resolved["teacher"]["unlabeled_rows"] == 4
+    assert clearpipe.load(out).labels == clearpipe.load(few_shot).labels

@@ -63,11 +63,13 @@ class Tuned:
     loss: float
 
 
-def uses_setfit(method: str, labels: Sequence[object], multi_label: bool) -> bool:
+def uses_setfit(method: str, labels: Sequence[object], multi_label: bool, teacher: bool = False) -> bool:
     """Whether `clearpipe train --method METHOD` trains this data by SetFit.
 
     "auto" picks SetFit for single-label data whose smallest class has fewer than `SETFIT_BELOW`
-    rows; "setfit" refuses multi-label data (its pairs need one class per row).
+    rows, unless a teacher is given: distillation fine-tunes, and a few rows plus unlabelled texts
+    scored by a larger few-shot teacher is how a small model learns most from a few labels
+    (docs/FEW_SHOT.md). "setfit" refuses multi-label data (its pairs need one class per row).
 
     >>> uses_setfit("auto", [0] * 8 + [1] * 8, multi_label=False)
     True
@@ -78,7 +80,7 @@ def uses_setfit(method: str, labels: Sequence[object], multi_label: bool) -> boo
         raise InputError("--method setfit trains single-label data; multi-label data needs --method finetune")
     if method != "auto":
         return method == "setfit"
-    if multi_label:
+    if multi_label or teacher:
         return False
     _, counts = np.unique(np.asarray(labels), return_counts=True)
     return int(counts.min()) < SETFIT_BELOW

@@ -204,10 +204,13 @@ def _train(config: TrainConfig, callbacks: list[TrainerCallback] | None) -> Trai
     if main:
         report.print_data_report(data.report)
     given = data.train.labels + (data.validation.labels if data.report.validation_from_split else [])
-    if setfit.uses_setfit(config.method, given, data.labels.multi_label):
+    if setfit.uses_setfit(config.method, given, data.labels.multi_label, config.distillation is not None):
         fewshot.check(config, data)
         run = fewshot.train_few_shot(config, data, started, _bf16(config))
         return TrainResult(output, run.steps, None, run.metrics, run.seconds)
+    taught = main and config.distillation is not None and not data.labels.multi_label
+    if taught and setfit.uses_setfit(config.method, given, multi_label=False):  # auto without a teacher
+        print("few rows per class and a teacher: fine-tuning with distillation (SetFit cannot distil)")
     source = resolve_source(bases.resolve_base(config.base))
     set_seed(config.seed)  # the new classification head is drawn from the global generator
     tokenizer, model = _load_base(source, data)
