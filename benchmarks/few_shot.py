@@ -3,6 +3,7 @@
     HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/few_shot.py [--k 8,64] [--seeds 5]
         [--datasets sst2,agnews] [--methods setfit,finetune,zeroshot] [--base minilm-l6]
         [--sst2-pool sentences] [--results benchmarks/results/few_shot_runs.jsonl]
+        [--teacher-base mpnet-base] [--unlabeled-rows 6000] [--work DIR]
 
 For each dataset, k rows per class and seed, k rows per class are sampled from the train split
 (the seed picks them), written to a table, and trained on by `clearpipe.training.train` with
@@ -19,6 +20,14 @@ dev row, the sentences (6,884 rows); `--sst2-pool phrases` samples from every ro
 2026-12-07 did. A sample of phrases can teach length instead of sentiment: one mpnet-base seed
 drew eight whole negative sentences and eight positive fragments, and its model called 79% of
 the test sentences negative (50.8% accuracy) while scoring 87.5% on its own folds.
+
+`--methods distilled` adds unlabelled text: a SetFit teacher on `--teacher-base` (mpnet-base)
+is trained on the same k rows per class, then the student (`--base`) is fine-tuned on those rows
+plus `--unlabeled-rows` texts of the train split (their labels unread; SST-2's from its whole
+sentences), learning the unlabelled ones from the teacher alone: `clearpipe train rows --base
+mpnet-base -o T`, then `clearpipe train rows --teacher T --unlabeled texts`. The teachers are
+kept under `--work` so an interrupted sweep reuses them; the run records the teacher's own test
+accuracy and both steps' times.
 
 Each finished run is appended to `--results` as one JSON line and skipped when the script runs
 again, so a long sweep survives interruption; the summary (mean and standard deviation over
@@ -117,6 +126,73 @@ def trained(dataset: str, k: int, seed: int, method: str, base: str | None, fold
     return {"accuracy": test["accuracy"], "ece": test["ece"], "seconds": round(seconds, 1)}
 
 
+def unlabeled_table(dataset: str, rows: list[tuple[str, str]], n: int, seed: int, folder: Path) -> Path:
+    """n train texts that are not among the labelled rows (SST-2: whole sentences), drawn by seed;
+    written with a placeholder label column, which `--unlabeled` ignores."""
+    texts, _ = read(dataset, "train")
+    if dataset == "sst2":
+        whole = sst2_sentences()
+        texts = [t for t in texts if t.strip() in whole]
+    labelled = {text for text, _ in rows}
+    pool = [t for t in texts if t not in labelled]
+    picked = np.random.default_rng(1000 + seed).choice(len(pool), size=min(n, len(pool)), replace=False)
+    return write_table(folder / f"unlabeled_{dataset}_{seed}_{n}.tsv", [(pool[i], "-") for i in picked])
+
+
+def distilled(
+    dataset: str, k: int, seed: int, base: str | None, folder: Path, options: argparse.Namespace
+) -> dict:
+    """A SetFit teacher on `options.teacher_base` from the k rows per class, then the student
+    fine-tuned on the same rows and `options.unlabeled_rows` unlabelled train texts with it."""
+    from clearpipe.training.distill import Distillation
+    from clearpipe.training.train import TrainConfig, train
+
+    rows = sample(dataset, k, seed, options.sst2_pool)
+    data = write_table(folder / f"{dataset}_{k}_{seed}.tsv", rows)
+    test = test_table(dataset, folder)
+    teacher = options.work / f"teacher_{options.teacher_base}_{dataset}_{k}_{seed}_{options.sst2_pool}"
+    started = time.perf_counter()
+    if not (teacher / "metrics.json").is_file():
+        train(
+            TrainConfig(
+                data=str(data),
+                test=str(test),
+                output=str(teacher),
+                base=options.teacher_base,
+                method="setfit",
+                seed=seed,
+            )
+        )
+    teacher_seconds = time.perf_counter() - started
+    teacher_test = json.loads((teacher / "metrics.json").read_text())["test"]
+    started = time.perf_counter()
+    result = train(
+        TrainConfig(
+            data=str(data),
+            test=str(test),
+            output=str(folder / f"model_{dataset}_{k}_{seed}_distilled"),
+            base=base,
+            method="finetune",
+            seed=seed,
+            distillation=Distillation(teachers=(str(teacher),)),
+            unlabeled=str(unlabeled_table(dataset, rows, options.unlabeled_rows, seed, folder)),
+        )
+    )
+    test = result.metrics["test"]
+    return {
+        "accuracy": test["accuracy"],
+        "ece": test["ece"],
+        "seconds": round(time.perf_counter() - started, 1),
+        "teacher": {
+            "base": options.teacher_base,
+            "accuracy": teacher_test["accuracy"],
+            "ece": teacher_test["ece"],
+            "seconds": round(teacher_seconds, 1),
+        },
+        "unlabeled_rows": options.unlabeled_rows,
+    }
+
+
 def zero_shot(dataset: str, base: str | None) -> dict:
     """The datasets' label names with the default template and encoder."""
     from clearpipe.training.metrics import expected_calibration_error
@@ -188,6 +264,11 @@ def main() -> None:
         help="SST-2 samples from whole sentences, or from every row (phrases too)",
     )
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/few_shot_runs.jsonl"))
+    parser.add_argument("--teacher-base", default="mpnet-base", help="distilled: the SetFit teacher's base")
+    parser.add_argument("--unlabeled-rows", type=int, default=6000, help="distilled: unlabelled train texts")
+    parser.add_argument(
+        "--work", type=Path, default=Path("few_shot_teachers"), help="distilled: where teachers are kept"
+    )
     args = parser.parse_args()
     base_name = args.base or "minilm-l6"
     finished = done(args.results)
@@ -208,6 +289,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             if method == "zeroshot":
                 figures = zero_shot(dataset, args.base)
+            elif method == "distilled":
+                figures = distilled(dataset, k, seed, args.base, Path(tmp), args)
             else:
                 figures = trained(dataset, k, seed, method, args.base, Path(tmp), args.sst2_pool)
         run = {"dataset": dataset, "k": k, "seed": seed, "method": method, "base": base_name, **figures}
