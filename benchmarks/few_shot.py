@@ -267,7 +267,10 @@ def main() -> None:
     parser.add_argument("--teacher-base", default="mpnet-base", help="distilled: the SetFit teacher's base")
     parser.add_argument("--unlabeled-rows", type=int, default=6000, help="distilled: unlabelled train texts")
     parser.add_argument(
-        "--work", type=Path, default=Path("few_shot_teachers"), help="distilled: where teachers are kept"
+        "--work",
+        type=Path,
+        default=Path.home() / ".cache" / "clearpipe" / "few-shot-teachers",
+        help="distilled: where teachers are kept",
     )
     args = parser.parse_args()
     base_name = args.base or "minilm-l6"
