@@ -142,7 +142,7 @@ def train(
             "--method",
             help='"setfit" (few-shot: contrastive pairs tune the sentence encoder, then a head), '
             '"finetune" (the whole model, as transformers\' Trainer does), or "auto": SetFit when the '
-            "smallest class has fewer than 64 rows (single-label data).",
+            "smallest class has fewer than 64 rows (single-label data, no --teacher).",
         ),
     ] = "auto",
     setfit_iterations: Annotated[
