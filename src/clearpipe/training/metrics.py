@@ -91,7 +91,7 @@ def _single_label(probs, y, names, texts, rows, n_errors) -> Evaluation:
         per_class=_per_class(y, pred, ids, names),
         confusion=confusion_matrix(y, pred, labels=ids).tolist(),
         roc_auc=_roc_auc(probs, y, ids),
-        log_loss=float(log_loss(y, _clip(probs), labels=ids)),
+        log_loss=float(log_loss(y, _distribution(probs), labels=ids)),
         ece=expected_calibration_error(confidence, pred == y),
         labels=names,
         errors=_confident_errors(pred != y, confidence, pred, y, names, texts, rows, n_errors),
@@ -153,7 +153,7 @@ def calibration_figures(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
     pred = probs.argmax(axis=1)
     return {
         "ece": expected_calibration_error(probs.max(axis=1), pred == y),
-        "log_loss": float(log_loss(y, _clip(probs), labels=list(range(probs.shape[1])))),
+        "log_loss": float(log_loss(y, _distribution(probs), labels=list(range(probs.shape[1])))),
         "brier": brier_score(probs, y),
     }
 
@@ -199,6 +199,13 @@ def _roc_auc_multi(probs, y) -> float | None:
 
 def _clip(probs: np.ndarray) -> np.ndarray:
     return np.clip(probs, 1e-7, 1 - 1e-7)
+
+
+def _distribution(probs: np.ndarray) -> np.ndarray:
+    """Softmax rows clipped away from 0 and summing to 1 again, in float64: clipping float32 rows
+    alone left sums off by more than scikit-learn's log_loss tolerates without a warning."""
+    clipped = np.clip(probs.astype(np.float64), 1e-7, 1.0)
+    return clipped / clipped.sum(axis=1, keepdims=True)
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
