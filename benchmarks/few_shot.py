@@ -75,14 +75,21 @@ def sst2_sentences() -> frozenset[str]:
     return frozenset(t for t, n in copies.items() if everything.count(t) == n)
 
 
-def sample(dataset: str, k: int, seed: int, pool: str = "sentences") -> list[tuple[str, str]]:
-    """k rows per class from the train split (for SST-2 with pool "sentences", from its whole
-    sentences), drawn by `seed`."""
+def train_pool(dataset: str, pool: str) -> tuple[list[str], list[str]]:
+    """The train split's texts and labels that rows are drawn from: for SST-2 with pool
+    "sentences", its whole sentences only."""
     texts, labels = read(dataset, "train")
     if dataset == "sst2" and pool == "sentences":
         whole = sst2_sentences()
         kept = [i for i, t in enumerate(texts) if t.strip() in whole]
         texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
+    return texts, labels
+
+
+def sample(dataset: str, k: int, seed: int, pool: str = "sentences") -> list[tuple[str, str]]:
+    """k rows per class from the train split (for SST-2 with pool "sentences", from its whole
+    sentences), drawn by `seed`."""
+    texts, labels = train_pool(dataset, pool)
     rng = np.random.default_rng(seed)
     y = np.asarray(labels)
     rows = []
@@ -129,10 +136,7 @@ def trained(dataset: str, k: int, seed: int, method: str, base: str | None, fold
 def unlabeled_table(dataset: str, rows: list[tuple[str, str]], n: int, seed: int, folder: Path) -> Path:
     """n train texts that are not among the labelled rows (SST-2: whole sentences), drawn by seed;
     written with a placeholder label column, which `--unlabeled` ignores."""
-    texts, _ = read(dataset, "train")
-    if dataset == "sst2":
-        whole = sst2_sentences()
-        texts = [t for t in texts if t.strip() in whole]
+    texts, _ = train_pool(dataset, "sentences")
     labelled = {text for text, _ in rows}
     pool = [t for t in texts if t not in labelled]
     picked = np.random.default_rng(1000 + seed).choice(len(pool), size=min(n, len(pool)), replace=False)
@@ -151,8 +155,9 @@ def distilled(
     data = write_table(folder / f"{dataset}_{k}_{seed}.tsv", rows)
     test = test_table(dataset, folder)
     teacher = options.work / f"teacher_{options.teacher_base}_{dataset}_{k}_{seed}_{options.sst2_pool}"
-    started = time.perf_counter()
+    teacher_seconds = None  # a teacher kept from an earlier run: its time is not this run's
     if not (teacher / "metrics.json").is_file():
+        started = time.perf_counter()
         train(
             TrainConfig(
                 data=str(data),
@@ -163,7 +168,7 @@ def distilled(
                 seed=seed,
             )
         )
-    teacher_seconds = time.perf_counter() - started
+        teacher_seconds = round(time.perf_counter() - started, 1)
     teacher_test = json.loads((teacher / "metrics.json").read_text())["test"]
     started = time.perf_counter()
     result = train(
@@ -187,7 +192,7 @@ def distilled(
             "base": options.teacher_base,
             "accuracy": teacher_test["accuracy"],
             "ece": teacher_test["ece"],
-            "seconds": round(teacher_seconds, 1),
+            "seconds": teacher_seconds,
         },
         "unlabeled_rows": options.unlabeled_rows,
     }
