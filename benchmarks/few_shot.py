@@ -133,14 +133,22 @@ def trained(dataset: str, k: int, seed: int, method: str, base: str | None, fold
     return {"accuracy": test["accuracy"], "ece": test["ece"], "seconds": round(seconds, 1)}
 
 
+def other_rows(dataset: str, rows: list[tuple[str, str]], n: int, seed: int) -> list[tuple[str, str]]:
+    """n rows of the train pool (SST-2: whole sentences) whose texts are not among `rows`, drawn
+    by a generator seeded with `seed`: the unlabelled texts here, the selection rows of
+    `few_shot_sweep.py`."""
+    texts, labels = train_pool(dataset, "sentences")
+    labelled = {text for text, _ in rows}
+    free = [i for i, t in enumerate(texts) if t not in labelled]
+    picked = np.random.default_rng(seed).choice(len(free), size=min(n, len(free)), replace=False)
+    return [(texts[free[i]], labels[free[i]]) for i in picked]
+
+
 def unlabeled_table(dataset: str, rows: list[tuple[str, str]], n: int, seed: int, folder: Path) -> Path:
     """n train texts that are not among the labelled rows (SST-2: whole sentences), drawn by seed;
     written with a placeholder label column, which `--unlabeled` ignores."""
-    texts, _ = train_pool(dataset, "sentences")
-    labelled = {text for text, _ in rows}
-    pool = [t for t in texts if t not in labelled]
-    picked = np.random.default_rng(1000 + seed).choice(len(pool), size=min(n, len(pool)), replace=False)
-    return write_table(folder / f"unlabeled_{dataset}_{seed}_{n}.tsv", [(pool[i], "-") for i in picked])
+    texts = [text for text, _ in other_rows(dataset, rows, n, 1000 + seed)]
+    return write_table(folder / f"unlabeled_{dataset}_{seed}_{n}.tsv", [(t, "-") for t in texts])
 
 
 def distilled(

@@ -26,17 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from few_shot import NAMES, read, sample, train_pool  # benchmarks/ is the script's directory
-
-
-def selection_rows(dataset: str, k: int, seed: int, n: int) -> tuple[list[str], list[str]]:
-    """n rows of the train pool that the k-per-class sample of `seed` does not hold, drawn by a
-    generator of their own (so every setting of one seed is judged on the same rows)."""
-    picked = {text for text, _ in sample(dataset, k, seed)}
-    texts, labels = train_pool(dataset, "sentences")
-    free = [i for i, t in enumerate(texts) if t not in picked]
-    chosen = np.random.default_rng(10_000 + seed).choice(free, size=min(n, len(free)), replace=False)
-    return [texts[i] for i in chosen], [labels[i] for i in chosen]
+from few_shot import NAMES, other_rows, read, sample  # benchmarks/ is the script's directory
 
 
 def run(dataset: str, k: int, seed: int, rate: float, iterations: int, n_select: int) -> dict:
@@ -67,8 +57,10 @@ def run(dataset: str, k: int, seed: int, rate: float, iterations: int, n_select:
     use_types = uses_token_type_ids(tuned.encoder, tokenizer)
     pad = tokenizer.pad_token_id or 0
     scored = {}
+    # the selection rows: never trained on, and the same for every setting of one seed
+    selection = other_rows(dataset, rows, n_select, 10_000 + seed)
     for part, (texts, labels) in (
-        ("select", selection_rows(dataset, k, seed, n_select)),
+        ("select", ([t for t, _ in selection], [n for _, n in selection])),
         ("test", read(dataset, "test")),
     ):
         x = setfit.embed(

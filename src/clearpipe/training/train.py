@@ -208,8 +208,12 @@ def _train(config: TrainConfig, callbacks: list[TrainerCallback] | None) -> Trai
         fewshot.check(config, data)
         run = fewshot.train_few_shot(config, data, started, _bf16(config))
         return TrainResult(output, run.steps, None, run.metrics, run.seconds)
-    taught = main and config.distillation is not None and not data.labels.multi_label
-    if taught and setfit.uses_setfit(config.method, given, multi_label=False):  # auto without a teacher
+    # auto would have picked SetFit without the teacher (multi-label data never gets here as SetFit)
+    if (
+        main
+        and config.distillation is not None
+        and setfit.uses_setfit(config.method, given, data.labels.multi_label)
+    ):
         print("few rows per class and a teacher: fine-tuning with distillation (SetFit cannot distil)")
     source = resolve_source(bases.resolve_base(config.base))
     set_seed(config.seed)  # the new classification head is drawn from the global generator
